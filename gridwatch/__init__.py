@@ -1,0 +1,28 @@
+"""gridwatch: outage detection, restoration-time estimation and customer notification."""
+
+from gridwatch._clock import Clock, ManualClock, SystemClock
+from gridwatch._errors import (
+    BrokerUnavailable,
+    ConfigError,
+    ContractError,
+    GridwatchError,
+    StoreError,
+    StoreUnavailable,
+    TopologyError,
+)
+from gridwatch._settings import Settings, load_settings
+
+__all__ = [
+    "BrokerUnavailable",
+    "Clock",
+    "ConfigError",
+    "ContractError",
+    "GridwatchError",
+    "ManualClock",
+    "Settings",
+    "StoreError",
+    "StoreUnavailable",
+    "SystemClock",
+    "TopologyError",
+    "load_settings",
+]

@@ -1,0 +1,46 @@
+"""Prometheus metrics, one registry for the process. Labels stay low-cardinality:
+rejects are labelled by a reason *code*, never by free text or ids."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+MESSAGES_IN = Counter(
+    "gridwatch_mqtt_messages_in_total",
+    "MQTT messages received, by message kind",
+    ["kind"],
+    registry=REGISTRY,
+)
+MESSAGES_REJECTED = Counter(
+    "gridwatch_mqtt_messages_rejected_total",
+    "MQTT messages (or batch items) rejected, by reason code",
+    ["reason"],
+    registry=REGISTRY,
+)
+DUPLICATES_DROPPED = Counter(
+    "gridwatch_duplicates_dropped_total",
+    "Telemetry records dropped as duplicates (redelivery, replay)",
+    registry=REGISTRY,
+)
+RECORDS_WRITTEN = Counter(
+    "gridwatch_telemetry_records_written_total",
+    "Telemetry records durably written, by table",
+    ["table"],
+    registry=REGISTRY,
+)
+BATCH_WRITE_SECONDS = Histogram(
+    "gridwatch_batch_write_seconds",
+    "Latency of one telemetry batch write to the database",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "gridwatch_ingest_queue_depth",
+    "Messages received but not yet durably written",
+    registry=REGISTRY,
+)
+BROKER_CONNECTED = Gauge(
+    "gridwatch_mqtt_connected", "1 while connected to the MQTT broker", registry=REGISTRY
+)

@@ -1,0 +1,85 @@
+"""Service settings: environment (``GRIDWATCH_`` prefix) and ``.env``.
+
+The production profile refuses unsafe defaults at start-up rather than at 3 a.m.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gridwatch._errors import ConfigError
+
+DEV_SECRET = "dev-only-change-me"  # noqa: S105 - the well-known value production refuses
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDWATCH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    profile: Literal["dev", "test", "production"] = "dev"
+
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    database_schema: str = Field(default="gridwatch", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    database_pool_max: int = Field(default=8, ge=1, le=200)
+
+    mqtt_url: SecretStr = SecretStr(DEFAULT_MQTT_URL)
+    mqtt_prefix: str = Field(default="gridwatch/v1", pattern=r"^[A-Za-z0-9_\-/]{1,128}$")
+    # Zones this worker consumes; "+" means all. Several workers split the load by zone.
+    mqtt_zones: list[str] = Field(default_factory=lambda: ["+"])
+    mqtt_client_id: str = Field(default="gridwatch-ingest", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # Session expiry the broker keeps our queue for while we are down.
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+
+    # Telemetry rules (event time).
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    telemetry_retention_days: int = Field(default=90, ge=1)
+    ingest_batch_max: int = Field(default=5000, ge=1, le=100_000)
+    ingest_flush_interval_s: float = Field(default=0.2, gt=0, le=10)
+    ingest_queue_max: int = Field(default=50_000, ge=100)
+
+    # Secrets. Dev defaults are refused by the production profile.
+    api_secret: SecretStr = SecretStr(DEV_SECRET)
+    twilio_account_sid: str = "ACdev"
+    twilio_auth_token: SecretStr = SecretStr(DEV_SECRET)
+
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.profile != "production":
+            return self
+        unsafe = [
+            name
+            for name in ("api_secret", "twilio_auth_token")
+            if getattr(self, name).get_secret_value() in ("", DEV_SECRET)
+        ]
+        if self.database_url.get_secret_value() == DEFAULT_DATABASE_URL:
+            unsafe.append("database_url")
+        if unsafe:
+            raise ValueError(
+                "production profile refuses default values for: " + ", ".join(sorted(unsafe))
+            )
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning pydantic's errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [
+            f"GRIDWATCH_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
