@@ -1,0 +1,153 @@
+"""The ``gridwatch`` command. Each sub-command is a thin shell over a library function;
+heavy imports happen inside the command so ``gridwatch --help`` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from gridwatch._errors import GridwatchError
+from gridwatch._logging import configure_logging
+from gridwatch._settings import Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """An argument quoted for an error message, cut so hostile input is not echoed whole."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {_shown(text)}") from None
+    if not value > 0 or value == float("inf"):  # "not > 0" also catches NaN
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {_shown(text)}")
+    return value
+
+
+def _existing_path(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or directory: {_shown(text, 200)}")
+    return path
+
+
+async def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from gridwatch.store import Database, migrate, telemetry_storage
+
+    db = await Database.open(
+        settings.database_url.get_secret_value(), settings.database_schema, create_schema=True
+    )
+    try:
+        applied = await migrate(db, storage=args.storage)
+        mode = await telemetry_storage(db)
+    finally:
+        await db.close()
+    print(
+        f"schema {settings.database_schema}: "
+        + (f"applied {', '.join(applied)}" if applied else "up to date")
+        + f"; telemetry storage: {mode}"
+    )
+    return 0
+
+
+async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gridwatch._service import run_service
+
+    await run_service(settings)
+    return 0
+
+
+async def _cmd_topology_import(args: argparse.Namespace, settings: Settings) -> int:
+    from gridwatch.store import Database
+    from gridwatch.topology import import_topology_file
+
+    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    try:
+        summary = await import_topology_file(db, args.file)
+    finally:
+        await db.close()
+    print(summary)
+    return 0
+
+
+async def _cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from gridwatch.store import Database, apply_retention
+
+    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    try:
+        dropped = await apply_retention(db, settings.telemetry_retention_days, time.time())
+    finally:
+        await db.close()
+    print(f"dropped {dropped} telemetry partitions older than {settings.telemetry_retention_days} d")
+    return 0
+
+
+async def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from gridwatch._demo import run_demo
+
+    return await run_demo(settings, duration_s=args.duration, speed=args.speed, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gridwatch",
+        description="Outage detection, restoration estimates and customer notification.",
+    )
+    parser.add_argument("--log-format", choices=["auto", "json", "text"], default=None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("migrate", help="create or upgrade the database schema")
+    p.add_argument(
+        "--storage",
+        choices=["auto", "plain", "timescaledb"],
+        default="auto",
+        help="telemetry storage; auto uses TimescaleDB when the extension is available",
+    )
+    p.set_defaults(handler=_cmd_migrate)
+
+    p = sub.add_parser("serve", help="run the service: MQTT ingest and the API")
+    p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("topology", help="network topology")
+    topo = p.add_subparsers(dest="topology_command", required=True, metavar="ACTION")
+    t = topo.add_parser("import", help="validate a topology file (JSON or CSV dir) and load it")
+    t.add_argument("file", type=_existing_path)
+    t.set_defaults(handler=_cmd_topology_import)
+
+    p = sub.add_parser("retention", help="drop telemetry older than the retention window")
+    p.set_defaults(handler=_cmd_retention)
+
+    p = sub.add_parser("demo", help="simulated feeder -> MQTT -> gridwatch, with a live view")
+    p.add_argument("--duration", type=_positive_float, default=None, help="stop after N seconds")
+    p.add_argument("--speed", type=_positive_float, default=60.0, help="event-time speed factor")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(args.log_format or settings.log_format, settings.log_level)
+        handler: Handler = args.handler
+        return asyncio.run(handler(args, settings))
+    except GridwatchError as exc:
+        print(f"gridwatch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
