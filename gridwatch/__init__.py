@@ -1,6 +1,6 @@
 """gridwatch: outage detection, restoration-time estimation and customer notification."""
 
-from gridwatch._clock import Clock, ManualClock, SystemClock
+from gridwatch._clock import Clock, ManualClock, ReplayClock, SystemClock
 from gridwatch._errors import (
     BrokerUnavailable,
     ConfigError,
@@ -19,6 +19,7 @@ __all__ = [
     "ContractError",
     "GridwatchError",
     "ManualClock",
+    "ReplayClock",
     "Settings",
     "StoreError",
     "StoreUnavailable",

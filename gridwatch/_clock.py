@@ -34,3 +34,19 @@ class ManualClock:
 
     def advance(self, delta_s: float) -> None:
         self._now_s += delta_s
+
+
+class ReplayClock:
+    """Event time of a replay running ``speed`` times real time from ``start_s``.
+
+    The demo and replays drive the service with it, so a one-hour storm replayed at 600x
+    meets the same time rules (future skew, age) as it did live.
+    """
+
+    def __init__(self, start_s: float, speed: float) -> None:
+        self._start_s = start_s
+        self._speed = speed
+        self._wall0_s = time.monotonic()
+
+    def now_s(self) -> float:
+        return self._start_s + (time.monotonic() - self._wall0_s) * self._speed

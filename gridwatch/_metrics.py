@@ -44,3 +44,21 @@ QUEUE_DEPTH = Gauge(
 BROKER_CONNECTED = Gauge(
     "gridwatch_mqtt_connected", "1 while connected to the MQTT broker", registry=REGISTRY
 )
+
+# Control API (gridwatch/api). ``route`` is the route template, never the raw path.
+API_REQUESTS = Counter(
+    "gridwatch_api_requests_total",
+    "HTTP requests served by the control API, by route template, method and status",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+API_REQUEST_SECONDS = Histogram(
+    "gridwatch_api_request_seconds",
+    "Control API request latency, by route template",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+DATABASE_UP = Gauge(
+    "gridwatch_database_up", "1 if the last readiness ping reached the database", registry=REGISTRY
+)

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # Zones this worker consumes; "+" means all. Several workers split the load by zone.
     mqtt_zones: list[str] = Field(default_factory=lambda: ["+"])
     mqtt_client_id: str = Field(default="gridwatch-ingest", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # MQTT 5 by default; "3.1.1" for brokers that speak only that (the demo's embedded amqtt).
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
     # Session expiry the broker keeps our queue for while we are down.
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
 

@@ -93,6 +93,20 @@ async def migrate(db: Database, storage: StorageMode = "auto") -> list[str]:
     return applied
 
 
+async def pending_migrations(db: Database) -> list[str]:
+    """Names of migrations not yet applied (either variant of a versioned pair counts)."""
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        row = await cur.fetchone()
+        applied: set[int] = set()
+        if row and row[0]:
+            cur = await conn.execute("SELECT version FROM schema_migrations")
+            applied = {int(r[0]) for r in await cur.fetchall()}
+    return sorted(
+        {f"{m.version:04d}_{m.name}" for m in available_migrations() if m.version not in applied}
+    )
+
+
 async def telemetry_storage(db: Database) -> str:
     async with db.connection() as conn:
         cur = await conn.execute("SELECT value FROM storage_info WHERE key = 'telemetry_storage'")

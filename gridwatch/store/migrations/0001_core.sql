@@ -8,7 +8,10 @@ CREATE TABLE storage_info (
 
 CREATE TABLE devices (
     device_id      text PRIMARY KEY,
-    parent_id      text REFERENCES devices (device_id) DEFERRABLE INITIALLY DEFERRED,
+    -- Named FKs: save_topology drops and re-adds them around its bulk COPY (one
+    -- validating join instead of a trigger per row).
+    parent_id      text CONSTRAINT devices_parent_fk REFERENCES devices (device_id)
+                       DEFERRABLE INITIALLY DEFERRED,
     kind           text NOT NULL CHECK (kind IN (
                        'substation', 'breaker', 'recloser', 'sectionalizer', 'switch',
                        'fuse', 'transformer')),
@@ -32,7 +35,8 @@ CREATE TABLE device_ties (
 
 CREATE TABLE customers (
     customer_id  text PRIMARY KEY,
-    account_no   text NOT NULL UNIQUE,
+    -- Deferrable so a re-import may move an account number between customers.
+    account_no   text NOT NULL UNIQUE DEFERRABLE INITIALLY IMMEDIATE,
     name         text NOT NULL DEFAULT '',
     phone_e164   text CHECK (phone_e164 ~ '^\+[1-9][0-9]{6,14}$'),
     language     text NOT NULL DEFAULT 'vi' CHECK (language IN ('vi', 'en')),
@@ -42,8 +46,10 @@ CREATE TABLE customers (
 
 CREATE TABLE meters (
     meter_id     text PRIMARY KEY,
-    device_id    text NOT NULL REFERENCES devices (device_id) DEFERRABLE INITIALLY DEFERRED,
-    customer_id  text REFERENCES customers (customer_id) ON DELETE SET NULL,
+    device_id    text NOT NULL CONSTRAINT meters_device_fk REFERENCES devices (device_id)
+                     DEFERRABLE INITIALLY DEFERRED,
+    customer_id  text CONSTRAINT meters_customer_fk REFERENCES customers (customer_id)
+                     ON DELETE SET NULL,
     zone         text NOT NULL
 );
 CREATE INDEX meters_device_idx ON meters (device_id);

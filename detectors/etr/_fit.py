@@ -1,0 +1,240 @@
+"""Fit the per-class survival model from a restoration-duration history.
+
+1. Validate the rows (``prepare_history``), split 20% of them (seeded) off as held-out.
+2. Reduce the rows to event/censoring counts per (full class, log-duration bin): one pass.
+3. For each family (lognormal, Weibull, grouped Kaplan–Meier) fit the hierarchy from the
+   top: level 0 (all outages) by plain ML; each class of level l shrunk toward its parent
+   in level l-1 by ``shrink_pseudo_count`` pseudo-outages (see ``_fit_kernels``).
+4. Per class choose the family with the best held-out log-likelihood; classes with fewer
+   than ``min_holdout`` held-out outages inherit their parent's choice (their own held-out
+   score is noise).
+5. Refit all three hierarchies on every row and keep, per full class, the chosen family.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors.etr._classes import LEVEL_SIZES, N_CLASSES, parent_codes
+from detectors.etr._fit_kernels import (
+    _fit_km_kernel,
+    _fit_lognormal_kernel,
+    _fit_weibull_kernel,
+    _holdout_loglik_kernel,
+)
+from detectors.etr._history import class_histograms, prepare_history
+from detectors.etr._model import FAMILY_NAMES, KM, LOGNORMAL, WEIBULL, LogGrid, SurvivalModel
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    grid: LogGrid = field(default_factory=LogGrid)
+    shrink_pseudo_count: float = 20.0
+    holdout_fraction: float = 0.2
+    min_holdout: int = 30
+    min_events: int = 10
+    seed: int = 0
+    max_sigma: float = 5.0
+    min_shape: float = 0.1
+    max_shape: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.shrink_pseudo_count <= 1e6:
+            raise ValueError("shrink_pseudo_count must be in 0..1e6")
+        if not 0.0 < self.holdout_fraction < 0.9:
+            raise ValueError("holdout_fraction must be in (0, 0.9)")
+        if self.min_holdout < 1 or self.min_events < 1:
+            raise ValueError("min_holdout and min_events must be >= 1")
+
+
+@dataclass
+class _Hierarchy:
+    """Parameters of one family at every level (index = level)."""
+
+    p1: list[F64]
+    p2: list[F64]
+    cumhaz: list[F64]
+    tail: list[F64]
+
+
+def _level(h: F64, level: int) -> F64:
+    out: F64 = h.reshape(LEVEL_SIZES[level], N_CLASSES // LEVEL_SIZES[level], h.shape[1]).sum(
+        axis=1
+    )
+    return out
+
+
+def _start_values(ev: F64, x: F64) -> tuple[float, float]:
+    weights = ev.sum(axis=0)
+    total = float(weights.sum())
+    mu = float((weights * x).sum() / total)
+    var = float((weights * (x - mu) ** 2).sum() / total)
+    return mu, max(math.sqrt(var), 0.1)
+
+
+def _fit_parametric(family: int, ev: list[F64], ce: list[F64], cfg: FitConfig) -> _Hierarchy:
+    grid = cfg.grid
+    x = grid.log_mids()
+    mu0, sd0 = _start_values(ev[0], x)
+    if family == LOGNORMAL:
+        p1 = np.array([mu0])
+        p2 = np.array([sd0])
+        lo, hi = grid.width, cfg.max_sigma
+        fit: Any = _fit_lognormal_kernel
+    else:
+        k0 = 1.2825 / sd0  # sd of ln T under a Weibull is pi / (k sqrt 6)
+        p1 = np.array([mu0 + 0.5772 / k0])
+        p2 = np.array([min(max(k0, cfg.min_shape), cfg.max_shape)])
+        lo, hi = cfg.min_shape, cfg.max_shape
+        fit = _fit_weibull_kernel
+    out1: list[F64] = []
+    out2: list[F64] = []
+    for level in range(5):
+        if level == 0:
+            a, b, _ = fit(ev[0], ce[0], x, p1, p2, 0.0, p1, p2, lo, hi)
+        else:
+            parent = parent_codes(level)
+            pa, pb = out1[-1][parent], out2[-1][parent]
+            a, b, _ = fit(ev[level], ce[level], x, pa, pb, cfg.shrink_pseudo_count, pa, pb, lo, hi)
+        out1.append(a)
+        out2.append(b)
+    empty = [np.zeros((LEVEL_SIZES[lv], grid.n_bins + 1)) for lv in range(5)]
+    return _Hierarchy(out1, out2, empty, [np.ones(LEVEL_SIZES[lv]) for lv in range(5)])
+
+
+def _fit_km(ev: list[F64], ce: list[F64], cfg: FitConfig) -> _Hierarchy:
+    edges_s = np.exp(cfg.grid.log_edges())
+    n_bins = cfg.grid.n_bins
+    cum: list[F64] = []
+    tails: list[F64] = []
+    q_prev = np.zeros((1, n_bins))
+    r_prev = np.zeros((1, n_bins))
+    for level in range(5):
+        n_lv = LEVEL_SIZES[level]
+        if level == 0:
+            pq, pr, w = np.zeros((1, n_bins)), np.zeros((1, n_bins)), 0.0
+        else:
+            parent = parent_codes(level)
+            pq, pr, w = q_prev[parent], r_prev[parent], cfg.shrink_pseudo_count
+        q, r, cumhaz, tail = _fit_km_kernel(ev[level], ce[level], pq, pr, w, edges_s)
+        assert q.shape[0] == n_lv
+        q_prev, r_prev = q, r
+        cum.append(cumhaz)
+        tails.append(tail)
+    zeros = [np.zeros(LEVEL_SIZES[lv]) for lv in range(5)]
+    return _Hierarchy(zeros, [np.ones(LEVEL_SIZES[lv]) for lv in range(5)], cum, tails)
+
+
+def _fit_all(ev_full: F64, ce_full: F64, cfg: FitConfig) -> list[_Hierarchy]:
+    ev = [_level(ev_full, lv) for lv in range(5)]
+    ce = [_level(ce_full, lv) for lv in range(5)]
+    return [
+        _fit_parametric(LOGNORMAL, ev, ce, cfg),
+        _fit_parametric(WEIBULL, ev, ce, cfg),
+        _fit_km(ev, ce, cfg),
+    ]
+
+
+def fit_survival_model(
+    duration_s: npt.NDArray[np.float64],
+    censored: npt.NDArray[np.bool_],
+    class_code: npt.NDArray[np.int64],
+    config: FitConfig | None = None,
+) -> SurvivalModel:
+    """Fit the per-class model. Columns: float64 durations (s), bool censored (still open
+    when the history was taken), int64 full class codes. Raises HistoryError (a ValueError)
+    when the history is unusable; rejected and capped rows are counted in ``model.info``."""
+    cfg = config or FitConfig()
+    grid = cfg.grid
+    prep = prepare_history(duration_s, censored, class_code, grid, min_events=cfg.min_events)
+    rng = np.random.default_rng(cfg.seed)
+    holdout: npt.NDArray[np.bool_] = np.asarray(
+        rng.random(prep.duration_s.shape[0]) < cfg.holdout_fraction, dtype=np.bool_
+    )
+    tr_ev, tr_ce, ho_ev, ho_ce = class_histograms(
+        prep.duration_s, prep.censored, prep.class_code, holdout, grid
+    )
+
+    trained = _fit_all(tr_ev, tr_ce, cfg)
+    log_edges = grid.log_edges()
+    choice: list[npt.NDArray[np.int64]] = []
+    holdout_ll_full = np.zeros(3)
+    for level in range(5):
+        hev, hce = _level(ho_ev, level), _level(ho_ce, level)
+        lls = np.stack(
+            [
+                _holdout_loglik_kernel(
+                    hev,
+                    hce,
+                    fam,
+                    trained[fam].p1[level],
+                    trained[fam].p2[level],
+                    trained[fam].cumhaz[level],
+                    log_edges,
+                )
+                for fam in (LOGNORMAL, WEIBULL, KM)
+            ],
+            axis=1,
+        )
+        best = np.argmax(lls, axis=1).astype(np.int64)
+        n_hold = (hev + hce).sum(axis=1)
+        if level == 0:
+            chosen = best if n_hold[0] >= 1 else np.array([LOGNORMAL], dtype=np.int64)
+        else:
+            inherited = choice[-1][parent_codes(level)]
+            chosen = np.where(n_hold >= cfg.min_holdout, best, inherited)
+        choice.append(chosen)
+        if level == 4:
+            holdout_ll_full = lls.sum(axis=0)
+            selected_ll = float(lls[np.arange(lls.shape[0]), chosen].sum())
+
+    final = _fit_all(tr_ev + ho_ev, tr_ce + ho_ce, cfg)
+    fam = choice[4]
+    p1 = np.zeros(N_CLASSES)
+    p2 = np.ones(N_CLASSES)
+    for f in (LOGNORMAL, WEIBULL):
+        sel = fam == f
+        p1[sel] = final[f].p1[4][sel]
+        p2[sel] = final[f].p2[4][sel]
+    n_hold_total = float((ho_ev + ho_ce).sum())
+    info: dict[str, Any] = {
+        "n_rows": int(duration_s.shape[0]),
+        "n_used": int(prep.duration_s.shape[0]),
+        "n_events": int(np.count_nonzero(~prep.censored)),
+        "n_censored": int(np.count_nonzero(prep.censored)),
+        "rejected": prep.rejected,
+        "outliers_capped": prep.capped,
+        "shrink_pseudo_count": cfg.shrink_pseudo_count,
+        "holdout_fraction": cfg.holdout_fraction,
+        "seed": cfg.seed,
+        "holdout_loglik_per_outage": {
+            **{
+                FAMILY_NAMES[f]: float(holdout_ll_full[f]) / max(n_hold_total, 1.0)
+                for f in (LOGNORMAL, WEIBULL, KM)
+            },
+            "selected": selected_ll / max(n_hold_total, 1.0),
+        },
+        "classes_by_family": {
+            FAMILY_NAMES[f]: int(np.count_nonzero(fam == f)) for f in (LOGNORMAL, WEIBULL, KM)
+        },
+    }
+    all_ev = tr_ev + ho_ev
+    all_ce = tr_ce + ho_ce
+    return SurvivalModel(
+        grid=grid,
+        family=fam,
+        p1=p1,
+        p2=p2,
+        km_cumhaz=np.where((fam == KM)[:, None], final[KM].cumhaz[4], 0.0),
+        tail_rate=np.where(fam == KM, final[KM].tail[4], 1.0),
+        n_events=all_ev.sum(axis=1).astype(np.int64),
+        n_censored=all_ce.sum(axis=1).astype(np.int64),
+        info=info,
+    )

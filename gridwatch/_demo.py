@@ -1,0 +1,182 @@
+"""``gridwatch demo``: a simulated feeder publishes telemetry over the real MQTT path into
+gridwatch and PostgreSQL, with a live terminal view and the API on localhost.
+
+With nothing configured it runs an embedded broker and an embedded PostgreSQL; with
+``GRIDWATCH_MQTT_URL`` / ``GRIDWATCH_DATABASE_URL`` set it uses those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import sys
+import time
+from datetime import UTC, datetime
+from typing import TextIO
+
+import aiomqtt
+
+from gridwatch._clock import ReplayClock
+from gridwatch._embedded import _configured, demo_services
+from gridwatch._errors import BrokerUnavailable
+from gridwatch._service import RunningService, running_service
+from gridwatch._settings import Settings
+from gridwatch.store import Database, drop_schema, migrate, save_topology, telemetry_summary
+from ingest import BrokerAddress
+from simulators import PublishStats, Simulation, load_scenario, publish_stream
+
+DEMO_SCHEMA = "gridwatch_demo"
+
+# Malformed messages the demo sends on purpose, so the view shows rejects doing their job.
+_BAD_MESSAGES: tuple[tuple[str, bytes], ...] = (
+    ("meters/M-NOT-IN-TOPOLOGY/reading", b'{"ts": 1795421700, "v": 230.0}'),
+    ("meters/{meter}/reading", b"this is not JSON"),
+    ("meters/{meter}/event", b'{"ts": "yesterday", "type": "last_gasp"}'),
+    ("meters/{meter}/event", b'{"ts": 1795421700, "type": "meteor_strike"}'),
+)
+
+
+async def _publish_bad_examples(mqtt_url: str, prefix: str, zone: str, meter: str) -> None:
+    address = BrokerAddress.parse(mqtt_url)
+    try:
+        async with aiomqtt.Client(
+            address.host, address.port, username=address.username, password=address.password
+        ) as client:
+            for suffix, payload in _BAD_MESSAGES:
+                topic = f"{prefix}/{zone}/{suffix.format(meter=meter)}"
+                await client.publish(topic, payload, qos=1)
+    except aiomqtt.MqttError as exc:
+        raise BrokerUnavailable(f"demo could not publish to {mqtt_url}: {exc}") from exc
+
+
+class _LiveView:
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = out.isatty()
+        self._last_line_s = 0.0
+        self._last_written = 0
+        self._last_s = time.monotonic()
+
+    async def show(
+        self,
+        service: RunningService,
+        db: Database,
+        sim: Simulation,
+        clock: ReplayClock,
+        published: PublishStats | None,
+    ) -> None:
+        stats = service.ingest.stats()
+        now_s = time.monotonic()
+        summary = await telemetry_summary(
+            db,
+            datetime.fromtimestamp(sim.start_s - 86400, UTC),
+            datetime.fromtimestamp(sim.end_s + 86400, UTC),
+        )
+        written = summary.readings.count + summary.meter_events.count + summary.scada_events.count
+        rate = (written - self._last_written) / max(now_s - self._last_s, 1e-6)
+        self._last_written, self._last_s = written, now_s
+        event_time = datetime.fromtimestamp(min(clock.now_s(), sim.end_s), UTC)
+        rejects = summary.dead_letters_by_reason
+        lines = [
+            f"gridwatch demo: scenario {sim.scenario.name!r}, "
+            f"{len(sim.grid.topology.meters)} meters, "
+            f"{len(sim.grid.topology.devices)} devices",
+            f"  API            {service.api_url}/docs   (metrics: {service.api_url}/metrics)",
+            f"  event time     {event_time:%Y-%m-%d %H:%M:%S} UTC",
+            f"  broker         {'connected' if stats['ready'] else 'connecting...'}",
+            f"  in database    readings {summary.readings.count:,}   "
+            f"meter events {summary.meter_events.count:,}   "
+            f"SCADA events {summary.scada_events.count:,}   ({rate:,.0f} rows/s)",
+            f"  waiting        {stats['queue_depth_messages']:,} messages not yet written",
+            "  rejected       "
+            + (", ".join(f"{n} x {reason}" for reason, n in rejects.items()) or "none"),
+        ]
+        if published is not None:
+            lines.append(f"  publisher      done: {published.messages:,} messages")
+        if self._tty:
+            self._out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
+            self._out.flush()
+        elif now_s - self._last_line_s >= 5.0 or published is not None:
+            self._last_line_s = now_s
+            self._out.write(" | ".join(line.strip() for line in lines[2:]) + "\n")
+            self._out.flush()
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    duration_s: float | None = None,
+    speed: float = 60.0,
+    seed: int = 7,
+    scenario: str = "breaker_trip",
+    out: TextIO = sys.stdout,
+) -> int:
+    sim = Simulation(load_scenario(scenario), seed=seed)
+    topology = sim.grid.topology
+    out.write(f"starting services for the demo ({scenario}, seed {seed}, {speed:g}x)...\n")
+    async with demo_services(settings) as (database_url, mqtt_url):
+        demo_settings = settings.model_copy(
+            update={"database_schema": DEMO_SCHEMA, "api_port": settings.api_port}
+        )
+        db = await Database.open(database_url, DEMO_SCHEMA, create_schema=True)
+        try:
+            # A fresh schema each run: the demo's story starts from an empty grid.
+            await drop_schema(db)
+            await db.close()
+            db = await Database.open(database_url, DEMO_SCHEMA, create_schema=True)
+            await migrate(db)
+            await save_topology(db, topology)
+            clock = ReplayClock(sim.start_s, speed)
+            demo_settings = demo_settings.model_copy(
+                update={
+                    "mqtt_url": type(settings.mqtt_url)(mqtt_url),
+                    # The embedded broker (amqtt) speaks MQTT 3.1.1 only.
+                    "mqtt_protocol": settings.mqtt_protocol
+                    if _configured(settings, "mqtt_url")
+                    else "3.1.1",
+                }
+            )
+            async with running_service(demo_settings, db, clock=clock) as service:
+                out.write(f"gridwatch API on {service.api_url}\n")
+                # A first-ever session has no queue yet: publish once we are subscribed.
+                for _ in range(300):
+                    if service.ingest.ready:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise BrokerUnavailable(f"gridwatch could not subscribe at {mqtt_url}")
+                await _publish_bad_examples(
+                    mqtt_url,
+                    settings.mqtt_prefix,
+                    str(topology.devices.zone[0]),
+                    str(topology.meters.ids[0]),
+                )
+                publisher = asyncio.create_task(
+                    publish_stream(
+                        sim.messages(),
+                        mqtt_url,
+                        speed=speed,
+                        prefix=settings.mqtt_prefix,
+                        pings=sim.telemetry,
+                        window=(sim.start_s, sim.end_s),
+                    )
+                )
+                view = _LiveView(out)
+                started = time.monotonic()
+                published: PublishStats | None = None
+                limit_s = math.inf if duration_s is None else duration_s
+                while time.monotonic() - started < limit_s:
+                    if publisher.done() and published is None:
+                        published = publisher.result()
+                    await view.show(service, db, sim, clock, published)
+                    if published is not None and duration_s is None and not out.isatty():
+                        break  # unattended: stop once the story is told
+                    await asyncio.sleep(1.0)
+                if not publisher.done():
+                    publisher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await publisher
+        finally:
+            await db.close()
+    return 0

@@ -1,0 +1,271 @@
+"""ETRs for the open outages: the survival model, the crew queue in a backlog, overrides.
+
+Which source wins, per outage:
+  1. an override in force whose time is still ahead (``override``);
+  2. in a zone with more open outages than crews, the crew-queue simulation (``backlog``);
+  3. otherwise the conditional survival model of the outage's class (``model``).
+An override whose time has passed without restoration is reported as expired and the
+outage gets a model ETR at once: an ETR is never left in the past.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detectors.etr import (
+    DEFAULT_PROBS,
+    StormThresholds,
+    SurvivalModel,
+    backlog_etr,
+    cause_code,
+    conditional_etr,
+    decode_class,
+    encode_classes,
+    kind_code,
+    tod_band,
+)
+
+
+@dataclass(frozen=True)
+class EtrConfig:
+    thresholds: StormThresholds = field(default_factory=StormThresholds)
+    utc_offset_s: float = 7 * 3600.0  # the utility's local time (Asia/Ho_Chi_Minh, no DST)
+    crews_per_zone: Mapping[str, int] = field(default_factory=dict)
+    default_crews: int = 4
+    travel_s: float = 1800.0
+    backlog_runs: int = 200
+    seed: int = 0
+    zone_fraction: float = 0.9
+    critical_weight: float = 50.0  # one critical load counts like 50 ordinary customers
+    min_remaining_s: float = 300.0
+    max_override_ahead_s: float = 14 * 86400.0
+    min_override_ahead_s: float = 60.0
+
+    def crews(self, zone: str) -> int:
+        return int(self.crews_per_zone.get(zone, self.default_crews))
+
+
+@dataclass(frozen=True)
+class OpenOutage:
+    outage_id: int
+    zone: str
+    device_kind: str | None
+    cause: str | None
+    started_at_s: float
+    customers_affected: int = 0
+    critical_customers: int = 0
+    open_at_start: int | None = None  # outages open when it started (storm level); None = now
+
+
+@dataclass(frozen=True)
+class Override:
+    override_id: int
+    etr_at_s: float
+    reason: str
+    set_by: str
+
+
+@dataclass(frozen=True)
+class EtrEstimate:
+    outage_id: int
+    p10_s: float
+    p50_s: float
+    p90_s: float
+    source: str  # "model" | "backlog" | "override"
+    model_version: str
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ZoneEtr:
+    """The storm-style global ETR: when ``fraction`` of the zone's affected customers are back."""
+
+    zone: str
+    open_outages: int
+    customers_affected: int
+    crews: int
+    fraction: float
+    p10_s: float
+    p50_s: float
+    p90_s: float
+
+
+@dataclass(frozen=True)
+class EtrBatch:
+    estimates: list[EtrEstimate]
+    zones: list[ZoneEtr]
+    expired_overrides: list[int]  # outage ids whose override time passed unrestored
+
+
+def priority_score(
+    customers_affected: int, critical_customers: int, critical_weight: float
+) -> float:
+    return float(customers_affected) + critical_weight * float(critical_customers)
+
+
+def estimate_etrs(
+    model: SurvivalModel,
+    model_version: str,
+    outages: Sequence[OpenOutage],
+    now_s: float,
+    *,
+    config: EtrConfig | None = None,
+    overrides: Mapping[int, Override] | None = None,
+) -> EtrBatch:
+    """ETRs (absolute epoch seconds) for every open outage at ``now_s``. CPU-bound: call it
+    through ``asyncio.to_thread`` from async code."""
+    cfg = config or EtrConfig()
+    overrides = overrides or {}
+    n = len(outages)
+    if n == 0:
+        return EtrBatch([], [], [])
+    started = np.array([o.started_at_s for o in outages], dtype=np.float64)
+    open_now = np.array(
+        [o.open_at_start if o.open_at_start is not None else n for o in outages], dtype=np.int64
+    )
+    storm = cfg.thresholds.level(open_now)
+    codes = encode_classes(
+        np.array([kind_code(o.device_kind) for o in outages], dtype=np.int64),
+        storm,
+        np.array([cause_code(o.cause) for o in outages], dtype=np.int64),
+        tod_band(started, cfg.utc_offset_s),
+    )
+    model_etr = conditional_etr(
+        model, codes, started, now_s, DEFAULT_PROBS, min_remaining_s=cfg.min_remaining_s
+    )
+    elapsed = np.maximum(now_s - started, 0.0)
+
+    zone_names = sorted({o.zone for o in outages})
+    zone_idx = {z: i for i, z in enumerate(zone_names)}
+    zone_index = np.array([zone_idx[o.zone] for o in outages], dtype=np.int64)
+    crews = np.array([max(cfg.crews(z), 1) for z in zone_names], dtype=np.int64)
+    customers = np.array([max(o.customers_affected, 0) for o in outages], dtype=np.float64)
+    priority = np.array(
+        [
+            priority_score(o.customers_affected, o.critical_customers, cfg.critical_weight)
+            for o in outages
+        ],
+        dtype=np.float64,
+    )
+    backlog = backlog_etr(
+        model,
+        codes,
+        elapsed,
+        zone_index,
+        priority,
+        customers,
+        crews,
+        runs=cfg.backlog_runs,
+        seed=cfg.seed,
+        travel_s=cfg.travel_s,
+        zone_fraction=cfg.zone_fraction,
+    )
+    per_zone_open = np.bincount(zone_index, minlength=len(zone_names))
+    backlogged = per_zone_open[zone_index] > crews[zone_index]
+    backlog_etr_s = now_s + np.maximum.accumulate(
+        np.maximum(backlog.outage_remaining_s, cfg.min_remaining_s), axis=1
+    )
+
+    estimates: list[EtrEstimate] = []
+    expired: list[int] = []
+    for i, o in enumerate(outages):
+        code = int(codes[i])
+        inputs: dict[str, Any] = {
+            "now_s": now_s,
+            "started_at_s": o.started_at_s,
+            "elapsed_s": float(elapsed[i]),
+            "class_code": code,
+            "class": decode_class(code),
+            "open_outages_at_start": int(open_now[i]),
+            "model_class": model.describe_class(code),
+            "model_p50_s": float(model_etr[i, 1]),
+        }
+        ov = overrides.get(o.outage_id)
+        if ov is not None and ov.etr_at_s > now_s:
+            inputs["override"] = {
+                "override_id": ov.override_id,
+                "reason": ov.reason,
+                "set_by": ov.set_by,
+            }
+            estimates.append(
+                EtrEstimate(
+                    o.outage_id,
+                    ov.etr_at_s,
+                    ov.etr_at_s,
+                    ov.etr_at_s,
+                    "override",
+                    model_version,
+                    inputs,
+                )
+            )
+            continue
+        if ov is not None:
+            expired.append(o.outage_id)
+            inputs["expired_override"] = {"override_id": ov.override_id, "etr_at_s": ov.etr_at_s}
+        if backlogged[i]:
+            z = int(zone_index[i])
+            inputs["backlog"] = {
+                "zone": o.zone,
+                "open_in_zone": int(per_zone_open[z]),
+                "crews": int(crews[z]),
+                "priority": float(priority[i]),
+                "runs": backlog.runs,
+                "seed": backlog.seed,
+                "travel_s": cfg.travel_s,
+            }
+            q = backlog_etr_s[i]
+            source = "backlog"
+        else:
+            q = model_etr[i]
+            source = "model"
+        estimates.append(
+            EtrEstimate(
+                o.outage_id, float(q[0]), float(q[1]), float(q[2]), source, model_version, inputs
+            )
+        )
+
+    zones = []
+    for z, name in enumerate(zone_names):
+        zq = now_s + np.maximum(backlog.zone_remaining_s[z], cfg.min_remaining_s)
+        members = zone_index == z
+        zones.append(
+            ZoneEtr(
+                zone=name,
+                open_outages=int(per_zone_open[z]),
+                customers_affected=int(customers[members].sum()),
+                crews=int(crews[z]),
+                fraction=cfg.zone_fraction,
+                p10_s=float(zq[0]),
+                p50_s=float(max(zq[1], zq[0])),
+                p90_s=float(max(zq[2], zq[1], zq[0])),
+            )
+        )
+    return EtrBatch(estimates, zones, expired)
+
+
+def check_override(
+    etr_at_s: float, reason: str, set_by: str, now_s: float, started_at_s: float, config: EtrConfig
+) -> str | None:
+    """Why an override is refused, or None: past, too soon, absurd or unexplained ETRs."""
+    if not math.isfinite(etr_at_s):
+        return "etr must be a finite time"
+    if etr_at_s <= now_s:
+        return "etr is in the past"
+    if etr_at_s < now_s + config.min_override_ahead_s:
+        return f"etr must be at least {config.min_override_ahead_s:.0f} s ahead"
+    if etr_at_s > now_s + config.max_override_ahead_s:
+        return f"etr is more than {config.max_override_ahead_s / 86400:.0f} days ahead"
+    if etr_at_s <= started_at_s:
+        return "etr is before the outage started"
+    if not reason.strip():
+        return "a reason is required"
+    if len(reason) > 500 or not reason.isprintable():
+        return "reason must be printable text of at most 500 characters"
+    if not set_by.strip() or len(set_by) > 200 or not set_by.isprintable():
+        return "set_by must name who set it (printable, at most 200 characters)"
+    return None

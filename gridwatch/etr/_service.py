@@ -1,0 +1,296 @@
+"""The ETR model in the running service: refit, persist, load, refresh open outages, overrides.
+
+Kernels run off the event loop (``asyncio.to_thread``); every ETR stored records the model
+version and the inputs that produced it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+
+from detectors.etr import (
+    FitConfig,
+    HistoryError,
+    SurvivalModel,
+    concurrent_open_counts,
+    fit_survival_model,
+)
+from detectors.etr import warm_up as _warm_kernels
+from gridwatch._clock import Clock
+from gridwatch.etr._errors import HistoryRejected, ModelUnavailable, OverrideRefused
+from gridwatch.etr._estimate import (
+    EtrBatch,
+    EtrConfig,
+    OpenOutage,
+    Override,
+    check_override,
+    estimate_etrs,
+)
+from gridwatch.etr._history_import import HistoryColumns, HistoryRecord, history_from_records
+from gridwatch.store import _etr as store
+from gridwatch.store._database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    model: SurvivalModel
+
+
+def warm_up() -> None:
+    """Compile the ETR kernels at start-up (never on a request's path)."""
+    _warm_kernels()
+
+
+def fit_model(columns: HistoryColumns, config: FitConfig | None = None) -> SurvivalModel:
+    """Fit from model columns, translating the detectors' HistoryError."""
+    try:
+        return fit_survival_model(columns.duration_s, columns.censored, columns.class_code, config)
+    except HistoryError as exc:
+        raise HistoryRejected(str(exc)) from None
+
+
+def model_version(model: SurvivalModel, fitted_at_s: float) -> str:
+    """``etr-YYYYmmddTHHMMSSZ-<8 hex of the parameters>``: sortable and content-addressed."""
+    digest = hashlib.sha256(
+        orjson.dumps(model.to_json_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
+    ).hexdigest()[:8]
+    stamp = datetime.fromtimestamp(fitted_at_s, UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"etr-{stamp}-{digest}"
+
+
+async def save_fitted_model(
+    db: Database,
+    model: SurvivalModel,
+    fitted_at_s: float,
+    columns: HistoryColumns,
+    *,
+    activate: bool = True,
+) -> LoadedModel:
+    version = model_version(model, fitted_at_s)
+    params = orjson.loads(orjson.dumps(model.to_json_dict(), option=orjson.OPT_SERIALIZE_NUMPY))
+    params["info"]["rejected_rows"] = len(columns.rejects)
+    starts = columns.started_at_s
+    await store.save_model(
+        db,
+        version,
+        fitted_at_s,
+        float(starts.min()) if starts.size else None,
+        float(starts.max()) if starts.size else None,
+        len(columns),
+        params,
+        activate=activate,
+    )
+    log.info("etr model %s saved (%d outages)", version, len(columns))
+    return LoadedModel(version, model)
+
+
+async def refit_model(
+    db: Database,
+    clock: Clock,
+    *,
+    lookback_days: float = 730.0,
+    config: EtrConfig | None = None,
+    fit_config: FitConfig | None = None,
+) -> LoadedModel:
+    """Fit on the database's outages of the last ``lookback_days`` (those still open are
+    censored now), store the model as the active version and return it."""
+    cfg = config or EtrConfig()
+    now_s = clock.now_s()
+    rows = await store.fetch_history(db, now_s - lookback_days * 86400.0, now_s)
+    records = [
+        HistoryRecord(r.started_at_s, r.restored_at_s, None, False, r.device_kind, r.cause)
+        for r in rows
+    ]
+    columns = history_from_records(
+        records, as_of_s=now_s, thresholds=cfg.thresholds, utc_offset_s=cfg.utc_offset_s
+    )
+    for reject in columns.rejects[:20]:
+        log.warning("etr history row skipped: %s", reject.reason)
+    model = await asyncio.to_thread(fit_model, columns, fit_config)
+    return await save_fitted_model(db, model, now_s, columns)
+
+
+async def load_active_model(db: Database, version: str | None = None) -> LoadedModel:
+    row = await store.load_model(db, version)
+    if row is None:
+        raise ModelUnavailable(
+            "no ETR model stored"
+            + (f" with version {version}" if version else "")
+            + "; refit first"
+        )
+    try:
+        return LoadedModel(row[0], SurvivalModel.from_json_dict(row[1]))
+    except ValueError as exc:
+        raise ModelUnavailable(f"stored ETR model {row[0]} is unusable: {exc}") from None
+
+
+async def open_outages(
+    db: Database, critical_customers: dict[int, int] | None = None
+) -> list[OpenOutage]:
+    """Open outages with the number of outages open when each started (its storm level)."""
+    rows = await store.fetch_open_outages(db)
+    if not rows:
+        return []
+    since = min(r.started_at_s for r in rows)
+    intervals = await store.fetch_outage_intervals(db, since)
+    starts = np.array([s for s, _ in intervals], dtype=np.float64)
+    ends = np.array([np.nan if e is None else e for _, e in intervals], dtype=np.float64)
+    counts = concurrent_open_counts(np.array([r.started_at_s for r in rows]), starts, ends)
+    critical = critical_customers or {}
+    return [
+        OpenOutage(
+            outage_id=r.outage_id,
+            zone=r.zone,
+            device_kind=r.device_kind,
+            cause=r.cause,
+            started_at_s=r.started_at_s,
+            customers_affected=r.customers_affected,
+            critical_customers=critical.get(r.outage_id, 0),
+            open_at_start=int(c),
+        )
+        for r, c in zip(rows, counts, strict=True)
+    ]
+
+
+async def refresh_open_etrs(
+    db: Database,
+    clock: Clock,
+    model: LoadedModel,
+    *,
+    config: EtrConfig | None = None,
+    critical_customers: dict[int, int] | None = None,
+) -> EtrBatch:
+    """Re-estimate every open outage now, expire passed overrides, store the ETRs."""
+    now_s = clock.now_s()
+    outages = await open_outages(db, critical_customers)
+    if not outages:
+        return EtrBatch([], [], [])
+    found = await store.active_overrides(db, [o.outage_id for o in outages])
+    overrides = {
+        k: Override(v.override_id, v.etr_at_s, v.reason, v.set_by) for k, v in found.items()
+    }
+    batch = await asyncio.to_thread(
+        estimate_etrs,
+        model.model,
+        model.version,
+        outages,
+        now_s,
+        config=config,
+        overrides=overrides,
+    )
+    for outage_id in batch.expired_overrides:
+        await store.clear_override(db, outage_id, now_s, "passed")
+        log.info("etr override of outage %d passed unrestored; model ETR takes over", outage_id)
+    await store.record_etrs(
+        db,
+        [
+            store.EtrRow(
+                e.outage_id, now_s, e.p10_s, e.p50_s, e.p90_s, e.source, e.model_version, e.inputs
+            )
+            for e in batch.estimates
+        ],
+    )
+    return batch
+
+
+async def set_override(
+    db: Database,
+    clock: Clock,
+    outage_id: int,
+    etr_at_s: float,
+    reason: str,
+    set_by: str,
+    *,
+    config: EtrConfig | None = None,
+    model_version_in_force: str | None = None,
+) -> int:
+    """Set an operator/crew ETR; it wins until cleared or passed. Raises OverrideRefused."""
+    cfg = config or EtrConfig()
+    now_s = clock.now_s()
+    state = await store.outage_state(db, outage_id)
+    if state is None:
+        raise OverrideRefused(f"outage {outage_id} does not exist")
+    if state[0] in ("restored", "cancelled"):
+        raise OverrideRefused(f"outage {outage_id} is {state[0]}")
+    problem = check_override(etr_at_s, reason, set_by, now_s, state[1], cfg)
+    if problem is not None:
+        raise OverrideRefused(problem)
+    override_id = await store.insert_override(db, outage_id, etr_at_s, reason, set_by, now_s)
+    inputs = {
+        "override": {"override_id": override_id, "reason": reason, "set_by": set_by},
+        "now_s": now_s,
+    }
+    await store.record_etrs(
+        db,
+        [
+            store.EtrRow(
+                outage_id,
+                now_s,
+                etr_at_s,
+                etr_at_s,
+                etr_at_s,
+                "override",
+                model_version_in_force,
+                inputs,
+            )
+        ],
+    )
+    return override_id
+
+
+async def clear_override(
+    db: Database, clock: Clock, outage_id: int, reason: str = "cleared"
+) -> bool:
+    """Clear the override in force (the next refresh gives a model ETR). False if none."""
+    return await store.clear_override(db, outage_id, clock.now_s(), reason[:200] or "cleared")
+
+
+def next_refresh_delay_s(batch: EtrBatch, now_s: float, interval_s: float) -> float:
+    """Sleep until the next regular refresh, or until the earliest ETR would pass."""
+    soonest = min((e.p50_s for e in batch.estimates), default=now_s + interval_s)
+    return float(min(max(soonest - now_s, 1.0), interval_s))
+
+
+async def run_etr_loop(
+    db: Database,
+    clock: Clock,
+    stop: asyncio.Event,
+    *,
+    config: EtrConfig | None = None,
+    refresh_every_s: float = 300.0,
+    refit_every_s: float = 86400.0,
+) -> None:
+    """Refit daily, refresh ETRs every few minutes and at once when an ETR passes."""
+    model: LoadedModel | None = None
+    last_fit_s = -float("inf")
+    while not stop.is_set():
+        now_s = clock.now_s()
+        delay_s = refresh_every_s
+        try:
+            if model is None or now_s - last_fit_s >= refit_every_s:
+                try:
+                    model = await refit_model(db, clock, config=config)
+                except HistoryRejected as exc:
+                    log.warning("etr refit skipped: %s", exc)
+                    if model is None:
+                        model = await load_active_model(db)
+                last_fit_s = now_s
+            batch = await refresh_open_etrs(db, clock, model, config=config)
+            delay_s = next_refresh_delay_s(batch, clock.now_s(), refresh_every_s)
+        except ModelUnavailable as exc:
+            log.warning("etr refresh waiting for a model: %s", exc)
+        except Exception:  # the loop must outlive one bad round
+            log.exception("etr round failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay_s)

@@ -1,0 +1,633 @@
+"""The outage engine: evidence in, outage lifecycle changes out. No I/O, no clock.
+
+It keeps the per-meter detector state, SCADA state, planned outages and open outages,
+runs the detector kernels (``detectors``) after every batch, and turns each inference
+into lifecycle changes: predicted -> confirmed -> partially_restored -> restored, plus
+cancelled, merges, moves, splits and nested outages. Time only moves by ``tick``
+(event time); the caller runs ``apply``/``tick`` off the event loop (kernels release the GIL).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+import detectors as det
+from gridwatch.outages._network import Network
+from gridwatch.outages._types import (
+    METER_OUT,
+    METER_RESTORED,
+    METER_TRANSFERRED,
+    METER_UNVERIFIED,
+    EngineConfig,
+    EvidenceReject,
+    Momentary,
+    Outage,
+    OutageChange,
+    OutageState,
+    PingRequest,
+    PlannedOutage,
+    TimelineEntry,
+)
+
+I32 = npt.NDArray[np.int32]
+_SUSTAINED_SCADA = (det.SCADA_OPEN, det.SCADA_LOCKOUT)
+
+
+class OutageEngine:
+    def __init__(
+        self,
+        network: Network,
+        *,
+        now_s: float,
+        model: det.DetectionModel | None = None,
+        config: EngineConfig | None = None,
+    ) -> None:
+        if not math.isfinite(now_s):
+            raise ValueError("now_s must be finite")
+        self.model = model or det.DetectionModel()
+        self.config = config or EngineConfig()
+        self.now_s = float(now_s)
+        self._rng = np.random.default_rng(self.config.seed)
+        self._set_network(network)
+        self.meter_state = det.MeterState.empty(network.n_meters)
+        n_dev = network.n_devices
+        self._scada_kind = np.full(n_dev, -1, dtype=np.int8)  # last SCADA op, -1 none
+        self._scada_ts = np.full(n_dev, -np.inf)
+        self._trip_s = np.full(n_dev, np.nan)  # a trip awaiting reclose / lockout
+        self._planned: dict[str, PlannedOutage] = {}
+        self.outages: dict[str, Outage] = {}  # every outage this engine made, by key
+        self._open_by_device: dict[int, str] = {}
+        self._pending: dict[int, float] = {}  # device -> onset, not yet declared
+        self._ping_queue: list[tuple[int, str]] = []  # (meter, reason)
+        self._outstanding: dict[int, tuple[str, float, str]] = {}  # meter -> (id, at, reason)
+        self._momentaries: list[Momentary] = []
+        self._suspected: dict[int, float] = {}  # device -> when its neighbours were pinged
+        self.rejected: Counter[str] = Counter()
+        self.last_rejects: list[EvidenceReject] = []
+        self.last_inference: det.Inference | None = None
+        self._ping_counter = 0
+
+    # ------------------------------------------------------------------ inputs
+
+    def apply(
+        self,
+        meter_evidence: npt.NDArray[np.void] | None = None,
+        scada_evidence: npt.NDArray[np.void] | None = None,
+    ) -> list[OutageChange]:
+        """Fold a batch of evidence in, re-run inference, return what changed.
+
+        Rows that break the rules (unknown index, bad kind, time outside
+        [now - horizon, now + skew], NaN time, corrupt voltage) are rejected one by one
+        (``last_rejects``, counted in ``rejected``); the rows around them still apply."""
+        self.last_rejects = []
+        changes: list[OutageChange] = []
+        if scada_evidence is not None and scada_evidence.size:
+            changes += self._apply_scada(scada_evidence)
+        if meter_evidence is not None and meter_evidence.size:
+            self._apply_meters(meter_evidence)
+        changes += self._reconcile()
+        return changes
+
+    def tick(self, now_event_s: float) -> list[OutageChange]:
+        """Advance event time: unanswered pings time out, delays elapse, windows open."""
+        if not math.isfinite(now_event_s):
+            raise ValueError("now_event_s must be finite")
+        if now_event_s > self.now_s:  # time never runs backwards
+            self.now_s = float(now_event_s)
+        self._expire_pings()
+        return self._reconcile()
+
+    def pings_wanted(self) -> list[PingRequest]:
+        """Pings to send now (the caller publishes them on the contract's ping topic)."""
+        out: list[PingRequest] = []
+        keep: list[tuple[int, str]] = []
+        for meter, reason in self._ping_queue:
+            if meter in self._outstanding:
+                continue
+            if len(out) >= self.config.max_pings_per_call:
+                keep.append((meter, reason))
+                continue
+            self._ping_counter += 1
+            request_id = f"{uuid.uuid4().hex[:12]}-{self._ping_counter}"
+            self._outstanding[meter] = (request_id, self.now_s, reason)
+            out.append(PingRequest(meter, request_id, reason, self.now_s))
+        self._ping_queue = keep
+        return out
+
+    def add_planned(self, planned: PlannedOutage) -> None:
+        if not 0 <= planned.device < self.network.n_devices:
+            raise ValueError(f"planned outage {planned.planned_id}: unknown device index")
+        self._planned[planned.planned_id] = planned
+
+    def remove_planned(self, planned_id: str) -> None:
+        self._planned.pop(planned_id, None)
+
+    def set_topology(self, network: Network, *, at_s: float | None = None) -> list[OutageChange]:
+        """Swap in a new network (a switch operated) while outages may be open.
+
+        Deliberate rules: device and meter indices must stay stable (the tables may only
+        grow); open outages keep their device and their affected meters, so a customer
+        moved to a live feeder is restored one by one when their meter shows "on", never
+        by a guess; undeclared candidates are dropped and re-inferred on the new tree."""
+        if network.n_devices < self.network.n_devices or network.n_meters < self.network.n_meters:
+            raise ValueError("a topology swap may add devices or meters, never remove them")
+        if at_s is not None and math.isfinite(at_s) and at_s > self.now_s:
+            self.now_s = float(at_s)
+        at = self.now_s
+        self._set_network(network)
+        if network.n_meters > len(self.meter_state):
+            self.meter_state = self.meter_state.grown(network.n_meters)
+        grow = network.n_devices - self._scada_kind.shape[0]
+        if grow:
+            self._scada_kind = np.concatenate([self._scada_kind, np.full(grow, -1, np.int8)])
+            self._scada_ts = np.concatenate([self._scada_ts, np.full(grow, -np.inf)])
+            self._trip_s = np.concatenate([self._trip_s, np.full(grow, np.nan)])
+        self._pending.clear()
+        changes = [
+            self._log(o, at, "topology_changed", {"devices": network.n_devices})
+            for o in self._open()
+        ]
+        return changes + self._reconcile()
+
+    # ----------------------------------------------------------------- queries
+
+    def open_outages(self) -> list[Outage]:
+        return self._open()
+
+    def take_momentaries(self) -> list[Momentary]:
+        out, self._momentaries = self._momentaries, []
+        return out
+
+    @property
+    def state_nbytes(self) -> int:
+        """Detector memory: per-meter state plus per-device SCADA state."""
+        return (
+            self.meter_state.nbytes
+            + self._scada_kind.nbytes
+            + self._scada_ts.nbytes
+            + self._trip_s.nbytes
+        )
+
+    # --------------------------------------------------------------- internals
+
+    def _set_network(self, network: Network) -> None:
+        self.network = network
+        self._prior = self.model.prior_log_odds(network.kind)
+
+    def _open(self) -> list[Outage]:
+        return [self.outages[k] for k in self._open_by_device.values()]
+
+    def _reject(self, source: str, rows: Iterable[int], reasons: Iterable[str]) -> None:
+        for i, reason in zip(rows, reasons, strict=True):
+            self.rejected[f"{source}:{reason}"] += 1
+            self.last_rejects.append(EvidenceReject(source, int(i), reason))  # type: ignore[arg-type]
+
+    def _apply_meters(self, evidence: npt.NDArray[np.void]) -> None:
+        result = det.apply_meter_evidence(
+            self.meter_state,
+            evidence,
+            now_s=self.now_s,
+            horizon_s=self.config.horizon_s,
+            future_skew_s=self.config.future_skew_s,
+            v_dead_v=self.model.v_dead_v,
+            v_max_v=self.model.v_max_v,
+        )
+        bad = np.flatnonzero(result.status >= det.REJECT_BAD_INDEX)
+        self._reject("meter", bad, (det.STATUS_NAMES[s] for s in result.status[bad]))
+        # A ping reply settles that meter's outstanding ping.
+        ok = result.status == det.APPLIED
+        kinds = evidence["kind"]
+        replied = evidence["meter"][ok & ((kinds == det.PING_ON) | (kinds == det.PING_OFF))]
+        for m in replied.tolist():
+            self._outstanding.pop(int(m), None)
+
+    def _apply_scada(self, evidence: npt.NDArray[np.void]) -> list[OutageChange]:
+        if evidence.dtype != det.SCADA_EVIDENCE_DTYPE or evidence.ndim != 1:
+            raise TypeError("scada evidence must be a 1-d SCADA_EVIDENCE_DTYPE array")
+        changes: list[OutageChange] = []
+        n_dev = self.network.n_devices
+        oldest = self.now_s - self.config.horizon_s
+        newest = self.now_s + self.config.future_skew_s
+        ts_key = np.where(np.isfinite(evidence["ts_s"]), evidence["ts_s"], np.inf)
+        for i in np.argsort(ts_key, kind="stable").tolist():
+            dev, ts, kind = int(evidence["device"][i]), float(evidence["ts_s"][i]), int(evidence["kind"][i])
+            reason = None
+            if not 0 <= dev < n_dev:
+                reason = "bad_index"
+            elif not 0 <= kind < det._codes.N_SCADA_KINDS:
+                reason = "bad_kind"
+            elif not math.isfinite(ts):
+                reason = "bad_time"
+            elif ts < oldest:
+                reason = "too_old"
+            elif ts > newest:
+                reason = "future"
+            elif ts < self._scada_ts[dev]:
+                reason = "superseded"  # an older operation than one already applied
+            if reason is not None:
+                self._reject("scada", [i], [reason])
+                continue
+            self._scada_ts[dev] = ts
+            self._scada_kind[dev] = kind
+            if kind == det.SCADA_TRIP:
+                if np.isnan(self._trip_s[dev]):
+                    self._trip_s[dev] = ts
+            elif kind == det.SCADA_RECLOSE:
+                if not np.isnan(self._trip_s[dev]) and dev not in self._open_by_device:
+                    # trip + reclose is a momentary by definition, however long it took
+                    meters = self.network.meters_under(dev)
+                    self._momentaries.append(
+                        Momentary(
+                            dev, float(self._trip_s[dev]), ts, int(meters.size),
+                            self._customers(meters), "scada_reclose",
+                        )
+                    )
+                    self._pending.pop(dev, None)
+                self._trip_s[dev] = np.nan
+            else:
+                self._trip_s[dev] = np.nan if kind == det.SCADA_CLOSE else self._trip_s[dev]
+            if dev in self._open_by_device:
+                o = self.outages[self._open_by_device[dev]]
+                changes.append(
+                    self._log(o, ts, "scada", {"operation": det.SCADA_KIND_NAMES[kind]})
+                )
+        return changes
+
+    def _forced(self) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
+        kind = self._scada_kind
+        forced = np.zeros(kind.shape[0], dtype=np.int8)
+        out = np.isin(kind, (det.SCADA_OPEN, det.SCADA_LOCKOUT, det.SCADA_TRIP))
+        forced[out] = det.FORCED_OUT
+        closed = np.isin(kind, (det.SCADA_CLOSE, det.SCADA_RECLOSE)) & (
+            self._scada_ts >= self.now_s - self.config.scada_close_trust_s
+        )
+        forced[closed] = det.FORCED_IN
+        onset = np.where(np.isnan(self._trip_s), self._scada_ts, self._trip_s)
+        return forced, np.ascontiguousarray(onset, dtype=np.float64)
+
+    def _suppressed(self) -> npt.NDArray[np.bool_]:
+        sup = self.network.is_open.copy()
+        for p in self._planned.values():
+            if p.start_s <= self.now_s < p.end_s and p.device < sup.shape[0]:
+                sup[p.device] = True
+        return sup
+
+    def _customers(self, meters: I32) -> int:
+        cust = self.network.meter_customer[meters]
+        return int(np.unique(cust[cust >= 0]).shape[0])
+
+    def _log(self, o: Outage, at_s: float, kind: str, detail: dict[str, object]) -> OutageChange:
+        o.timeline.append(TimelineEntry(at_s, kind, detail))
+        return OutageChange(o.key, kind, at_s, o.state, o.device, detail)
+
+    def _set_state(
+        self, o: Outage, state: OutageState, kind: str, detail: dict[str, object]
+    ) -> OutageChange:
+        o.state = state
+        if state == "confirmed" and o.confirmed_s is None:
+            o.confirmed_s = self.now_s
+        if state in ("restored", "cancelled"):
+            o.restored_s = self.now_s if state == "restored" else None
+            self._open_by_device.pop(o.device, None)
+        return self._log(o, self.now_s, kind, detail)
+
+    # -------------------------------------------------------- the lifecycle
+
+    def _reconcile(self) -> list[OutageChange]:
+        net = self.network
+        forced, forced_onset = self._forced()
+        suppressed = self._suppressed()
+        prior = self._prior
+        if self._open_by_device:  # hysteresis: an open outage's device keeps the doubt
+            prior = prior.copy()
+            prior[list(self._open_by_device)] += self.config.sticky_log_odds
+        inf = det.infer_outages(
+            net.tree,
+            net.meter_device,
+            self.meter_state,
+            prior,
+            self.model,
+            now_s=self.now_s,
+            forced=forced,
+            forced_onset_s=forced_onset,
+            suppressed=suppressed,
+        )
+        self.last_inference = inf
+        changes: list[OutageChange] = []
+        chosen = inf.out_devices.tolist()
+        chosen_set = set(chosen)
+        delay = self.config.declaration_delay_s
+
+        # 1. Chosen devices: declare, grow/merge, or wait out the declaration delay.
+        for d in sorted(chosen, key=lambda x: (float(inf.onset_s[x]), x)):
+            if d in self._open_by_device:
+                o = self.outages[self._open_by_device[d]]
+                o.confidence = inf.confidence(d)
+                continue
+            if any(a in self._open_by_device for a in net.ancestors(d)):
+                continue  # already inside a bigger open outage
+            below = [o for o in self._open() if o.device != d and net.is_under(o.device, d)]
+            if below:
+                changes += self._grow(d, below, inf)
+                continue
+            onset = float(inf.onset_s[d])
+            sustained_scada = forced[d] == det.FORCED_OUT and int(self._scada_kind[d]) in _SUSTAINED_SCADA
+            if sustained_scada or self.now_s - onset >= delay:
+                self._pending.pop(d, None)
+                if not self._already_out(net.meters_under(d)).all():
+                    changes += self._declare(d, inf, sustained_scada)
+            else:
+                self._pending.setdefault(d, onset)
+
+        # 2. Candidates that vanished before the delay: momentary, or just re-explained.
+        for d, onset in list(self._pending.items()):
+            if d in chosen_set:
+                continue
+            del self._pending[d]
+            re_explained = any(a in chosen_set for a in net.ancestors(d)) or any(
+                c != d and net.is_under(c, d) for c in chosen
+            )
+            if not re_explained and inf.n_on[d] > 0 and not inf.suppressed[d]:
+                meters = net.meters_under(d)
+                self._momentaries.append(
+                    Momentary(d, onset, self.now_s, int(meters.size), self._customers(meters), "evidence")
+                )
+
+        # 3. Open outages: restoration meter by meter, moves, nests, confirmation.
+        for o in list(self._open()):
+            if inf.suppressed[o.device]:
+                continue  # inside a planned window or an open switch: frozen deliberately
+            changes += self._restore_meters(o)
+            if o.device in chosen_set:
+                changes += self._maybe_confirm(o, inf)
+                if o.meters_out == 0 and o.state != "predicted":
+                    changes.append(self._set_state(o, "restored", "restored", {"why": "all meters on"}))
+                continue
+            below = [c for c in chosen if c != o.device and net.is_under(c, o.device)]
+            below = [c for c in below if c not in self._open_by_device]
+            if below and o.state == "predicted":
+                changes += self._move_down(o, below, inf)
+            elif below:
+                changes += self._nest(o, below, inf)
+            else:
+                changes += self._device_back(o)
+        self._queue_suspect_pings(chosen)
+        return changes
+
+    def _queue_suspect_pings(self, chosen: list[int]) -> None:
+        """Dark meters no outage explains (too few gasps to be sure): ping a sample of
+        their neighbours, so a transformer with one gasp in four is not missed. Each
+        device is suspected at most once per ``suspect_window_s``."""
+        ms, net = self.meter_state, self.network
+        window = self.config.suspect_window_s
+        recent_off = (ms.state == det.OFF) & (ms.since_s >= self.now_s - window)
+        if not recent_off.any():
+            return
+        devs = np.unique(net.meter_device[recent_off])
+        cover = np.array(chosen + list(self._open_by_device), dtype=np.int64)
+        if cover.size:
+            starts = net.tree.tin[cover]
+            order = np.argsort(starts)
+            starts = starts[order]
+            reach = np.maximum.accumulate(net.tree.tout[cover][order])
+            t = net.tree.tin[devs]
+            k = np.searchsorted(starts, t, side="right") - 1
+            covered = (k >= 0) & (t < reach[np.maximum(k, 0)])
+            devs = devs[~covered]
+        for dv in devs.tolist():
+            if self._suspected.get(dv, -np.inf) >= self.now_s - window:
+                continue
+            self._suspected[dv] = self.now_s
+            meters = net.meters_under(dv)
+            cand = meters[ms.state[meters] != det.OFF]
+            n = min(self.config.ping_sample, int(cand.shape[0]))
+            if n:
+                for m in self._rng.choice(cand, size=n, replace=False).tolist():
+                    self._ping_queue.append((int(m), "suspect"))
+
+    def _already_out(self, meters: I32) -> npt.NDArray[np.bool_]:
+        """Which of ``meters`` are still out in some open outage (after a topology swap
+        a device can newly cover customers an older outage already holds)."""
+        held = np.zeros(meters.shape[0], dtype=np.bool_)
+        for o in self._open():
+            held |= np.isin(meters, o.meters[o.meter_status == METER_OUT])
+        return held
+
+    def _new_outage(self, d: int, inf: det.Inference, cause: str, start_s: float) -> Outage:
+        meters = self.network.meters_under(d)
+        meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
+        meters = meters[~self._already_out(meters)]
+        o = Outage(
+            key=uuid.uuid4().hex,
+            device=d,
+            state="predicted",
+            start_s=start_s,
+            confidence=inf.confidence(d),
+            meters=meters,
+            meter_status=np.zeros(meters.shape[0], dtype=np.int8),
+            meter_restored_s=np.full(meters.shape[0], np.nan),
+            customers_affected=self._customers(meters),
+            cause=cause,
+        )
+        self.outages[o.key] = o
+        self._open_by_device[d] = o.key
+        return o
+
+    def _declare(self, d: int, inf: det.Inference, sustained_scada: bool) -> list[OutageChange]:
+        kind = int(self._scada_kind[d])
+        cause = f"scada_{det.SCADA_KIND_NAMES[kind]}" if inf.margin[d] > 1e11 else "inferred"
+        o = self._new_outage(d, inf, cause, float(inf.onset_s[d]))
+        detail: dict[str, object] = {
+            "why": cause,
+            "meters_off": int(inf.n_off[d]),
+            "meters_on": int(inf.n_on[d]),
+            "meters": o.meters_affected,
+            "confidence": round(o.confidence, 6),
+        }
+        changes = [self._log(o, self.now_s, "predicted", detail)]
+        if sustained_scada or cause.startswith("scada"):
+            changes.append(self._set_state(o, "confirmed", "confirmed", {"why": cause}))
+        else:
+            self._request_confirm_pings(o)
+            if not o.confirm_pings:
+                changes.append(
+                    self._set_state(o, "confirmed", "confirmed", {"why": "every meter off"})
+                )
+        return changes
+
+    def _request_confirm_pings(self, o: Outage) -> None:
+        st = self.meter_state.state[o.meters]
+        candidates = o.meters[st != det.OFF]
+        n = min(self.config.ping_sample, int(candidates.shape[0]))
+        if n == 0:
+            return
+        sample = self._rng.choice(candidates, size=n, replace=False)
+        for m in sample.tolist():
+            o.confirm_pings.add(int(m))
+            self._ping_queue.append((int(m), "confirm"))
+
+    def _maybe_confirm(self, o: Outage, inf: det.Inference) -> list[OutageChange]:
+        if o.state != "predicted":
+            return []
+        o.confirm_pings = {m for m in o.confirm_pings if self._ping_pending(m)}
+        if o.confirm_pings:
+            return []
+        return [
+            self._set_state(
+                o, "confirmed", "confirmed",
+                {"why": "ping sample answered dark", "confidence": round(inf.confidence(o.device), 6)},
+            )
+        ]
+
+    def _ping_pending(self, m: int) -> bool:
+        return m in self._outstanding or any(q == m for q, _ in self._ping_queue)
+
+    def _grow(self, d: int, below: list[Outage], inf: det.Inference) -> list[OutageChange]:
+        """Evidence points upstream of open outages: the oldest grows, the others merge."""
+        below.sort(key=lambda o: (o.start_s, o.key))
+        keep, others = below[0], below[1:]
+        changes: list[OutageChange] = []
+        old_device = keep.device
+        del self._open_by_device[old_device]
+        meters = self.network.meters_under(d)
+        meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
+        status = np.zeros(meters.shape[0], dtype=np.int8)
+        restored_s = np.full(meters.shape[0], np.nan)
+        for o in below:  # carry over what each merged outage already knew per meter
+            pos = np.searchsorted(meters, o.meters)
+            ok = (pos < meters.shape[0]) & (meters[np.minimum(pos, meters.shape[0] - 1)] == o.meters)
+            status[pos[ok]] = o.meter_status[ok]
+            restored_s[pos[ok]] = o.meter_restored_s[ok]
+        keep.device, keep.meters, keep.meter_status, keep.meter_restored_s = d, meters, status, restored_s
+        keep.customers_affected = self._customers(meters)
+        keep.start_s = min([o.start_s for o in below] + [float(inf.onset_s[d])])
+        keep.confidence = inf.confidence(d)
+        self._open_by_device[d] = keep.key
+        for o in others:
+            changes.append(self._set_state(o, "cancelled", "merged_into", {"into": keep.key}))
+        changes.append(
+            self._log(
+                keep, self.now_s, "grew",
+                {"from_device": old_device, "merged": [o.key for o in others], "meters": keep.meters_affected},
+            )
+        )
+        return changes
+
+    def _move_down(self, o: Outage, below: list[int], inf: det.Inference) -> list[OutageChange]:
+        """A predicted outage whose device turned out lit: it moves to the devices still
+        out beneath it (the first keeps the outage, the rest split off as new ones)."""
+        below = self._topmost(below)
+        below.sort(key=lambda c: (float(inf.onset_s[c]), c))
+        first, rest = below[0], below[1:]
+        changes: list[OutageChange] = []
+        old = o.device
+        del self._open_by_device[old]
+        meters = self.network.meters_under(first)
+        meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
+        o.device, o.meters = first, meters
+        o.meter_status = np.zeros(meters.shape[0], dtype=np.int8)
+        o.meter_restored_s = np.full(meters.shape[0], np.nan)
+        o.customers_affected = self._customers(meters)
+        o.confidence = inf.confidence(first)
+        self._open_by_device[first] = o.key
+        o.confirm_pings.clear()
+        self._request_confirm_pings(o)
+        changes.append(
+            self._log(o, self.now_s, "moved", {"from_device": old, "why": "meters seen on upstream"})
+        )
+        for c in rest:
+            n = self._new_outage(c, inf, "inferred", float(inf.onset_s[c]))
+            n.timeline.append(TimelineEntry(self.now_s, "split", {"from": o.key}))
+            changes.append(OutageChange(n.key, "split", self.now_s, n.state, c, {"from": o.key}))
+            self._request_confirm_pings(n)
+        return changes
+
+    def _topmost(self, devices: list[int]) -> list[int]:
+        s = set(devices)
+        return [c for c in devices if not any(a in s for a in self.network.ancestors(c))]
+
+    def _nest(self, o: Outage, below: list[int], inf: det.Inference) -> list[OutageChange]:
+        """Upstream device back, part of it still dark: nested outage(s) for that part;
+        their meters are transferred, never marked restored."""
+        changes: list[OutageChange] = []
+        for c in self._topmost(below):
+            moved = np.isin(o.meters, self.network.meters_under(c)) & (o.meter_status == METER_OUT)
+            o.meter_status[moved] = METER_TRANSFERRED
+            n = self._new_outage(c, inf, "nested", o.start_s)
+            n.parent_key = o.key
+            n.confirmed_s = self.now_s
+            n.state = "confirmed"
+            changes.append(
+                self._log(n, self.now_s, "nested", {"parent": o.key, "why": "still dark after upstream restored"})
+            )
+        changes += self._device_back(o)
+        return changes
+
+    def _restore_meters(self, o: Outage) -> list[OutageChange]:
+        """Meters of an outage seen "on" after its start are restored one by one."""
+        out = o.meter_status == METER_OUT
+        if not out.any():
+            return []
+        idx = np.flatnonzero(out)
+        m = o.meters[idx]
+        ms = self.meter_state
+        lit = (ms.state[m] == det.ON) & (ms.last_s[m] > o.start_s)
+        if not lit.any():
+            return []
+        hit = idx[lit]
+        o.meter_status[hit] = METER_RESTORED
+        o.meter_restored_s[hit] = np.maximum(ms.since_s[m[lit]], o.start_s)
+        changes = [
+            self._log(o, self.now_s, "meters_restored", {"meters": o.meters[hit].tolist()})
+        ]
+        if o.state == "confirmed" and o.meters_out > 0:
+            changes.append(self._set_state(o, "partially_restored", "partially_restored", {}))
+        return changes
+
+    def _device_back(self, o: Outage) -> list[OutageChange]:
+        """The outage's device is no longer judged out. Restored only as far as evidence
+        goes: meters not seen on are pinged, and those that never answer are closed as
+        "unverified" (not restored) so no customer is told "restored" while dark."""
+        changes: list[OutageChange] = []
+        if o.state == "predicted" and o.meters_restored == 0:
+            return [self._set_state(o, "cancelled", "cancelled", {"why": "evidence withdrawn"})]
+        if o.device_restored_s is None:
+            o.device_restored_s = self.now_s
+            for m in o.meters[o.meter_status == METER_OUT].tolist():
+                o.restore_pings.add(int(m))
+                self._ping_queue.append((int(m), "restore"))
+            if o.restore_pings:
+                changes.append(self._log(o, self.now_s, "restore_pings", {"meters": len(o.restore_pings)}))
+        still = o.meter_status == METER_OUT
+        waiting = set(o.meters[still].tolist())
+        o.restore_pings = {m for m in o.restore_pings if m in waiting and self._ping_pending(m)}
+        if o.restore_pings:
+            if o.state in ("predicted", "confirmed") and o.meters_restored:
+                changes.append(self._set_state(o, "partially_restored", "partially_restored", {}))
+            return changes
+        if still.any():
+            o.meter_status[still] = METER_UNVERIFIED
+            changes.append(
+                self._log(o, self.now_s, "unverified", {"meters": o.meters[still].tolist()})
+            )
+        changes.append(self._set_state(o, "restored", "restored", {"why": "device back"}))
+        return changes
+
+    def _expire_pings(self) -> None:
+        limit = self.now_s - self.config.ping_timeout_s
+        late = [(m, at) for m, (_, at, _) in self._outstanding.items() if at <= limit]
+        if not late:
+            return
+        ev = det.meter_evidence(len(late))
+        ev["meter"] = [m for m, _ in late]
+        ev["ts_s"] = [at + self.config.ping_timeout_s for _, at in late]
+        ev["kind"] = det.PING_TIMEOUT
+        for m, _ in late:
+            del self._outstanding[m]
+        self._apply_meters(ev)

@@ -1,0 +1,333 @@
+"""SQL for restoration-time estimation: models, ETR history, overrides, customer notices.
+
+Times cross this boundary as epoch seconds (float); the database holds timestamptz.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from gridwatch._errors import StoreError
+from gridwatch.store._database import Database
+
+
+def _ts(s: float) -> datetime:
+    return datetime.fromtimestamp(s, UTC)
+
+
+def _s(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    started_at_s: float
+    restored_at_s: float | None
+    device_kind: str | None
+    cause: str | None
+
+
+@dataclass(frozen=True)
+class OpenOutageRow:
+    outage_id: int
+    device_id: str
+    zone: str
+    device_kind: str | None
+    cause: str | None
+    started_at_s: float
+    customers_affected: int
+    meters_affected: int
+
+
+@dataclass(frozen=True)
+class EtrRow:
+    outage_id: int
+    computed_at_s: float
+    p10_s: float
+    p50_s: float
+    p90_s: float
+    source: str
+    model_version: str | None
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OverrideRow:
+    override_id: int
+    outage_id: int
+    etr_at_s: float
+    reason: str
+    set_by: str
+    set_at_s: float
+
+
+@dataclass(frozen=True)
+class NoticeRow:
+    outage_id: int
+    first_at_s: float
+    last_at_s: float
+    window_start_s: float
+    window_end_s: float
+    p50_s: float
+    updates_sent: int
+
+
+async def save_model(
+    db: Database,
+    version: str,
+    fitted_at_s: float,
+    history_from_s: float | None,
+    history_to_s: float | None,
+    n_outages: int,
+    params: dict[str, Any],
+    *,
+    activate: bool = True,
+) -> None:
+    async with db.connection() as conn:
+        if activate:
+            await conn.execute("UPDATE etr_models SET active = false WHERE active")
+        await conn.execute(
+            "INSERT INTO etr_models (version, fitted_at, history_from, history_to, n_outages,"
+            " params, active) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                version,
+                _ts(fitted_at_s),
+                None if history_from_s is None else _ts(history_from_s),
+                None if history_to_s is None else _ts(history_to_s),
+                n_outages,
+                Jsonb(params),
+                activate,
+            ],
+        )
+
+
+async def load_model(db: Database, version: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """The active model (or a given version): (version, params), or None."""
+    async with db.connection() as conn:
+        if version is None:
+            cur = await conn.execute("SELECT version, params FROM etr_models WHERE active")
+        else:
+            cur = await conn.execute(
+                "SELECT version, params FROM etr_models WHERE version = %s", [version]
+            )
+        row = await cur.fetchone()
+    return None if row is None else (str(row[0]), dict(row[1]))
+
+
+async def list_models(db: Database) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT version, fitted_at, n_outages, active FROM etr_models ORDER BY fitted_at DESC"
+        )
+        rows = await cur.fetchall()
+    return [
+        {"version": r[0], "fitted_at_s": r[1].timestamp(), "n_outages": r[2], "active": r[3]}
+        for r in rows
+    ]
+
+
+async def fetch_history(db: Database, since_s: float, as_of_s: float) -> list[HistoryRow]:
+    """Unplanned, not-cancelled outages started in [since, as_of): restored ones and those
+    still open (the caller censors them at ``as_of``)."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT o.started_at, CASE WHEN o.restored_at <= %s THEN o.restored_at END,"
+            " d.kind, o.cause"
+            " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
+            " WHERE o.state <> 'cancelled' AND NOT o.planned"
+            "   AND o.started_at >= %s AND o.started_at < %s",
+            [_ts(as_of_s), _ts(since_s), _ts(as_of_s)],
+        )
+        rows = await cur.fetchall()
+    return [HistoryRow(r[0].timestamp(), _s(r[1]), r[2], r[3]) for r in rows]
+
+
+async def fetch_open_outages(db: Database) -> list[OpenOutageRow]:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT o.outage_id, o.device_id, o.zone, d.kind, o.cause, o.started_at,"
+            " o.customers_affected, o.meters_affected"
+            " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
+            " WHERE o.state IN ('predicted', 'confirmed', 'partially_restored')"
+            " ORDER BY o.outage_id"
+        )
+        rows = await cur.fetchall()
+    return [OpenOutageRow(r[0], r[1], r[2], r[3], r[4], r[5].timestamp(), r[6], r[7]) for r in rows]
+
+
+async def fetch_outage_intervals(db: Database, since_s: float) -> list[tuple[float, float | None]]:
+    """(start, restored or None) of every outage open at or after ``since`` (storm level)."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT started_at, restored_at FROM outages"
+            " WHERE state <> 'cancelled' AND (restored_at IS NULL OR restored_at >= %s)",
+            [_ts(since_s)],
+        )
+        rows = await cur.fetchall()
+    return [(r[0].timestamp(), _s(r[1])) for r in rows]
+
+
+async def outage_state(db: Database, outage_id: int) -> tuple[str, float] | None:
+    """(state, started_at) of an outage, or None."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT state, started_at FROM outages WHERE outage_id = %s", [outage_id]
+        )
+        row = await cur.fetchone()
+    return None if row is None else (str(row[0]), row[1].timestamp())
+
+
+async def record_etrs(db: Database, rows: Sequence[EtrRow]) -> None:
+    """Append to the ETR history and set the outages' current ETR, in one transaction."""
+    if not rows:
+        return
+    async with db.connection() as conn:
+        await _record_etrs(conn, rows)
+
+
+async def _record_etrs(conn: AsyncConnection, rows: Sequence[EtrRow]) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO etr_history (outage_id, computed_at, p10, p50, p90, source, model_version,"
+            " inputs) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    r.outage_id,
+                    _ts(r.computed_at_s),
+                    _ts(r.p10_s),
+                    _ts(r.p50_s),
+                    _ts(r.p90_s),
+                    r.source,
+                    r.model_version,
+                    Jsonb(r.inputs),
+                )
+                for r in rows
+            ],
+        )
+        await cur.executemany(
+            "UPDATE outages SET etr_p10 = %s, etr_p50 = %s, etr_p90 = %s, etr_model_version = %s,"
+            " updated_at = now() WHERE outage_id = %s",
+            [
+                (_ts(r.p10_s), _ts(r.p50_s), _ts(r.p90_s), r.model_version, r.outage_id)
+                for r in rows
+            ],
+        )
+
+
+async def etr_history(db: Database, outage_id: int, limit: int = 100) -> list[EtrRow]:
+    """The newest ETRs of one outage (newest first), with model version and inputs."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT outage_id, computed_at, p10, p50, p90, source, model_version, inputs"
+            " FROM etr_history WHERE outage_id = %s"
+            " ORDER BY computed_at DESC, etr_id DESC LIMIT %s",
+            [outage_id, limit],
+        )
+        rows = await cur.fetchall()
+    return [
+        EtrRow(
+            r[0],
+            r[1].timestamp(),
+            r[2].timestamp(),
+            r[3].timestamp(),
+            r[4].timestamp(),
+            r[5],
+            r[6],
+            dict(r[7]),
+        )
+        for r in rows
+    ]
+
+
+async def insert_override(
+    db: Database, outage_id: int, etr_at_s: float, reason: str, set_by: str, set_at_s: float
+) -> int:
+    """A new override replaces the one in force (cleared as 'replaced')."""
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE etr_overrides SET cleared_at = %s, cleared_reason = 'replaced'"
+            " WHERE outage_id = %s AND cleared_at IS NULL",
+            [_ts(set_at_s), outage_id],
+        )
+        cur = await conn.execute(
+            "INSERT INTO etr_overrides (outage_id, etr_at, reason, set_by, set_at)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING override_id",
+            [outage_id, _ts(etr_at_s), reason, set_by, _ts(set_at_s)],
+        )
+        row = await cur.fetchone()
+    if row is None:  # pragma: no cover - RETURNING always yields a row
+        raise StoreError("override insert returned nothing")
+    return int(row[0])
+
+
+async def clear_override(db: Database, outage_id: int, at_s: float, reason: str) -> bool:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "UPDATE etr_overrides SET cleared_at = %s, cleared_reason = %s"
+            " WHERE outage_id = %s AND cleared_at IS NULL",
+            [_ts(at_s), reason, outage_id],
+        )
+        return cur.rowcount > 0
+
+
+async def active_overrides(db: Database, outage_ids: Sequence[int]) -> dict[int, OverrideRow]:
+    if not outage_ids:
+        return {}
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT override_id, outage_id, etr_at, reason, set_by, set_at FROM etr_overrides"
+            " WHERE cleared_at IS NULL AND outage_id = ANY(%s)",
+            [list(outage_ids)],
+        )
+        rows = await cur.fetchall()
+    return {
+        r[1]: OverrideRow(r[0], r[1], r[2].timestamp(), r[3], r[4], r[5].timestamp()) for r in rows
+    }
+
+
+async def get_notice(db: Database, outage_id: int) -> NoticeRow | None:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT outage_id, first_at, last_at, window_start, window_end, p50, updates_sent"
+            " FROM etr_notices WHERE outage_id = %s",
+            [outage_id],
+        )
+        r = await cur.fetchone()
+    if r is None:
+        return None
+    return NoticeRow(
+        r[0],
+        r[1].timestamp(),
+        r[2].timestamp(),
+        r[3].timestamp(),
+        r[4].timestamp(),
+        r[5].timestamp(),
+        r[6],
+    )
+
+
+async def save_notice(conn: AsyncConnection, notice: NoticeRow) -> None:
+    """Record what customers were told, in the caller's transaction (with the outbox)."""
+    await conn.execute(
+        "INSERT INTO etr_notices"
+        " (outage_id, first_at, last_at, window_start, window_end, p50, updates_sent)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (outage_id) DO UPDATE SET last_at = EXCLUDED.last_at,"
+        " window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end,"
+        " p50 = EXCLUDED.p50, updates_sent = EXCLUDED.updates_sent",
+        [
+            notice.outage_id,
+            _ts(notice.first_at_s),
+            _ts(notice.last_at_s),
+            _ts(notice.window_start_s),
+            _ts(notice.window_end_s),
+            _ts(notice.p50_s),
+            notice.updates_sent,
+        ],
+    )

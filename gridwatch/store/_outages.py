@@ -1,0 +1,286 @@
+"""SQL for outages: the lifecycle rows, per-meter restoration, timeline, momentaries,
+planned outages and customer reports. Rows are plain tuples with ids (not indices);
+``gridwatch.outages`` turns engine objects into them."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from gridwatch._errors import StoreError
+from gridwatch.store._database import Database
+
+
+def _ts(s: float | None) -> datetime | None:
+    if s is None:
+        return None
+    if not math.isfinite(s):
+        raise StoreError(f"time {s!r} is not a finite event time")
+    try:
+        return datetime.fromtimestamp(s, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise StoreError(f"time {s!r} is out of range") from exc
+
+
+class OutageRow(NamedTuple):
+    engine_key: str
+    device_id: str
+    zone: str
+    state: str
+    cause: str
+    started_s: float
+    confirmed_s: float | None
+    restored_s: float | None
+    confidence: float
+    meters_affected: int
+    customers_affected: int
+    meters_restored: int
+    customers_restored: int
+    parent_key: str | None
+    planned: bool = False
+
+
+class OutageMeterRow(NamedTuple):
+    engine_key: str
+    meter_id: str
+    customer_id: str | None
+    status: str  # out | restored | transferred | unverified
+    restored_s: float | None
+
+
+class TimelineRow(NamedTuple):
+    engine_key: str
+    at_s: float
+    kind: str
+    detail: dict[str, object]
+
+
+class MomentaryRow(NamedTuple):
+    device_id: str
+    zone: str
+    started_s: float
+    ended_s: float
+    meters_affected: int
+    customers_affected: int
+    cause: str
+
+
+class PlannedRow(NamedTuple):
+    planned_id: str
+    device_id: str
+    zone: str
+    starts_s: float
+    ends_s: float
+    reason: str = ""
+
+
+_UPSERT_OUTAGE = """
+INSERT INTO outages (engine_key, device_id, zone, state, cause, planned, started_at,
+                     confirmed_at, restored_at, confidence, meters_affected,
+                     customers_affected, meters_restored, customers_restored, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+ON CONFLICT (engine_key) DO UPDATE SET
+    device_id = EXCLUDED.device_id, zone = EXCLUDED.zone, state = EXCLUDED.state,
+    cause = EXCLUDED.cause, started_at = EXCLUDED.started_at,
+    confirmed_at = EXCLUDED.confirmed_at, restored_at = EXCLUDED.restored_at,
+    confidence = EXCLUDED.confidence, meters_affected = EXCLUDED.meters_affected,
+    customers_affected = EXCLUDED.customers_affected,
+    meters_restored = EXCLUDED.meters_restored,
+    customers_restored = EXCLUDED.customers_restored, updated_at = now()
+RETURNING outage_id
+"""
+
+_UPSERT_METERS = """
+INSERT INTO outage_meters (outage_id, meter_id, customer_id, status, restored_at)
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+ON CONFLICT (outage_id, meter_id) DO UPDATE SET
+    status = EXCLUDED.status, restored_at = EXCLUDED.restored_at,
+    customer_id = EXCLUDED.customer_id
+"""
+
+
+async def save_outages(
+    db: Database,
+    outages: Sequence[OutageRow],
+    meters: Sequence[OutageMeterRow] = (),
+    timeline: Sequence[TimelineRow] = (),
+) -> dict[str, int]:
+    """Upsert outages (by engine key), their meters and new timeline entries in one
+    transaction; returns engine key -> outage_id."""
+    ids: dict[str, int] = {}
+    async with db.connection() as conn:
+        for row in outages:
+            if not 0.0 <= row.confidence <= 1.0:
+                raise StoreError(f"outage {row.engine_key}: confidence {row.confidence} not in [0, 1]")
+            cur = await conn.execute(
+                _UPSERT_OUTAGE,
+                [
+                    row.engine_key, row.device_id, row.zone, row.state, row.cause, row.planned,
+                    _ts(row.started_s), _ts(row.confirmed_s), _ts(row.restored_s),
+                    row.confidence, row.meters_affected, row.customers_affected,
+                    row.meters_restored, row.customers_restored,
+                ],
+            )
+            got = await cur.fetchone()
+            assert got is not None
+            ids[row.engine_key] = int(got[0])
+        for row in outages:
+            if row.parent_key is not None:
+                await conn.execute(
+                    "UPDATE outages SET parent_outage_id ="
+                    " (SELECT outage_id FROM outages WHERE engine_key = %s)"
+                    " WHERE outage_id = %s",
+                    [row.parent_key, ids[row.engine_key]],
+                )
+        known = await _ids_for(conn, {m.engine_key for m in meters} | {t.engine_key for t in timeline}, ids)
+        if meters:
+            await conn.execute(
+                _UPSERT_METERS,
+                [
+                    [known[m.engine_key] for m in meters],
+                    [m.meter_id for m in meters],
+                    [m.customer_id for m in meters],
+                    [m.status for m in meters],
+                    [_ts(m.restored_s) for m in meters],
+                ],
+            )
+        if timeline:
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO outage_timeline (outage_id, at, kind, detail) VALUES (%s, %s, %s, %s)",
+                    [
+                        (known[t.engine_key], _ts(t.at_s), t.kind, json.dumps(t.detail, default=str))
+                        for t in timeline
+                    ],
+                )
+    return ids
+
+
+async def _ids_for(conn: object, keys: set[str], ids: dict[str, int]) -> dict[str, int]:
+    missing = [k for k in keys if k not in ids]
+    if not missing:
+        return ids
+    cur = await conn.execute(  # type: ignore[attr-defined]
+        "SELECT engine_key, outage_id FROM outages WHERE engine_key = ANY(%s)", [missing]
+    )
+    found = dict(ids)
+    for key, oid in await cur.fetchall():
+        found[str(key)] = int(oid)
+    unknown = [k for k in missing if k not in found]
+    if unknown:
+        raise StoreError(f"no outage with engine key {unknown[0]!r}")
+    return found
+
+
+async def load_open_outages(db: Database) -> list[dict[str, object]]:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT outage_id, engine_key, device_id, zone, state, cause, started_at,"
+            " confirmed_at, confidence, meters_affected, customers_affected, meters_restored,"
+            " parent_outage_id FROM outages"
+            " WHERE state NOT IN ('restored', 'cancelled') ORDER BY started_at, outage_id"
+        )
+        names = [c.name for c in cur.description or []]
+        return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
+
+
+async def load_outage(db: Database, engine_key: str) -> dict[str, object] | None:
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT * FROM outages WHERE engine_key = %s", [engine_key])
+        row = await cur.fetchone()
+        names = [c.name for c in cur.description or []]
+    return None if row is None else dict(zip(names, row, strict=True))
+
+
+async def load_outage_meters(db: Database, outage_id: int) -> list[tuple[str, str, datetime | None]]:
+    """(meter_id, status, restored_at) of one outage, by meter id."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT meter_id, status, restored_at FROM outage_meters WHERE outage_id = %s"
+            " ORDER BY meter_id",
+            [outage_id],
+        )
+        return [(str(a), str(b), c) for a, b, c in await cur.fetchall()]
+
+
+async def load_timeline(db: Database, outage_id: int) -> list[tuple[datetime, str, dict[str, object]]]:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT at, kind, detail FROM outage_timeline WHERE outage_id = %s ORDER BY at, seq",
+            [outage_id],
+        )
+        return [(a, str(k), dict(d)) for a, k, d in await cur.fetchall()]
+
+
+async def record_momentaries(db: Database, rows: Sequence[MomentaryRow]) -> int:
+    if not rows:
+        return 0
+    async with db.connection() as conn, conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO momentaries (device_id, zone, started_at, ended_at, meters_affected,"
+            " customers_affected, cause) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                (r.device_id, r.zone, _ts(r.started_s), _ts(r.ended_s), r.meters_affected,
+                 r.customers_affected, r.cause)
+                for r in rows
+            ],
+        )
+    return len(rows)
+
+
+async def momentary_customer_interruptions(db: Database, from_s: float, to_s: float) -> int:
+    """Sum of customers momentarily interrupted in [from, to): the MAIFI numerator."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT coalesce(sum(customers_affected), 0) FROM momentaries"
+            " WHERE started_at >= %s AND started_at < %s",
+            [_ts(from_s), _ts(to_s)],
+        )
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def add_planned_outage(db: Database, row: PlannedRow) -> None:
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO planned_outages (planned_id, device_id, zone, starts_at, ends_at, reason)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            [row.planned_id, row.device_id, row.zone, _ts(row.starts_s), _ts(row.ends_s), row.reason],
+        )
+
+
+async def planned_outages_between(db: Database, from_s: float, to_s: float) -> list[PlannedRow]:
+    """Planned outages whose window overlaps [from, to)."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT planned_id, device_id, zone, starts_at, ends_at, reason FROM planned_outages"
+            " WHERE starts_at < %s AND ends_at > %s ORDER BY starts_at, planned_id",
+            [_ts(to_s), _ts(from_s)],
+        )
+        return [
+            PlannedRow(str(p), str(d), str(z), s.timestamp(), e.timestamp(), str(r))
+            for p, d, z, s, e, r in await cur.fetchall()
+        ]
+
+
+async def add_customer_report(
+    db: Database,
+    *,
+    reported_s: float,
+    kind: str,
+    customer_id: str | None = None,
+    meter_id: str | None = None,
+    note: str = "",
+) -> int:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "INSERT INTO customer_reports (customer_id, meter_id, reported_at, kind, note)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING report_id",
+            [customer_id, meter_id, _ts(reported_s), kind, note],
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])

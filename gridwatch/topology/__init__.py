@@ -1,0 +1,51 @@
+"""The network model: a validated, columnar radial tree of devices, meters and customers."""
+
+from gridwatch.topology._build import build_topology, default_locate
+from gridwatch.topology._files import (
+    MAX_FILE_BYTES,
+    parse_topology_json,
+    read_topology_csv,
+    read_topology_file,
+    read_topology_json,
+    topology_columns,
+    write_topology_csv,
+    write_topology_json,
+)
+from gridwatch.topology._importer import ImportSummary, import_topology_file
+from gridwatch.topology._model import (
+    CHANNELS,
+    DEVICE_KINDS,
+    KIND_CODE,
+    LANGUAGES,
+    NO_PARENT,
+    CustomerTable,
+    DeviceTable,
+    MeterTable,
+    Topology,
+)
+from gridwatch.topology._operate import apply_switching
+
+__all__ = [
+    "CHANNELS",
+    "DEVICE_KINDS",
+    "KIND_CODE",
+    "LANGUAGES",
+    "MAX_FILE_BYTES",
+    "NO_PARENT",
+    "CustomerTable",
+    "DeviceTable",
+    "ImportSummary",
+    "MeterTable",
+    "Topology",
+    "apply_switching",
+    "build_topology",
+    "default_locate",
+    "import_topology_file",
+    "parse_topology_json",
+    "read_topology_csv",
+    "read_topology_file",
+    "read_topology_json",
+    "topology_columns",
+    "write_topology_csv",
+    "write_topology_json",
+]

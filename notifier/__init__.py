@@ -1,0 +1,89 @@
+"""Customer notifications: outbox, dispatcher, channels (Twilio SMS, Web Push, signed
+webhook, console), templates (vi, en), preferences and the Twilio webhooks router."""
+
+from notifier._channel import Channel, Notice, RateLimiter
+from notifier._console import ConsoleChannel, print_preview
+from notifier._dispatcher import Dispatcher, DispatcherConfig, DispatchStats, backoff_s
+from notifier._errors import (
+    EventError,
+    NotifierError,
+    OutcomeUnknownError,
+    PermanentSendError,
+    PhoneNumberError,
+    SendError,
+    TemplateError,
+    TransientSendError,
+)
+from notifier._events import LANGUAGES, NOTICE_KINDS, REPLY_KINDS, NoticeKind, OutageChange
+from notifier._outbox import EnqueueResult, enqueue_for_outage_change, idempotency_key, message_ref
+from notifier._phone import is_e164, mask_name, mask_phone, validate_phone_e164
+from notifier._policy import NotifyPolicy, quiet_release_s
+from notifier._push import VapidKeys, WebPushChannel, generate_vapid_keys
+from notifier._render import etr_window_text, preview_change, render_notice
+from notifier._sms_text import SmsLength, is_gsm7, sms_length, strip_diacritics
+from notifier._templates import Rendered, Templates, load_templates
+from notifier._twilio import TwilioConfig, TwilioSmsChannel
+from notifier._webhook import SignedWebhookChannel, sign_webhook, verify_webhook_signature
+from notifier._webhooks_router import (
+    WebhooksConfig,
+    classify_keyword,
+    create_webhooks_router,
+    customer_link_token,
+)
+
+__all__ = [
+    "LANGUAGES",
+    "NOTICE_KINDS",
+    "REPLY_KINDS",
+    "Channel",
+    "ConsoleChannel",
+    "DispatchStats",
+    "Dispatcher",
+    "DispatcherConfig",
+    "EnqueueResult",
+    "EventError",
+    "NoticeKind",
+    "Notice",
+    "NotifierError",
+    "NotifyPolicy",
+    "OutageChange",
+    "OutcomeUnknownError",
+    "PermanentSendError",
+    "PhoneNumberError",
+    "RateLimiter",
+    "Rendered",
+    "SendError",
+    "SignedWebhookChannel",
+    "SmsLength",
+    "TemplateError",
+    "Templates",
+    "TransientSendError",
+    "TwilioConfig",
+    "TwilioSmsChannel",
+    "VapidKeys",
+    "WebPushChannel",
+    "WebhooksConfig",
+    "backoff_s",
+    "classify_keyword",
+    "create_webhooks_router",
+    "customer_link_token",
+    "enqueue_for_outage_change",
+    "etr_window_text",
+    "generate_vapid_keys",
+    "idempotency_key",
+    "is_e164",
+    "is_gsm7",
+    "load_templates",
+    "mask_name",
+    "mask_phone",
+    "message_ref",
+    "preview_change",
+    "print_preview",
+    "quiet_release_s",
+    "render_notice",
+    "sign_webhook",
+    "sms_length",
+    "strip_diacritics",
+    "validate_phone_e164",
+    "verify_webhook_signature",
+]

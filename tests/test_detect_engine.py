@@ -1,0 +1,261 @@
+"""The outage engine's lifecycle on a small feeder, one behaviour per test.
+
+Feeder: 0 substation -> 1 breaker -> 2 recloser -> 3 fuse -> transformers 4, 5;
+transformer 6 under the recloser; 0 -> 7 breaker -> transformers 8, 9. Six meters per
+transformer (customers = meters)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import detectors as d
+from gridwatch import TopologyError
+from gridwatch.outages import (
+    METER_RESTORED,
+    METER_TRANSFERRED,
+    EngineConfig,
+    Network,
+    OutageEngine,
+    PlannedOutage,
+)
+
+T = 1_795_400_000.0
+PARENT = [-1, 0, 1, 2, 3, 3, 2, 0, 7, 7]
+KIND = [0, 1, 2, 5, 6, 6, 6, 1, 6, 6]
+TX = [4, 5, 6, 8, 9]
+METER_DEVICE = np.repeat(TX, 6).astype(np.int32)
+
+
+def meters_of(tx: int) -> list[int]:
+    return np.flatnonzero(METER_DEVICE == tx).tolist()
+
+
+def network(parent: list[int] = PARENT) -> Network:
+    return Network.build(parent, KIND, METER_DEVICE, meter_customer=np.arange(METER_DEVICE.size))
+
+
+def rows(meters: list[int], ts: float, kind: int, v: float = math.nan) -> np.ndarray:
+    arr = d.meter_evidence(len(meters))
+    arr["meter"] = meters
+    arr["ts_s"] = ts
+    arr["kind"] = kind
+    arr["v_rms_v"] = v
+    return arr
+
+
+def scada(device: int, ts: float, kind: int) -> np.ndarray:
+    arr = d.scada_evidence(1)
+    arr[0] = (device, ts, kind)
+    return arr
+
+
+@pytest.fixture
+def eng() -> OutageEngine:
+    e = OutageEngine(network(), now_s=T - 600)
+    e.apply(rows(list(range(METER_DEVICE.size)), T - 600, d.READING, 230.0))
+    e.tick(T)
+    return e
+
+
+def kinds(changes: list) -> list[tuple[str, int]]:
+    return [(c.kind, c.device) for c in changes]
+
+
+def test_sustained_outage_waits_the_delay_then_pings_confirm(eng: OutageEngine) -> None:
+    dark = meters_of(4) + meters_of(5)
+    eng.apply(rows(dark[::2], T + 1, d.LAST_GASP))
+    assert eng.tick(T + 30) == [] and eng.open_outages() == []  # inside the delay
+    changes = eng.tick(T + 46)
+    assert kinds(changes) == [("predicted", 3)]
+    (o,) = eng.open_outages()
+    assert o.start_s == T + 1 and o.meters_affected == 12 and o.customers_affected == 12
+    pings = eng.pings_wanted()
+    assert 0 < len(pings) <= 5 and all(p.meter in dark[1::2] for p in pings)
+    assert eng.tick(T + 60) == []  # replies may still come
+    assert kinds(eng.tick(T + 46 + 61)) == [("confirmed", 3)]  # nobody answered: dark
+    assert o.state == "confirmed" and o.timeline[0].detail["meters_off"] == 6
+
+
+def test_short_interruption_is_a_momentary_and_notifies_nobody(eng: OutageEngine) -> None:
+    dark = meters_of(4) + meters_of(5)
+    eng.apply(rows(dark[::2], T + 1, d.LAST_GASP))
+    eng.tick(T + 20)
+    eng.apply(rows(dark[::2], T + 21, d.POWER_RESTORE))
+    assert eng.tick(T + 100) == [] and eng.open_outages() == []
+    (m,) = eng.take_momentaries()
+    assert (m.device, m.meters, m.cause) == (3, 12, "evidence")
+
+
+def test_trip_reclose_is_momentary_lockout_confirms_at_once_close_restores(
+    eng: OutageEngine,
+) -> None:
+    eng.apply(scada_evidence=scada(2, T + 1, d.SCADA_TRIP))
+    eng.apply(scada_evidence=scada(2, T + 3, d.SCADA_RECLOSE))
+    assert eng.tick(T + 100) == []
+    (m,) = eng.take_momentaries()
+    assert (m.device, m.cause, m.meters) == (2, "scada_reclose", 18)
+    changes = eng.apply(scada_evidence=scada(7, T + 101, d.SCADA_LOCKOUT))
+    assert kinds(changes) == [("predicted", 7), ("confirmed", 7)]
+    (o,) = eng.open_outages()
+    assert o.cause == "scada_lockout" and o.start_s == T + 101
+    eng.tick(T + 400)
+    eng.apply(rows(meters_of(8), T + 401, d.POWER_RESTORE))
+    changes = eng.apply(scada_evidence=scada(7, T + 400, d.SCADA_CLOSE))
+    assert o.state == "partially_restored" and o.meters_restored == 6
+    assert {p.meter for p in eng.pings_wanted()} == set(meters_of(9))
+    eng.apply(rows(meters_of(9)[:5], T + 410, d.PING_ON))
+    eng.tick(T + 500)  # the last one never answers: closed as unverified, not restored
+    assert o.state == "restored" and o.meters_restored == 11
+
+
+def test_breaker_out_in_a_storm_is_one_outage() -> None:
+    from benchmarks.detect_synth import radial_network
+
+    net, level = radial_network((1, 3, 12, 60, 600), 6000, seed=5)
+    eng = OutageEngine(net, now_s=T)
+    breaker = int(np.flatnonzero(level == 1)[0])
+    under = net.meters_under(breaker)
+    rng = np.random.default_rng(0)
+    gasped = under[rng.random(under.size) < 0.5]
+    eng.apply(rows(gasped.tolist(), T + 1, d.LAST_GASP))
+    eng.tick(T + 50)
+    (o,) = eng.open_outages()
+    assert o.device == breaker and o.meters.tolist() == under.tolist()
+
+
+def test_a_meter_answering_on_moves_the_prediction_downstream(eng: OutageEngine) -> None:
+    eng.apply(rows(meters_of(4)[:3] + meters_of(5)[:1], T + 1, d.LAST_GASP))
+    eng.tick(T + 50)
+    (o,) = eng.open_outages()
+    assert o.device == 3
+    pings = eng.pings_wanted()
+    lit = [p.meter for p in pings if METER_DEVICE[p.meter] == 5]
+    assert lit  # the sample reaches the transformer that is actually lit
+    changes = eng.apply(rows(lit, T + 52, d.PING_ON))
+    changes += eng.apply(rows(meters_of(5)[1:], T + 53, d.READING, 229.0))
+    assert ("moved", 4) in kinds(changes)
+    assert o.device == 4 and o.meters.tolist() == meters_of(4) and o.state == "predicted"
+
+
+def test_still_dark_after_upstream_restored_becomes_nested_no_false_restored(
+    eng: OutageEngine,
+) -> None:
+    eng.apply(rows(meters_of(4)[::2] + meters_of(5)[::2], T + 1, d.LAST_GASP))
+    eng.tick(T + 50)
+    eng.pings_wanted()
+    eng.tick(T + 120)
+    (o,) = eng.open_outages()
+    assert (o.device, o.state) == (3, "confirmed")
+    # The fuse is replaced; transformer 4 stays dark (its own fault), its meters silent.
+    eng.tick(T + 600)
+    changes = eng.apply(rows(meters_of(5), T + 600, d.POWER_RESTORE))
+    assert ("nested", 4) in kinds(changes)
+    nested = next(x for x in eng.open_outages() if x.device == 4)
+    assert nested.parent_key == o.key and nested.state == "confirmed"
+    assert nested.start_s == o.start_s
+    for p in eng.pings_wanted():
+        assert METER_DEVICE[p.meter] == 4  # restore checks only where it is still unclear
+    eng.tick(T + 700)
+    assert o.state == "restored"
+    status = dict(zip(o.meters.tolist(), o.meter_status.tolist(), strict=True))
+    assert all(status[m] == METER_TRANSFERRED for m in meters_of(4))
+    assert all(status[m] == METER_RESTORED for m in meters_of(5))
+    assert nested.is_open and nested.meters_restored == 0
+    eng.apply(rows(meters_of(4), T + 900, d.POWER_RESTORE))
+    assert nested.state == "restored" and nested.meters_restored == 6
+
+
+def test_two_outages_merge_when_they_share_the_upstream_device(eng: OutageEngine) -> None:
+    eng.apply(rows(meters_of(5), T + 30, d.READING, 230.0))
+    eng.apply(rows(meters_of(4)[::2], T + 1, d.LAST_GASP))
+    eng.apply(rows(meters_of(6)[::2], T + 2, d.LAST_GASP))
+    eng.tick(T + 50)
+    assert sorted(o.device for o in eng.open_outages()) == [4, 6]
+    first = next(o for o in eng.open_outages() if o.device == 4)
+    eng.tick(T + 200)
+    changes = eng.apply(rows(meters_of(5)[::2], T + 200, d.LAST_GASP))
+    assert ("grew", 2) in kinds(changes) and ("merged_into", 6) in kinds(changes)
+    (o,) = eng.open_outages()
+    assert o is first and o.device == 2 and o.start_s == T + 1 and o.meters_affected == 18
+
+
+def test_planned_outage_suppresses_detection_inside_its_window(eng: OutageEngine) -> None:
+    eng.add_planned(PlannedOutage("works-1", 3, T - 10, T + 300))
+    eng.apply(rows(meters_of(4) + meters_of(5), T + 1, d.LAST_GASP))
+    assert eng.tick(T + 100) == [] and eng.open_outages() == []
+    eng.tick(T + 300)  # the works overran: the still-dark area is now an outage
+    eng.tick(T + 346)
+    (o,) = eng.open_outages()
+    assert o.device == 3
+    with pytest.raises(ValueError, match="end after"):
+        PlannedOutage("bad", 3, T, T)
+    with pytest.raises(ValueError, match="unknown device"):
+        eng.add_planned(PlannedOutage("bad", 99, T, T + 1))
+
+
+def test_topology_swap_during_restoration(eng: OutageEngine) -> None:
+    eng.apply(rows(meters_of(4)[::2] + meters_of(5)[::2], T + 1, d.LAST_GASP))
+    eng.tick(T + 50)
+    eng.pings_wanted()
+    eng.tick(T + 120)
+    (o,) = eng.open_outages()
+    # A tie switch moves transformer 5 onto breaker 7: its customers come back that way.
+    swapped = list(PARENT)
+    swapped[5] = 7
+    changes = eng.set_topology(network(swapped), at_s=T + 300)
+    assert ("topology_changed", 3) in kinds(changes)
+    eng.tick(T + 301)
+    eng.apply(rows(meters_of(5), T + 301, d.POWER_RESTORE))
+    assert o.device == 3 and o.is_open
+    assert o.meters_restored == 6 and o.state == "partially_restored"
+    with pytest.raises(ValueError, match="never remove"):
+        eng.set_topology(Network.build([-1], [0], np.zeros(0, np.int32)))
+
+
+def test_bad_input_is_rejected_row_by_row_and_the_engine_keeps_going(
+    eng: OutageEngine,
+) -> None:
+    good = meters_of(4) + meters_of(5)
+    batch = np.concatenate(
+        [
+            rows(good[::2], T + 1, d.LAST_GASP),
+            rows([999, -3], T + 1, d.LAST_GASP),
+            rows([good[1]], T + 10_000, d.LAST_GASP),
+            rows([good[1]], T - 10 * 86400, d.LAST_GASP),
+            rows([good[1]], math.nan, d.LAST_GASP),
+            rows([good[1]], T + 1, 77),
+        ]
+    )
+    eng.apply(batch)
+    reasons = [r.reason for r in eng.last_rejects]
+    assert reasons == ["bad_index", "bad_index", "future", "too_old", "bad_time", "bad_kind"]
+    sc = np.concatenate(
+        [
+            scada(42, T + 1, d.SCADA_OPEN),
+            scada(7, T + 1, 9),
+            scada(7, T - 10 * 86400, d.SCADA_OPEN),
+            scada(7, math.inf, d.SCADA_OPEN),
+        ]
+    )
+    eng.apply(scada_evidence=sc)
+    assert sorted(r.reason for r in eng.last_rejects) == ["bad_index", "bad_kind", "bad_time", "too_old"]
+    assert eng.rejected["meter:bad_index"] == 2 and eng.rejected["scada:bad_kind"] == 1
+    eng.tick(T + 50)
+    assert [o.device for o in eng.open_outages()] == [3]  # the good rows still counted
+    with pytest.raises(TypeError):
+        eng.apply(scada_evidence=rows([1], T, d.LAST_GASP))
+    with pytest.raises(ValueError):
+        eng.tick(math.nan)
+
+
+def test_configuration_and_topology_are_validated() -> None:
+    with pytest.raises(ValueError, match="30-60"):
+        EngineConfig(declaration_delay_s=10)
+    EngineConfig(declaration_delay_s=30)
+    with pytest.raises(TopologyError, match="cycle"):
+        Network.build([1, 0], [1, 1], np.zeros(0, np.int32))
+    with pytest.raises(TopologyError, match="outside"):
+        Network.build([-1], [1], np.array([3], np.int32))
