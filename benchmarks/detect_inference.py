@@ -26,7 +26,9 @@ from tests.reference_detectors import RefMeter, ref_apply_meter_evidence, ref_in
 T = 1_795_400_000.0
 
 
-def _batch(rng: np.random.Generator, net_meters: int, n: int, t: float, dark: np.ndarray) -> np.ndarray:
+def _batch(
+    rng: np.random.Generator, net_meters: int, n: int, t: float, dark: np.ndarray
+) -> np.ndarray:
     """A storm-like batch: half last gasps from a dark area, half interval reads."""
     ev = det.meter_evidence(n)
     half = n // 2
@@ -41,7 +43,8 @@ def _batch(rng: np.random.Generator, net_meters: int, n: int, t: float, dark: np
 
 def _ms(samples: list[float]) -> str:
     s = sorted(samples)
-    return f"median {statistics.median(s) * 1e3:.2f} ms, p95 {s[int(0.95 * (len(s) - 1))] * 1e3:.2f} ms"
+    p95 = s[int(0.95 * (len(s) - 1))]
+    return f"median {statistics.median(s) * 1e3:.2f} ms, p95 {p95 * 1e3:.2f} ms"
 
 
 def big_network(reps: int) -> None:
@@ -62,8 +65,11 @@ def big_network(reps: int) -> None:
     recloser = int(np.flatnonzero(level == 2)[3])
     dark = net.meters_under(recloser)
     ms = det.MeterState(
-        eng.meter_state.state.copy(), eng.meter_state.source.copy(), eng.meter_state.since_s.copy(),
-        eng.meter_state.last_s.copy(), eng.meter_state.prev_s.copy(),
+        eng.meter_state.state.copy(),
+        eng.meter_state.source.copy(),
+        eng.meter_state.since_s.copy(),
+        eng.meter_state.last_s.copy(),
+        eng.meter_state.prev_s.copy(),
     )
     fold, infer, both = [], [], []
     for i in range(reps):
@@ -78,7 +84,9 @@ def big_network(reps: int) -> None:
         both.append(t2 - t0)
     print(f"kernels, 10,000-event batch + full inference: {_ms(both)}")
     print(f"  of which evidence fold: {_ms(fold)}; inference pass: {_ms(infer)}")
-    print(f"  out devices in the last pass: {inf.out_devices.tolist()} (faulted recloser {recloser})")
+    print(
+        f"  out devices in the last pass: {inf.out_devices.tolist()} (faulted recloser {recloser})"
+    )
     engine_t = []
     eng.tick(T + 60)
     eng.apply(_batch(rng, net.n_meters, 10_000, T + 60, dark))
@@ -92,8 +100,10 @@ def big_network(reps: int) -> None:
     print(f"  open outages: {[o.device for o in eng.open_outages()]}")
     per_meter = eng.meter_state.nbytes / net.n_meters
     total = eng.state_nbytes / net.n_meters
-    print(f"detector state: {per_meter:.1f} bytes/meter (meter state), {total:.1f} bytes/meter "
-          "including per-device SCADA state")
+    print(
+        f"detector state: {per_meter:.1f} bytes/meter (meter state), {total:.1f} bytes/meter "
+        "including per-device SCADA state"
+    )
 
 
 def reference_side_by_side(n_meters: int, n_events: int) -> None:
@@ -117,8 +127,20 @@ def reference_side_by_side(n_meters: int, n_events: int) -> None:
         changed = np.empty(n_events, np.int32)
         t0 = time.perf_counter()
         _apply_meter_evidence_kernel(
-            *cols, order, fresh.state, fresh.source, fresh.since_s, fresh.last_s, fresh.prev_s,
-            T - 86400.0, T + 300.0, 20.0, 1000.0, _RANK, status, changed,
+            *cols,
+            order,
+            fresh.state,
+            fresh.source,
+            fresh.since_s,
+            fresh.last_s,
+            fresh.prev_s,
+            T - 86400.0,
+            T + 300.0,
+            20.0,
+            1000.0,
+            _RANK,
+            status,
+            changed,
         )
         k_only = min(k_only, time.perf_counter() - t0)
     ref = [RefMeter() for _ in range(net.n_meters)]
@@ -135,18 +157,30 @@ def reference_side_by_side(n_meters: int, n_events: int) -> None:
     n_dev = net.n_devices
     t0 = time.perf_counter()
     want = ref_infer(
-        net.parent.tolist(), net.meter_device.tolist(), ref, prior.tolist(), [0] * n_dev,
-        [math.nan] * n_dev, [False] * n_dev, model.llr_off_by_source().tolist(),
-        model.llr_on_by_source().tolist(), model.llr_unknown(), T - model.onset_lookback_s,
+        net.parent.tolist(),
+        net.meter_device.tolist(),
+        ref,
+        prior.tolist(),
+        [0] * n_dev,
+        [math.nan] * n_dev,
+        [False] * n_dev,
+        model.llr_off_by_source().tolist(),
+        model.llr_on_by_source().tolist(),
+        model.llr_unknown(),
+        T - model.onset_lookback_s,
     )
     r_inf = time.perf_counter() - t0
     assert inf.chosen.tolist() == want.chosen, "kernel and reference disagree"
     print(f"side by side on {n_meters:,} meters / {n_dev:,} devices, {n_events:,} events:")
-    print(f"  evidence fold: wrapper {k_fold * 1e3:.3f} ms, kernel alone {k_only * 1e3:.3f} ms, "
-          f"reference {r_fold * 1e3:.1f} ms; ratio wrapper {r_fold / k_fold:.0f}x, "
-          f"kernel alone {r_fold / k_only:.0f}x")
-    print(f"  inference:     kernel {best_k * 1e3:.3f} ms, reference {r_inf * 1e3:.1f} ms, "
-          f"ratio {r_inf / best_k:.0f}x")
+    print(
+        f"  evidence fold: wrapper {k_fold * 1e3:.3f} ms, kernel alone {k_only * 1e3:.3f} ms, "
+        f"reference {r_fold * 1e3:.1f} ms; ratio wrapper {r_fold / k_fold:.0f}x, "
+        f"kernel alone {r_fold / k_only:.0f}x"
+    )
+    print(
+        f"  inference:     kernel {best_k * 1e3:.3f} ms, reference {r_inf * 1e3:.1f} ms, "
+        f"ratio {r_inf / best_k:.0f}x"
+    )
 
 
 def main() -> None:

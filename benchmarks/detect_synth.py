@@ -148,8 +148,10 @@ def run_storm(
         ev = det.meter_evidence(g.size + reads.size)
         ev["meter"] = np.concatenate([g, reads])
         ev["ts_s"] = np.concatenate([gasp_t[g], np.full(reads.size, now)])
-        ev["kind"] = np.concatenate([np.full(g.size, det.LAST_GASP), np.full(reads.size, det.READING)])
-        ev["v_rms_v"][g.size:] = 230.0
+        ev["kind"] = np.concatenate(
+            [np.full(g.size, det.LAST_GASP), np.full(reads.size, det.READING)]
+        )
+        ev["v_rms_v"][g.size :] = 230.0
         eng.tick(now)
         eng.apply(ev)
         eng.apply(answer_pings(now))
@@ -179,7 +181,9 @@ def run_storm(
             matched.setdefault(top, o.device)
     recall = len(matched) / len(faults)
     device_acc = sum(1 for f, d in matched.items() if f == d) / max(1, len(matched))
-    latencies = [first_seen[f] - float(t) for f, t in zip(faults, fault_t, strict=True) if f in first_seen]
+    latencies = [
+        first_seen[f] - float(t) for f, t in zip(faults, fault_t, strict=True) if f in first_seen
+    ]
     # Repair every fault but the nested transformer; half the meters say "restore".
     repair_t = now + 60.0
     back = dark.copy()

@@ -67,20 +67,20 @@ STATUS_NAMES: Final[tuple[str, ...]] = (
     "bad_voltage",
 )
 
-METER_EVIDENCE_DTYPE: Final[np.dtype] = np.dtype(  # type: ignore[type-arg]
+METER_EVIDENCE_DTYPE: Final[np.dtype] = np.dtype(
     [("meter", np.int32), ("ts_s", np.float64), ("kind", np.int8), ("v_rms_v", np.float64)]
 )
-SCADA_EVIDENCE_DTYPE: Final[np.dtype] = np.dtype(  # type: ignore[type-arg]
+SCADA_EVIDENCE_DTYPE: Final[np.dtype] = np.dtype(
     [("device", np.int32), ("ts_s", np.float64), ("kind", np.int8)]
 )
 
 
-def meter_evidence(n: int) -> np.ndarray:  # type: ignore[type-arg]
+def meter_evidence(n: int) -> np.ndarray:
     """An empty (zeroed, v = NaN) meter evidence array of ``n`` rows."""
     out = np.zeros(n, dtype=METER_EVIDENCE_DTYPE)
     out["v_rms_v"] = np.nan
     return out
 
 
-def scada_evidence(n: int) -> np.ndarray:  # type: ignore[type-arg]
+def scada_evidence(n: int) -> np.ndarray:
     return np.zeros(n, dtype=SCADA_EVIDENCE_DTYPE)

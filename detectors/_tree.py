@@ -109,4 +109,3 @@ def tree_index(parent: npt.ArrayLike) -> TreeIndex:
     order = np.argsort(depth, kind="stable").astype(np.int32)
     tin, tout = _preorder_kernel(arr, order)
     return TreeIndex(parent=arr, depth=depth, order=order, tin=tin, tout=tout)
-

@@ -116,15 +116,18 @@ async def run_demo(
     topology = sim.grid.topology
     out.write(f"starting services for the demo ({scenario}, seed {seed}, {speed:g}x)...\n")
     async with demo_services(settings) as (database_url, mqtt_url):
-        demo_settings = settings.model_copy(
-            update={"database_schema": DEMO_SCHEMA, "api_port": settings.api_port}
+        schema = (
+            settings.database_schema if _configured(settings, "database_schema") else DEMO_SCHEMA
         )
-        db = await Database.open(database_url, DEMO_SCHEMA, create_schema=True)
+        demo_settings = settings.model_copy(update={"database_schema": schema})
+        if not _configured(settings, "mqtt_client_id"):
+            demo_settings.mqtt_client_id = f"gridwatch-demo-{schema}"
+        db = await Database.open(database_url, schema, create_schema=True)
         try:
             # A fresh schema each run: the demo's story starts from an empty grid.
             await drop_schema(db)
             await db.close()
-            db = await Database.open(database_url, DEMO_SCHEMA, create_schema=True)
+            db = await Database.open(database_url, schema, create_schema=True)
             await migrate(db)
             await save_topology(db, topology)
             clock = ReplayClock(sim.start_s, speed)

@@ -43,6 +43,7 @@ from gridwatch._settings import Settings
 log = logging.getLogger(__name__)
 
 BrokerBackend = Literal["auto", "amqtt", "mosquitto"]
+MqttProtocol = Literal["5", "3.1.1"]
 PostgresBackend = Literal["auto", "wheel", "system"]
 
 DEFAULT_PG_DATA_ROOT = Path("var/demo-pg")
@@ -146,6 +147,11 @@ class EmbeddedBroker:
         if not self.port:
             raise BrokerUnavailable("embedded broker is not started")
         return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def mqtt_protocol(self) -> MqttProtocol:
+        """The protocol clients must speak (``Settings.mqtt_protocol``): amqtt is 3.1.1 only."""
+        return "3.1.1" if self.backend_used == "amqtt" else "5"
 
     async def __aenter__(self) -> EmbeddedBroker:
         await self.start()
@@ -549,24 +555,62 @@ def _configured(settings: Settings, field: str) -> bool:
     return field in settings.model_fields_set or f"GRIDWATCH_{field.upper()}" in os.environ
 
 
+class DemoUrls(tuple[str, str]):
+    """``(database_url, mqtt_url)``, plus what the demo must know about the broker."""
+
+    mqtt_protocol: MqttProtocol
+    embedded: frozenset[str]
+
+    def __new__(
+        cls,
+        database_url: str,
+        mqtt_url: str,
+        *,
+        mqtt_protocol: MqttProtocol,
+        embedded: frozenset[str],
+    ) -> DemoUrls:
+        urls = super().__new__(cls, (database_url, mqtt_url))
+        urls.mqtt_protocol = mqtt_protocol
+        urls.embedded = embedded
+        return urls
+
+    @property
+    def database_url(self) -> str:
+        return self[0]
+
+    @property
+    def mqtt_url(self) -> str:
+        return self[1]
+
+
 @contextlib.asynccontextmanager
 async def demo_services(
     settings: Settings, *, pg_data_root: Path | str = DEFAULT_PG_DATA_ROOT
-) -> AsyncIterator[tuple[str, str]]:
-    """``(database_url, mqtt_url)``: each the configured one when set, embedded otherwise."""
+) -> AsyncIterator[DemoUrls]:
+    """``(database_url, mqtt_url)``: each the configured one when set, embedded otherwise.
+
+    The result also says which were embedded and which MQTT protocol the broker speaks:
+    run ingest with ``settings.model_copy(update={"mqtt_protocol": urls.mqtt_protocol})``.
+    """
+    embedded: set[str] = set()
     async with contextlib.AsyncExitStack() as stack:
         if _configured(settings, "database_url"):
             database_url = settings.database_url.get_secret_value()
         else:
             database_url = (await stack.enter_async_context(EmbeddedPostgres(pg_data_root))).url
+            embedded.add("database")
+        protocol: MqttProtocol = settings.mqtt_protocol
         if _configured(settings, "mqtt_url"):
             mqtt_url = settings.mqtt_url.get_secret_value()
         else:
-            mqtt_url = (await stack.enter_async_context(EmbeddedBroker())).url
-        yield database_url, mqtt_url
+            broker = await stack.enter_async_context(EmbeddedBroker())
+            mqtt_url, protocol = broker.url, broker.mqtt_protocol
+            embedded.add("broker")
+        yield DemoUrls(database_url, mqtt_url, mqtt_protocol=protocol, embedded=frozenset(embedded))
 
 
 __all__ = [
+    "DemoUrls",
     "EmbeddedBroker",
     "EmbeddedPostgres",
     "demo_services",

@@ -39,7 +39,7 @@ class ContractError(GridwatchError):
 
 
 class TopologyError(GridwatchError):
-    """A topology file or change is invalid. ``problems`` lists every finding, not only the first."""
+    """A topology file or change is invalid. ``problems`` lists every finding, not the first."""
 
     def __init__(self, problems: list[str]) -> None:
         shown = "; ".join(problems[:20])

@@ -14,7 +14,8 @@ from gridwatch._errors import GridwatchError
 from gridwatch._logging import configure_logging
 from gridwatch._settings import Settings, load_settings
 
-Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+# A command returns its exit code, directly or from a coroutine run on a fresh event loop.
+Handler = Callable[[argparse.Namespace, Settings], "int | Coroutine[Any, Any, int]"]
 
 
 def _shown(text: str, limit: int = 60) -> str:
@@ -88,14 +89,124 @@ async def _cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
         dropped = await apply_retention(db, settings.telemetry_retention_days, time.time())
     finally:
         await db.close()
-    print(f"dropped {dropped} telemetry partitions older than {settings.telemetry_retention_days} d")
+    print(
+        f"dropped {dropped} telemetry partitions older than {settings.telemetry_retention_days} d"
+    )
     return 0
 
 
 async def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from gridwatch._demo import run_demo
 
-    return await run_demo(settings, duration_s=args.duration, speed=args.speed, seed=args.seed)
+    return await run_demo(
+        settings, duration_s=args.duration, speed=args.speed, seed=args.seed, scenario=args.scenario
+    )
+
+
+def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators._cli_commands import cmd_simulate
+
+    cmd_simulate(
+        args.scenario,
+        mqtt_url=None if args.no_publish else settings.mqtt_url.get_secret_value(),
+        prefix=settings.mqtt_prefix,
+        speed=args.speed,
+        seed=args.seed,
+        record=args.record,
+        truth=args.truth,
+    )
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators._cli_commands import cmd_replay, cmd_replay_db
+
+    mqtt_url = settings.mqtt_url.get_secret_value()
+    if args.recording is not None:
+        cmd_replay(args.recording, mqtt_url=mqtt_url, prefix=settings.mqtt_prefix, speed=args.speed)
+    else:
+        cmd_replay_db(
+            settings.database_url.get_secret_value(),
+            settings.database_schema,
+            from_s=args.from_s,
+            to_s=args.to_s,
+            mqtt_url=mqtt_url,
+            prefix=settings.mqtt_prefix,
+            speed=args.speed,
+        )
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators._cli_commands import cmd_score
+
+    cmd_score(
+        args.truth,
+        recorded_json=args.recorded_json,
+        database_url=None if args.recorded_json else settings.database_url.get_secret_value(),
+        schema=settings.database_schema,
+        recording=args.recording,
+        json_out=args.json_out,
+    )
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators._cli_commands import cmd_history
+
+    cmd_history(args.output, scenario=args.scenario, years=args.years, seed=args.seed)
+    return 0
+
+
+def _epoch_s(text: str) -> float:
+    from datetime import datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an RFC 3339 time or epoch seconds: {_shown(text)}"
+        ) from None
+    if stamp.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"time needs a zone (Z or +07:00): {_shown(text)}")
+    return stamp.timestamp()
+
+
+def _add_replay_commands(sub: Any) -> None:
+    p = sub.add_parser("simulate", help="run a scenario: publish its telemetry, write ground truth")
+    p.add_argument("--scenario", required=True, help="a name (see docs/simulators.md) or a file")
+    p.add_argument("--speed", type=_positive_float, default=60.0)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--record", type=Path, default=None, help="also record to FILE.jsonl.gz")
+    p.add_argument("--truth", type=Path, default=Path("truth.json"))
+    p.add_argument("--no-publish", action="store_true", help="record / write truth only")
+    p.set_defaults(handler=_cmd_simulate)
+
+    p = sub.add_parser("replay", help="replay a recording, or telemetry stored in the database")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--recording", type=_existing_path)
+    source.add_argument("--from", dest="from_s", type=_epoch_s, help="database replay start")
+    p.add_argument("--to", dest="to_s", type=_epoch_s, help="database replay end")
+    p.add_argument("--speed", type=_positive_float, default=60.0)
+    p.set_defaults(handler=_cmd_replay)
+
+    p = sub.add_parser("score", help="score recorded outages and ETRs against ground truth")
+    p.add_argument("--truth", type=_existing_path, default=Path("truth.json"))
+    p.add_argument("--recorded-json", type=_existing_path, default=None)
+    p.add_argument("--recording", type=_existing_path, default=None)
+    p.add_argument("--json-out", type=Path, default=None)
+    p.set_defaults(handler=_cmd_score)
+
+    p = sub.add_parser("history", help="generate years of past outages (CSV) for ETR fitting")
+    p.add_argument("output", type=Path)
+    p.add_argument("--scenario", default="storm")
+    p.add_argument("--years", type=_positive_float, default=3.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(handler=_cmd_history)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,17 +242,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive_float, default=None, help="stop after N seconds")
     p.add_argument("--speed", type=_positive_float, default=60.0, help="event-time speed factor")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--scenario", default="breaker_trip")
     p.set_defaults(handler=_cmd_demo)
+    _add_replay_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "from_s", None) is not None and getattr(args, "to_s", None) is None:
+        parser.error("replay --from needs --to")
     try:
         settings = load_settings()
         configure_logging(args.log_format or settings.log_format, settings.log_level)
         handler: Handler = args.handler
-        return asyncio.run(handler(args, settings))
+        result = handler(args, settings)
+        return asyncio.run(result) if not isinstance(result, int) else result
     except GridwatchError as exc:
         print(f"gridwatch: error: {exc}", file=sys.stderr)
         return 1

@@ -41,8 +41,11 @@ async def _dispatch(args: argparse.Namespace) -> int:
         db,
         {"sms": channel},
         config=DispatcherConfig(
-            batch_size=args.batch_size, concurrency=args.concurrency, lanes=args.lanes,
-            lease_s=args.lease_s, poll_interval_s=args.poll_interval_s,
+            batch_size=args.batch_size,
+            concurrency=args.concurrency,
+            lanes=args.lanes,
+            lease_s=args.lease_s,
+            poll_interval_s=args.poll_interval_s,
             backoff_base_s=args.backoff_base_s,
         ),
     )

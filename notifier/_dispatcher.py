@@ -9,6 +9,7 @@ up in the provider's log and only resent if it is not there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -104,30 +105,50 @@ class Dispatcher:
         cfg = self._config
         async with self._db.connection() as conn:
             lost = await claim_unknown(
-                conn, worker=cfg.worker_id, limit=cfg.batch_size, lease_s=cfg.lease_s,
-                now_s=self._clock.now_s(), channels=list(self._channels),
+                conn,
+                worker=cfg.worker_id,
+                limit=cfg.batch_size,
+                lease_s=cfg.lease_s,
+                now_s=self._clock.now_s(),
+                channels=list(self._channels),
             )
         if not lost:
             return stats
         results = await asyncio.gather(*(self._find(n) for n in lost))
         async with self._db.connection() as conn:
-            found = [(n.notification_id, pid) for n, pid in zip(lost, results, strict=True) if isinstance(pid, str)]
-            stats.reconciled_sent = await record_sent(conn, found, now_s=self._clock.now_s(), reconciled=True)
+            found = [
+                (n.notification_id, pid)
+                for n, pid in zip(lost, results, strict=True)
+                if isinstance(pid, str)
+            ]
+            stats.reconciled_sent = await record_sent(
+                conn, found, now_s=self._clock.now_s(), reconciled=True
+            )
             for notice, result in zip(lost, results, strict=True):
                 if result is None:
                     stats.reconciled_resend += 1
-                    await self._retry_or_fail(conn, notice, "not in the provider's log; resending",
-                                              delay_s=0.0, stats=stats)
+                    await self._retry_or_fail(
+                        conn,
+                        notice,
+                        "not in the provider's log; resending",
+                        delay_s=0.0,
+                        stats=stats,
+                    )
                 elif isinstance(result, TransientSendError):
-                    await record_unknown(conn, notice.notification_id,
-                                         reconcile_at_s=self._clock.now_s() + cfg.backoff_base_s,
-                                         error=result.reason)
+                    await record_unknown(
+                        conn,
+                        notice.notification_id,
+                        reconcile_at_s=self._clock.now_s() + cfg.backoff_base_s,
+                        error=result.reason,
+                    )
         NOTICES_DISPATCHED.labels("any", "reconciled").inc(stats.reconciled_sent)
-        log.info("reconciled unknown outcomes", extra={"found_sent": stats.reconciled_sent,
-                                                        "resend": stats.reconciled_resend})
+        log.info(
+            "reconciled unknown outcomes",
+            extra={"found_sent": stats.reconciled_sent, "resend": stats.reconciled_resend},
+        )
         return stats
 
-    async def _find(self, notice: Notice) -> str | None | TransientSendError:
+    async def _find(self, notice: Notice) -> str | TransientSendError | None:
         try:
             return await self._channels[notice.channel].find_sent(notice)
         except TransientSendError as exc:
@@ -140,18 +161,29 @@ class Dispatcher:
         now_s = self._clock.now_s()
         async with self._db.connection() as conn:
             claimed, skipped = await claim_due(
-                conn, worker=cfg.worker_id, limit=cfg.batch_size, lease_s=cfg.lease_s,
-                now_s=now_s, channels=list(self._channels),
+                conn,
+                worker=cfg.worker_id,
+                limit=cfg.batch_size,
+                lease_s=cfg.lease_s,
+                now_s=now_s,
+                channels=list(self._channels),
             )
             allowed = await apply_rate_limits(
-                conn, claimed, max_per_window=self._policy.rate_limit_per_window,
-                window_s=self._policy.rate_limit_window_s, now_s=now_s,
+                conn,
+                claimed,
+                max_per_window=self._policy.rate_limit_per_window,
+                window_s=self._policy.rate_limit_window_s,
+                now_s=now_s,
             )
         stats.claimed, stats.skipped = len(allowed), skipped
         if not allowed:
             return stats
         outcomes = await asyncio.gather(*(self._send(n) for n in allowed))
-        sent = [(n.notification_id, o) for n, o in zip(allowed, outcomes, strict=True) if isinstance(o, str)]
+        sent = [
+            (n.notification_id, o)
+            for n, o in zip(allowed, outcomes, strict=True)
+            if isinstance(o, str)
+        ]
         async with self._db.connection() as conn:
             stats.sent = await record_sent(conn, sent, now_s=self._clock.now_s())
             for notice, outcome in zip(allowed, outcomes, strict=True):
@@ -159,37 +191,65 @@ class Dispatcher:
                     continue
                 if isinstance(outcome, PermanentSendError):
                     stats.failed += 1
-                    await record_failed(conn, notice.notification_id, code=outcome.code, error=outcome.reason)
-                    log.warning("notice failed permanently", extra={
-                        "notification_id": notice.notification_id, "code": outcome.code,
-                        "to": mask_phone(notice.address) if notice.channel == "sms" else notice.channel})
+                    await record_failed(
+                        conn, notice.notification_id, code=outcome.code, error=outcome.reason
+                    )
+                    log.warning(
+                        "notice failed permanently",
+                        extra={
+                            "notification_id": notice.notification_id,
+                            "code": outcome.code,
+                            "to": mask_phone(notice.address)
+                            if notice.channel == "sms"
+                            else notice.channel,
+                        },
+                    )
                 elif isinstance(outcome, OutcomeUnknownError):
                     stats.unknown += 1
-                    await record_unknown(conn, notice.notification_id,
-                                         reconcile_at_s=self._clock.now_s() + cfg.backoff_base_s,
-                                         error=str(outcome))
+                    await record_unknown(
+                        conn,
+                        notice.notification_id,
+                        reconcile_at_s=self._clock.now_s() + cfg.backoff_base_s,
+                        error=str(outcome),
+                    )
                 else:
-                    await self._retry_or_fail(conn, notice, outcome.reason,
-                                              delay_s=outcome.retry_after_s, stats=stats)
+                    await self._retry_or_fail(
+                        conn, notice, outcome.reason, delay_s=outcome.retry_after_s, stats=stats
+                    )
         for name in ("sent", "failed", "unknown", "retried", "skipped"):
             NOTICES_DISPATCHED.labels("any", name).inc(getattr(stats, name))
         return stats
 
-    async def _retry_or_fail(self, conn: AsyncConnection, notice: Notice, reason: str, *,
-                             delay_s: float | None, stats: DispatchStats) -> None:
+    async def _retry_or_fail(
+        self,
+        conn: AsyncConnection,
+        notice: Notice,
+        reason: str,
+        *,
+        delay_s: float | None,
+        stats: DispatchStats,
+    ) -> None:
         cfg = self._config
         if notice.attempts >= cfg.max_attempts:
             stats.failed += 1
-            await record_failed(conn, notice.notification_id, code="max_attempts",
-                                error=f"gave up after {notice.attempts} attempts: {reason}")
+            await record_failed(
+                conn,
+                notice.notification_id,
+                code="max_attempts",
+                error=f"gave up after {notice.attempts} attempts: {reason}",
+            )
             return
         stats.retried += 1
         wait_s = backoff_s(notice.attempts, cfg.backoff_base_s, cfg.backoff_cap_s, self._rng)
         if delay_s is not None:
             wait_s = max(wait_s, delay_s) if delay_s > 0 else 0.0
-        await record_retry(conn, notice.notification_id, not_before_s=self._clock.now_s() + wait_s, error=reason)
+        await record_retry(
+            conn, notice.notification_id, not_before_s=self._clock.now_s() + wait_s, error=reason
+        )
 
-    async def _send(self, notice: Notice) -> str | TransientSendError | PermanentSendError | OutcomeUnknownError:
+    async def _send(
+        self, notice: Notice
+    ) -> str | TransientSendError | PermanentSendError | OutcomeUnknownError:
         async with self._semaphore:
             try:
                 return await self._channels[notice.channel].send(notice)
@@ -218,10 +278,8 @@ class Dispatcher:
                     log.warning("dispatch round failed; retrying", extra={"error": str(exc)})
                     stats = DispatchStats()
                 if stats.claimed == 0 and stats.skipped == 0:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self._config.poll_interval_s)
-                    except TimeoutError:
-                        pass
 
         async def reconciler() -> None:
             while not stop.is_set():
@@ -229,9 +287,7 @@ class Dispatcher:
                     await self.reconcile_once()
                 except StoreError as exc:
                     log.warning("reconcile round failed; retrying", extra={"error": str(exc)})
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._config.poll_interval_s)
-                except TimeoutError:
-                    pass
 
         await asyncio.gather(reconciler(), *(lane() for _ in range(self._config.lanes)))

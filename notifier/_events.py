@@ -73,8 +73,15 @@ class OutageChange:
             raise EventError(f"kind must be one of {', '.join(NOTICE_KINDS)}, got {self.kind!r}")
         if not isinstance(self.version, int) or self.version < 0:
             raise EventError(f"version must be a non-negative integer, got {self.version!r}")
-        for name in ("occurred_at_s", "etr_p10_s", "etr_p50_s", "etr_p90_s", "started_at_s",
-                     "starts_at_s", "ends_at_s"):
+        for name in (
+            "occurred_at_s",
+            "etr_p10_s",
+            "etr_p50_s",
+            "etr_p90_s",
+            "started_at_s",
+            "starts_at_s",
+            "ends_at_s",
+        ):
             value = getattr(self, name)
             if value is None and name != "occurred_at_s":
                 continue

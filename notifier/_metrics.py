@@ -7,7 +7,9 @@ from prometheus_client import Counter
 from gridwatch._metrics import REGISTRY
 
 NOTICES_ENQUEUED = Counter(
-    "gridwatch_notices_enqueued_total", "Notices written to the outbox, by kind", ["kind"],
+    "gridwatch_notices_enqueued_total",
+    "Notices written to the outbox, by kind",
+    ["kind"],
     registry=REGISTRY,
 )
 NOTICES_DISPATCHED = Counter(
@@ -17,6 +19,8 @@ NOTICES_DISPATCHED = Counter(
     registry=REGISTRY,
 )
 WEBHOOKS_REJECTED = Counter(
-    "gridwatch_notify_webhooks_rejected_total", "Inbound webhooks rejected, by reason code",
-    ["reason"], registry=REGISTRY,
+    "gridwatch_notify_webhooks_rejected_total",
+    "Inbound webhooks rejected, by reason code",
+    ["reason"],
+    registry=REGISTRY,
 )

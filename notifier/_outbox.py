@@ -55,8 +55,9 @@ def idempotency_key(customer_id: str, outage_id: int, kind: str, version: int, c
 def message_ref(key: str) -> str:
     """Short code carried in every message, so an unknown outcome can be matched in the
     provider's log (and customers can quote it)."""
-    digest = hashlib.sha256(key.encode()).digest()
-    return base64.b32encode(digest).decode()[:_REF_LEN]
+    digest = hashlib.blake2b(key.encode(), digest_size=6).digest()
+    # Letters, digits, '-' and '_': all GSM-7, so the ref never changes the SMS encoding.
+    return base64.urlsafe_b64encode(digest).decode()[:_REF_LEN]
 
 
 def with_ref(body: str, ref: str) -> str:
@@ -68,11 +69,16 @@ def _default_templates() -> Templates:
     return load_templates()
 
 
-def _etr_changed(state: OutageNoticeState | None, change: OutageChange, policy: NotifyPolicy) -> bool:
+def _etr_changed(
+    state: OutageNoticeState | None, change: OutageChange, policy: NotifyPolicy
+) -> bool:
     if state is None or state.etr_p50_s is None or change.etr_p50_s is None:
         return True
-    pairs = ((state.etr_p10_s, change.etr_p10_s), (state.etr_p50_s, change.etr_p50_s),
-             (state.etr_p90_s, change.etr_p90_s))
+    pairs = (
+        (state.etr_p10_s, change.etr_p10_s),
+        (state.etr_p50_s, change.etr_p50_s),
+        (state.etr_p90_s, change.etr_p90_s),
+    )
     for old, new in pairs:
         if (old is None) != (new is None):
             return True
@@ -89,12 +95,15 @@ class _Renderer:
         self._policy = policy
         self._cache: dict[tuple[str, str, bool, str], tuple[Rendered, int]] = {}
 
-    def get(self, change: OutageChange, language: str, ascii_only: bool, tz: str) -> tuple[Rendered, int]:
+    def get(
+        self, change: OutageChange, language: str, ascii_only: bool, tz: str
+    ) -> tuple[Rendered, int]:
         key = (change.kind, language, ascii_only, tz)
         hit = self._cache.get(key)
         if hit is None:
-            rendered = render_notice(change, self._templates, language, self._policy, tz_name=tz,
-                                     ascii_only=ascii_only)
+            rendered = render_notice(
+                change, self._templates, language, self._policy, tz_name=tz, ascii_only=ascii_only
+            )
             # The ref is fixed-length base32 (GSM-7), so the segment count holds for every row.
             segments = sms_length(with_ref(rendered.body, "A" * _REF_LEN)).segments
             hit = self._cache[key] = (rendered, segments)
@@ -109,7 +118,9 @@ def _rows_for(
 ) -> tuple[list[NewNotification], int, int]:
     rows: list[NewNotification] = []
     opted_out = rejected = 0
-    urgent = change.kind in policy.urgent_kinds or (change.kind == "planned_notice" and change.emergency)
+    urgent = change.kind in policy.urgent_kinds or (
+        change.kind == "planned_notice" and change.emergency
+    )
     hold_quiet = change.kind in policy.quiet_kinds and not urgent
     base_s = change.occurred_at_s
     if change.kind == "planned_reminder" and change.starts_at_s is not None:
@@ -120,13 +131,17 @@ def _rows_for(
         not_before = base_s
         if hold_quiet:
             not_before = quiet_release_s(
-                base_s, tz, target.quiet_start or policy.quiet_start,
+                base_s,
+                tz,
+                target.quiet_start or policy.quiet_start,
                 target.quiet_end or policy.quiet_end,
             )
         for channel in target.channels:
             if channel not in CHANNELS:
                 continue
-            key = idempotency_key(target.customer_id, change.outage_id, change.kind, change.version, channel)
+            key = idempotency_key(
+                target.customer_id, change.outage_id, change.kind, change.version, channel
+            )
             address: str | None = None
             status, error = "pending", None
             ascii_only = False
@@ -136,7 +151,8 @@ def _rows_for(
                     continue
                 address = target.phone_e164
                 ascii_only = (
-                    target.ascii_sms if target.ascii_sms is not None
+                    target.ascii_sms
+                    if target.ascii_sms is not None
                     else policy.ascii_sms.get(language, False)
                 )
                 if not is_e164(address):
@@ -193,7 +209,9 @@ async def enqueue_for_outage_change(
             )
     state = await get_outage_notice_state(conn, change.outage_id)
     if change.kind == "etr_updated" and not _etr_changed(state, change, pol):
-        return EnqueueResult(change.outage_id, change.kind, skipped_reason="ETR change below threshold")
+        return EnqueueResult(
+            change.outage_id, change.kind, skipped_reason="ETR change below threshold"
+        )
 
     targets = await fetch_notify_targets(conn, change.customer_ids, change.meter_ids)
     renderer = _Renderer(tpl, pol)
@@ -209,17 +227,26 @@ async def enqueue_for_outage_change(
     superseded = 0
     if change.kind == "restored":
         superseded = await supersede_pending(
-            conn, change.outage_id, ("outage_detected", "etr_updated", "still_out_nested"),
-            customer_ids=customer_ids, below_version=change.version + 1,
+            conn,
+            change.outage_id,
+            ("outage_detected", "etr_updated", "still_out_nested"),
+            customer_ids=customer_ids,
+            below_version=change.version + 1,
         )
     elif change.kind == "etr_updated":
         superseded = await supersede_pending(
-            conn, change.outage_id, ("etr_updated",), customer_ids=None,
+            conn,
+            change.outage_id,
+            ("etr_updated",),
+            customer_ids=None,
             below_version=change.version,
         )
     elif change.kind == "planned_cancelled":
         superseded = await supersede_pending(
-            conn, change.outage_id, ("planned_notice", "planned_reminder"), customer_ids=None,
+            conn,
+            change.outage_id,
+            ("planned_notice", "planned_reminder"),
+            customer_ids=None,
             below_version=change.version + 1,
         )
     inserted = await insert_notifications(conn, rows)
@@ -252,8 +279,14 @@ async def enqueue_for_outage_change(
     )
     log.info(
         "enqueued notices",
-        extra={"outage_id": change.outage_id, "kind": change.kind, "inserted": inserted,
-               "customers": len(targets), "opted_out": opted_out, "rejected": rejected},
+        extra={
+            "outage_id": change.outage_id,
+            "kind": change.kind,
+            "inserted": inserted,
+            "customers": len(targets),
+            "opted_out": opted_out,
+            "rejected": rejected,
+        },
     )
     return result
 

@@ -105,8 +105,13 @@ class WebPushChannel:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         payload = orjson.dumps(
-            {"title": notice.title, "body": notice.body, "kind": notice.kind,
-             "outage_id": notice.outage_id, "tag": push_topic(notice.idempotency_key)}
+            {
+                "title": notice.title,
+                "body": notice.body,
+                "kind": notice.kind,
+                "outage_id": notice.outage_id,
+                "tag": push_topic(notice.idempotency_key),
+            }
         ).decode()
         delivered = transient = 0
         for sub_id, endpoint, p256dh, auth in subscriptions:
@@ -117,10 +122,12 @@ class WebPushChannel:
                     vapid_private_key=self._vapid,
                     vapid_claims={"sub": self._subject},  # fresh dict: webpush fills aud/exp in
                     ttl=self._ttl_s,
-                    headers={"Topic": push_topic(notice.idempotency_key),
-                             "Urgency": "high" if notice.urgent else "normal"},
+                    headers={
+                        "Topic": push_topic(notice.idempotency_key),
+                        "Urgency": "high" if notice.urgent else "normal",
+                    },
                     aiohttp_session=self._session,
-                    timeout=self._timeout,  # type: ignore[arg-type]
+                    timeout=self._timeout,
                 )
             except WebPushException as exc:
                 status = exc.status_code
@@ -136,8 +143,10 @@ class WebPushChannel:
                 continue
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 transient += 1
-                log.warning("push endpoint unreachable", extra={"subscription_id": sub_id,
-                                                                 "error": type(exc).__name__})
+                log.warning(
+                    "push endpoint unreachable",
+                    extra={"subscription_id": sub_id, "error": type(exc).__name__},
+                )
                 continue
             delivered += 1
             async with self._db.connection() as conn:

@@ -67,7 +67,9 @@ def sms_length(text: str) -> SmsLength:
     """Encoding, units and segment count of ``text`` as a carrier bills it."""
     if is_gsm7(text):
         sizes = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
-        return SmsLength("GSM-7", sum(sizes), _segments(sizes, GSM7_SINGLE_SEPTETS, GSM7_MULTI_SEPTETS))
+        return SmsLength(
+            "GSM-7", sum(sizes), _segments(sizes, GSM7_SINGLE_SEPTETS, GSM7_MULTI_SEPTETS)
+        )
     sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
     return SmsLength("UCS-2", sum(sizes), _segments(sizes, UCS2_SINGLE_UNITS, UCS2_MULTI_UNITS))
 

@@ -61,7 +61,9 @@ def _fields(text: str, where: str, problems: list[str]) -> set[str]:
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
-        problems.append(f"{where}: malformed braces ({exc}); write {{{{ and }}}} for literal braces")
+        problems.append(
+            f"{where}: malformed braces ({exc}); write {{{{ and }}}} for literal braces"
+        )
         return names
     for _literal, name, spec, conversion in parsed:
         if name is None:
@@ -71,7 +73,9 @@ def _fields(text: str, where: str, problems: list[str]) -> set[str]:
                 f"{where}: unknown placeholder {{{name}}}; known: {', '.join(sorted(PLACEHOLDERS))}"
             )
         elif spec or conversion:
-            problems.append(f"{where}: placeholder {{{name}}} must not carry a format or conversion")
+            problems.append(
+                f"{where}: placeholder {{{name}}} must not carry a format or conversion"
+            )
         names.add(name)
     return names
 
@@ -92,7 +96,9 @@ def _read(path: Path, label: str, problems: list[str]) -> str | None:
         return None
 
 
-def _parse_template(text: str, kind: str, language: str, label: str, problems: list[str]) -> Template | None:
+def _parse_template(
+    text: str, kind: str, language: str, label: str, problems: list[str]
+) -> Template | None:
     lines = [line.rstrip() for line in text.splitlines() if not line.lstrip().startswith("#")]
     while lines and not lines[0].strip():
         lines.pop(0)
@@ -137,7 +143,11 @@ def _parse_fragments(text: str, label: str, problems: list[str]) -> dict[str, st
 class Templates:
     """Loaded, validated templates; ``render`` cannot fail on a placeholder."""
 
-    def __init__(self, templates: Mapping[tuple[str, str], Template], fragments: Mapping[str, Mapping[str, str]]) -> None:
+    def __init__(
+        self,
+        templates: Mapping[tuple[str, str], Template],
+        fragments: Mapping[str, Mapping[str, str]],
+    ) -> None:
         self._templates = dict(templates)
         self._fragments = {lang: dict(f) for lang, f in fragments.items()}
 
@@ -171,22 +181,32 @@ def load_templates(directory: Path | str | None = None) -> Templates:
             continue
         for path in sorted(lang_dir.glob("*.txt")):
             if path.name != _FRAGMENT_FILE and path.stem not in known:
-                problems.append(f"{path}: unknown kind {path.stem!r}; known: {', '.join(sorted(known))}")
+                problems.append(
+                    f"{path}: unknown kind {path.stem!r}; known: {', '.join(sorted(known))}"
+                )
         for kind in (*NOTICE_KINDS, *REPLY_KINDS):
             path = lang_dir / f"{kind}.txt"
             label = f"{language}/{kind}.txt"
             if not path.is_file():
-                problems.append(f"{label}: missing template for kind {kind!r} in language {language!r}")
+                problems.append(
+                    f"{label}: missing template for kind {kind!r} in language {language!r}"
+                )
                 continue
             text = _read(path, label, problems)
             if text is not None and (tpl := _parse_template(text, kind, language, label, problems)):
                 templates[(kind, language)] = tpl
         frag_path = lang_dir / _FRAGMENT_FILE
-        frag_text = _read(frag_path, f"{language}/{_FRAGMENT_FILE}", problems) if frag_path.is_file() else None
+        frag_text = (
+            _read(frag_path, f"{language}/{_FRAGMENT_FILE}", problems)
+            if frag_path.is_file()
+            else None
+        )
         if frag_text is None and not frag_path.is_file():
             problems.append(f"{language}/{_FRAGMENT_FILE}: missing")
         elif frag_text is not None:
-            fragments[language] = _parse_fragments(frag_text, f"{language}/{_FRAGMENT_FILE}", problems)
+            fragments[language] = _parse_fragments(
+                frag_text, f"{language}/{_FRAGMENT_FILE}", problems
+            )
     if problems:
         raise TemplateError(problems)
     return Templates(templates, fragments)

@@ -59,8 +59,12 @@ class TwilioSmsChannel:
     def _api(self) -> Any:
         if self._client is None:
             # Created lazily: the aiohttp session must be made inside the running loop.
-            self._http = AsyncTwilioHttpClient(timeout=self._config.timeout_s, logger=_twilio_http_log)
-            client = Client(self._config.account_sid, self._config.auth_token, http_client=self._http)
+            self._http = AsyncTwilioHttpClient(
+                timeout=self._config.timeout_s, logger=_twilio_http_log
+            )
+            client = Client(
+                self._config.account_sid, self._config.auth_token, http_client=self._http
+            )
             if self._config.base_url:
                 client.api.base_url = self._config.base_url.rstrip("/")
             self._client = client
@@ -97,7 +101,10 @@ class TwilioSmsChannel:
             raise OutcomeUnknownError(f"Twilio call interrupted: {type(exc).__name__}") from None
         except TwilioException as exc:
             raise OutcomeUnknownError(f"unreadable Twilio response: {type(exc).__name__}") from None
-        log.debug("sms sent", extra={"notification_id": notice.notification_id, "to": mask_phone(notice.address)})
+        log.debug(
+            "sms sent",
+            extra={"notification_id": notice.notification_id, "to": mask_phone(notice.address)},
+        )
         return str(message.sid)
 
     async def find_sent(self, notice: Notice) -> str | None:
@@ -114,7 +121,9 @@ class TwilioSmsChannel:
                 {"to": notice.address, "date_sent_after": started, "limit": 200, "page_size": 200},
                 {"to": notice.address, "limit": 50, "page_size": 50},
             ):
-                found = await asyncio.wait_for(api.messages.list_async(**query), self._config.timeout_s)
+                found = await asyncio.wait_for(
+                    api.messages.list_async(**query), self._config.timeout_s
+                )
                 for message in found:
                     if message.body and str(message.body).endswith(marker):
                         return str(message.sid)
@@ -140,4 +149,3 @@ def _translate(exc: TwilioRestException) -> Exception:
     return PermanentSendError(
         str(code) if code else f"http_{exc.status}", f"Twilio HTTP {exc.status} (error {code})"
     )
-

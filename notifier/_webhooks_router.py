@@ -54,8 +54,21 @@ for _action, _en, _vi in (
     _VI_KEYWORDS.update(_vi.split())
 
 DELIVERY_STATES = frozenset(
-    {"accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed",
-     "read", "receiving", "received", "canceled", "partially_delivered"}
+    {
+        "accepted",
+        "scheduled",
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "undelivered",
+        "failed",
+        "read",
+        "receiving",
+        "received",
+        "canceled",
+        "partially_delivered",
+    }
 )
 _SID_RE = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
 _WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -81,7 +94,11 @@ def _customer_from_token(token: str, secret: bytes) -> str | None:
     if not token or len(token) > 200 or "." not in token:
         return None
     customer_id = token.rsplit(".", 1)[0]
-    return customer_id if hmac.compare_digest(customer_link_token(customer_id, secret), token) else None
+    return (
+        customer_id
+        if hmac.compare_digest(customer_link_token(customer_id, secret), token)
+        else None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +115,9 @@ class WebhooksConfig:
     allow_http_push_endpoints: bool = False
 
 
-def create_webhooks_router(db: Database, config: WebhooksConfig, *, clock: Clock | None = None) -> APIRouter:
+def create_webhooks_router(
+    db: Database, config: WebhooksConfig, *, clock: Clock | None = None
+) -> APIRouter:
     router = APIRouter()
     validator = RequestValidator(config.twilio_auth_token)
     templates = config.templates or load_templates()
@@ -116,7 +135,9 @@ def create_webhooks_router(db: Database, config: WebhooksConfig, *, clock: Clock
             WEBHOOKS_REJECTED.labels("too_large").inc()
             raise HTTPException(413, "body too large")
         try:
-            params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=100))
+            params = dict(
+                parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
+            )
         except (UnicodeDecodeError, ValueError):
             WEBHOOKS_REJECTED.labels("malformed").inc()
             raise HTTPException(400, "malformed form body") from None
@@ -142,7 +163,11 @@ def create_webhooks_router(db: Database, config: WebhooksConfig, *, clock: Clock
         notification_id = int(n) if n and n.isdigit() and len(n) < 19 else None
         async with db.connection() as conn:
             await record_delivery_event(
-                conn, provider_id=sid, status=status, error_code=code, notification_id=notification_id
+                conn,
+                provider_id=sid,
+                status=status,
+                error_code=code,
+                notification_id=notification_id,
             )
         return Response(status_code=204)
 
@@ -173,8 +198,12 @@ def create_webhooks_router(db: Database, config: WebhooksConfig, *, clock: Clock
                 # Only a known customer's report locates an outage; others still get the reply.
                 if customer:
                     await insert_customer_report(
-                        conn, customer_id=customer[0], phone_e164=sender, body=body,
-                        provider_id=sid, received_at_s=now(),
+                        conn,
+                        customer_id=customer[0],
+                        phone_e164=sender,
+                        body=body,
+                        provider_id=sid,
+                        received_at_s=now(),
                     )
                 kind = "reply_out"
             elif action == "status":
@@ -188,8 +217,13 @@ def create_webhooks_router(db: Database, config: WebhooksConfig, *, clock: Clock
                         "where": outage.where_text or templates.fragment(language, "where_unknown"),
                         "since": local_time(outage.started_at_s, tz) if outage.started_at_s else "",
                         "etr_window": etr_window_text(
-                            templates, language, outage.etr_p10_s, outage.etr_p50_s,
-                            outage.etr_p90_s, tz_name=tz, rounding_s=policy.etr_rounding_s,
+                            templates,
+                            language,
+                            outage.etr_p10_s,
+                            outage.etr_p50_s,
+                            outage.etr_p90_s,
+                            tz_name=tz,
+                            rounding_s=policy.etr_rounding_s,
                         ),
                     }
         reply = templates.render(kind, language, params_out).body
@@ -208,10 +242,19 @@ def create_webhooks_router(db: Database, config: WebhooksConfig, *, clock: Clock
             outage = await open_outage_for_customer(conn, customer_id)
         if outage is None:
             return JSONResponse({"outage": None})
-        return JSONResponse({"outage": {
-            "outage_id": outage.outage_id, "where": outage.where_text, "why": outage.why_text,
-            "started_at_s": outage.started_at_s, "etr_p10_s": outage.etr_p10_s,
-            "etr_p50_s": outage.etr_p50_s, "etr_p90_s": outage.etr_p90_s}})
+        return JSONResponse(
+            {
+                "outage": {
+                    "outage_id": outage.outage_id,
+                    "where": outage.where_text,
+                    "why": outage.why_text,
+                    "started_at_s": outage.started_at_s,
+                    "etr_p10_s": outage.etr_p10_s,
+                    "etr_p50_s": outage.etr_p50_s,
+                    "etr_p90_s": outage.etr_p90_s,
+                }
+            }
+        )
 
     @router.post("/app/api/subscribe", status_code=201)
     async def app_subscribe(request: Request) -> JSONResponse:
@@ -222,17 +265,30 @@ def create_webhooks_router(db: Database, config: WebhooksConfig, *, clock: Clock
             data = orjson.loads(raw)
             token = str(data["token"])
             sub = data["subscription"]
-            endpoint, p256dh, auth = str(sub["endpoint"]), str(sub["keys"]["p256dh"]), str(sub["keys"]["auth"])
+            endpoint, p256dh, auth = (
+                str(sub["endpoint"]),
+                str(sub["keys"]["p256dh"]),
+                str(sub["keys"]["auth"]),
+            )
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise HTTPException(400, "expected {token, subscription: {endpoint, keys: {p256dh, auth}}}") from None
+            raise HTTPException(
+                400, "expected {token, subscription: {endpoint, keys: {p256dh, auth}}}"
+            ) from None
         customer_id = _customer_from_token(token, config.link_secret)
         if customer_id is None:
             raise HTTPException(403, "invalid link")
         schemes = ("https://", "http://") if config.allow_http_push_endpoints else ("https://",)
-        if not endpoint.startswith(schemes) or len(endpoint) > 1024 or not (0 < len(p256dh) <= 200) or not (0 < len(auth) <= 100):
+        if (
+            not endpoint.startswith(schemes)
+            or len(endpoint) > 1024
+            or not (0 < len(p256dh) <= 200)
+            or not (0 < len(auth) <= 100)
+        ):
             raise HTTPException(400, "invalid push subscription")
         async with db.connection() as conn:
-            sub_id = await upsert_push_subscription(conn, customer_id=customer_id, endpoint=endpoint, p256dh=p256dh, auth=auth)
+            sub_id = await upsert_push_subscription(
+                conn, customer_id=customer_id, endpoint=endpoint, p256dh=p256dh, auth=auth
+            )
         return JSONResponse({"subscription_id": sub_id}, status_code=201)
 
     @router.get("/app/api/vapid-public-key")
@@ -247,13 +303,22 @@ def create_webhooks_router(db: Database, config: WebhooksConfig, *, clock: Clock
 
     @router.get("/app/{name}")
     async def app_file(name: str) -> FileResponse:
-        allowed = {"": "index.html", "index.html": "index.html", "app.js": "app.js",
-                   "sw.js": "sw.js", "manifest.webmanifest": "manifest.webmanifest",
-                   "icon.svg": "icon.svg"}
+        allowed = {
+            "": "index.html",
+            "index.html": "index.html",
+            "app.js": "app.js",
+            "sw.js": "sw.js",
+            "manifest.webmanifest": "manifest.webmanifest",
+            "icon.svg": "icon.svg",
+        }
         if name not in allowed:
             raise HTTPException(404, "not found")
-        media = {"js": "text/javascript", "webmanifest": "application/manifest+json", "html": "text/html",
-                 "svg": "image/svg+xml"}
+        media = {
+            "js": "text/javascript",
+            "webmanifest": "application/manifest+json",
+            "html": "text/html",
+            "svg": "image/svg+xml",
+        }
         file = _WEB_DIR / allowed[name]
         return FileResponse(file, media_type=media[file.suffix.lstrip(".")])
 

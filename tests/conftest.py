@@ -25,7 +25,9 @@ TEST_MQTT_URL = os.environ.get("GRIDWATCH_TEST_MQTT_URL", "mqtt://127.0.0.1:1883
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 2):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), 2
+        ):
             return True
     except OSError:
         return False
@@ -38,7 +40,9 @@ def unique_name(prefix: str) -> str:
 @pytest.fixture(scope="session")
 def database_url() -> str:
     if not _reachable(TEST_DATABASE_URL, 5432):
-        pytest.fail(f"PostgreSQL is not reachable at {TEST_DATABASE_URL}: start it (./dev services)")
+        pytest.fail(
+            f"PostgreSQL is not reachable at {TEST_DATABASE_URL}: start it (./dev services)"
+        )
     return TEST_DATABASE_URL
 
 

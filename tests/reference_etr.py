@@ -214,10 +214,8 @@ def holdout_loglik(
     for j, (e, c) in enumerate(zip(ev, ce, strict=True)):
         if e:
             a, b = ls(log_edges[j], j), ls(log_edges[j + 1], j + 1)
-            p = math.exp(a) - math.exp(b) if a > -700 else math.exp(a) * (-math.expm1(b - a))
-            total += e * (
-                math.log(p) if p > 1e-300 else a + math.log(max(-math.expm1(b - a), 1e-300))
-            )
+            # P(bin) = S(lo) (1 - S(hi)/S(lo)); expm1 keeps tiny hazards exact.
+            total += e * (a + math.log(max(-math.expm1(b - a), 1e-300)))
         if c:
             xm = 0.5 * (log_edges[j] + log_edges[j + 1])
             total += c * (-0.5 * (cumhaz[j] + cumhaz[j + 1]) if family == 2 else ls(xm, 0))

@@ -39,11 +39,21 @@ def trees(draw: st.DrawFn, max_devices: int = 25) -> list[int]:
     return shuffled
 
 
-TIMES = [NOW_S - 600.0, NOW_S - 100.0, NOW_S - 50.0, NOW_S - 45.5, NOW_S - 10.0, NOW_S, NOW_S + 60.0]
+TIMES = [
+    NOW_S - 600.0,
+    NOW_S - 100.0,
+    NOW_S - 50.0,
+    NOW_S - 45.5,
+    NOW_S - 10.0,
+    NOW_S,
+    NOW_S + 60.0,
+]
 
 
 @st.composite
-def evidence_rows(draw: st.DrawFn, n_meters: int, max_rows: int = 60) -> list[tuple[int, float, int, float]]:
+def evidence_rows(
+    draw: st.DrawFn, n_meters: int, max_rows: int = 60
+) -> list[tuple[int, float, int, float]]:
     rows = []
     for _ in range(draw(st.integers(0, max_rows))):
         meter = draw(st.integers(-1, n_meters))  # sometimes out of range on purpose

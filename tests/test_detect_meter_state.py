@@ -37,15 +37,20 @@ def test_gasp_then_restore_and_zero_voltage() -> None:
     assert ms.state.tolist() == [d.OFF, d.OFF]
     assert r.changed.tolist() == [0, 1]
     apply(ms, (0, NOW - 10, d.POWER_RESTORE, math.nan))
-    assert ms.state[0] == d.ON and ms.since_s[0] == NOW - 10 and ms.prev_s[0] == NOW - 50
+    assert ms.state[0] == d.ON
+    assert ms.since_s[0] == NOW - 10
+    assert ms.prev_s[0] == NOW - 50
 
 
 def test_restore_before_gasp_arriving_late_does_not_undo_the_gasp() -> None:
     ms = d.MeterState.empty(1)
     apply(ms, (0, NOW - 20, d.LAST_GASP, math.nan))
     r = apply(ms, (0, NOW - 30, d.POWER_RESTORE, math.nan))  # older: it happened before
-    assert r.status.tolist() == [d.APPLIED] and r.changed.size == 0
-    assert ms.state[0] == d.OFF and ms.since_s[0] == NOW - 20 and ms.prev_s[0] == NOW - 30
+    assert r.status.tolist() == [d.APPLIED]
+    assert r.changed.size == 0
+    assert ms.state[0] == d.OFF
+    assert ms.since_s[0] == NOW - 20
+    assert ms.prev_s[0] == NOW - 30
 
 
 def test_out_of_order_within_a_batch_is_ordered_by_event_time() -> None:
@@ -72,14 +77,17 @@ def test_contradiction_inside_a_run_restarts_it_conservatively() -> None:
     ms = d.MeterState.empty(1)
     apply(ms, (0, NOW - 100, d.LAST_GASP, math.nan), (0, NOW - 10, d.PING_TIMEOUT, math.nan))
     apply(ms, (0, NOW - 50, d.READING, 231.0))  # on at -50: the dark run restarted later
-    assert ms.state[0] == d.OFF and ms.since_s[0] == NOW - 10 and ms.prev_s[0] == NOW - 50
+    assert ms.state[0] == d.OFF
+    assert ms.since_s[0] == NOW - 10
+    assert ms.prev_s[0] == NOW - 50
 
 
 def test_weak_evidence_does_not_downgrade_the_source() -> None:
     ms = d.MeterState.empty(1)
     apply(ms, (0, NOW - 100, d.LAST_GASP, math.nan))
     apply(ms, (0, NOW - 10, d.PING_TIMEOUT, math.nan), (0, NOW - 5, d.REPORT_OUT, math.nan))
-    assert ms.source[0] == d.LAST_GASP and ms.last_s[0] == NOW - 5
+    assert ms.source[0] == d.LAST_GASP
+    assert ms.last_s[0] == NOW - 5
 
 
 def test_bad_rows_are_rejected_and_the_rest_applied() -> None:
@@ -101,8 +109,19 @@ def test_bad_rows_are_rejected_and_the_rest_applied() -> None:
         (2, NOW - 5, d.READING, 229.0),
     )
     assert [d.STATUS_NAMES[s] for s in r.status] == [
-        "applied", "bad_index", "bad_index", "bad_kind", "bad_time", "bad_time", "too_old",
-        "future", "bad_voltage", "bad_voltage", "bad_voltage", "no_info", "applied",
+        "applied",
+        "bad_index",
+        "bad_index",
+        "bad_kind",
+        "bad_time",
+        "bad_time",
+        "too_old",
+        "future",
+        "bad_voltage",
+        "bad_voltage",
+        "bad_voltage",
+        "no_info",
+        "applied",
     ]
     assert ms.state.tolist() == [d.OFF, d.UNKNOWN, d.ON]
 

@@ -47,36 +47,46 @@ async def test_engine_changes_persist_through_the_lifecycle(db: Database) -> Non
     ids = await save_outages(db, *rows_for_changes(eng.outages, changes, NAMES))
     (key,) = ids
     (row,) = await load_open_outages(db)
-    assert row["state"] == "confirmed" and row["device_id"] == "D3"
-    assert row["meters_affected"] == 12 and row["started_at"].timestamp() == T + 1
+    assert row["state"] == "confirmed"
+    assert row["device_id"] == "D3"
+    assert row["meters_affected"] == 12
+    assert row["started_at"].timestamp() == T + 1
     # Restoration, then a nested outage pointing at its parent.
     eng.tick(T + 600)
     later = eng.apply(rows(meters_of(5), T + 600, d.POWER_RESTORE))
     later += eng.tick(T + 700)
     ids = await save_outages(db, *rows_for_changes(eng.outages, later, NAMES))
     parent = await load_outage(db, key)
-    assert parent is not None and parent["state"] == "restored"
-    assert parent["meters_restored"] == 6 and parent["customers_restored"] == 6
+    assert parent is not None
+    assert parent["state"] == "restored"
+    assert parent["meters_restored"] == 6
+    assert parent["customers_restored"] == 6
     nested_key = next(k for k in ids if k != key)
     nested = await load_outage(db, nested_key)
-    assert nested is not None and nested["parent_outage_id"] == ids[key]
+    assert nested is not None
+    assert nested["parent_outage_id"] == ids[key]
     meters = dict((m, s) for m, s, _ in await load_outage_meters(db, ids[key]))
     assert {meters[f"M-{m:04d}"] for m in meters_of(4)} == {"transferred"}
     assert {meters[f"M-{m:04d}"] for m in meters_of(5)} == {"restored"}
     kinds = [k for _, k, _ in await load_timeline(db, ids[key])]
-    assert kinds[:2] == ["predicted", "confirmed"] and kinds[-1] == "restored"
+    assert kinds[:2] == ["predicted", "confirmed"]
+    assert kinds[-1] == "restored"
     assert [r["engine_key"] for r in await load_open_outages(db)] == [nested_key]
 
 
 async def test_momentaries_planned_and_reports(db: Database) -> None:
     eng = OutageEngine(network(), now_s=T)
-    eng.apply(scada_evidence=np.array([(2, T + 1, d.SCADA_TRIP), (2, T + 2, d.SCADA_RECLOSE)],
-                                      dtype=d.SCADA_EVIDENCE_DTYPE))
+    eng.apply(
+        scada_evidence=np.array(
+            [(2, T + 1, d.SCADA_TRIP), (2, T + 2, d.SCADA_RECLOSE)], dtype=d.SCADA_EVIDENCE_DTYPE
+        )
+    )
     assert await record_momentaries(db, momentary_rows(eng.take_momentaries(), NAMES)) == 1
     assert await momentary_customer_interruptions(db, T, T + 10) == 18
     await add_planned_outage(db, PlannedRow("works-7", "D3", "north", T, T + 3600, "pole"))
     (p,) = await planned_outages_between(db, T + 10, T + 20)
-    assert p.planned_id == "works-7" and p.ends_s == T + 3600
+    assert p.planned_id == "works-7"
+    assert p.ends_s == T + 3600
     assert await planned_outages_between(db, T + 4000, T + 5000) == []
     assert await add_customer_report(db, reported_s=T, kind="out", meter_id="M-0001") > 0
 
@@ -92,8 +102,9 @@ async def test_bad_rows_are_refused_with_store_errors(db: Database) -> None:
         await add_customer_report(db, reported_s=T, kind="out")  # neither customer nor meter
     with pytest.raises(StoreError):
         await add_customer_report(db, reported_s=T, kind="out", meter_id="M", note="x" * 5000)
-    row = OutageRow("k1", "D3", "north", "predicted", "inferred", math.inf, None, None,
-                    0.5, 1, 1, 0, 0, None)
+    row = OutageRow(
+        "k1", "D3", "north", "predicted", "inferred", math.inf, None, None, 0.5, 1, 1, 0, 0, None
+    )
     with pytest.raises(StoreError, match="finite"):
         await save_outages(db, [row])
     with pytest.raises(StoreError, match="state"):

@@ -18,5 +18,6 @@ def test_synthetic_storm_accuracy(seed: int) -> None:
     assert result.precision >= 0.95
     assert result.recall >= 0.95
     assert result.device_accuracy >= 0.90
-    assert result.nested_meters > 0 and result.false_restored == 0
+    assert result.nested_meters > 0
+    assert result.false_restored == 0
     assert float(np.percentile(result.latencies_s, 95)) <= 45.0 + 5.0

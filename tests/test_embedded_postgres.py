@@ -122,9 +122,12 @@ async def test_demo_services_use_configured_urls_without_starting_anything(
     monkeypatch.setenv("GRIDWATCH_DATABASE_URL", "postgresql://u@db.example:5432/gw")
     monkeypatch.setenv("GRIDWATCH_MQTT_URL", "mqtt://broker.example:1883")
     settings = load_settings()
-    async with demo_services(settings, pg_data_root=tmp_path / "never") as (db_url, mqtt_url):
+    async with demo_services(settings, pg_data_root=tmp_path / "never") as urls:
+        db_url, mqtt_url = urls
         assert db_url == "postgresql://u@db.example:5432/gw"
         assert mqtt_url == "mqtt://broker.example:1883"
+        assert urls.embedded == frozenset()
+        assert urls.mqtt_protocol == settings.mqtt_protocol
     assert not (tmp_path / "never").exists()
 
 
@@ -137,10 +140,16 @@ async def test_demo_services_embed_what_is_not_configured(
     monkeypatch.delenv("GRIDWATCH_MQTT_URL", raising=False)
     monkeypatch.chdir(data_root)  # no .env here
     settings = load_settings()
-    async with demo_services(settings, pg_data_root=data_root / "pg") as (db_url, mqtt_url):
-        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+    async with demo_services(settings, pg_data_root=data_root / "pg") as urls:
+        assert urls.embedded == frozenset({"database", "broker"})
+        async with await psycopg.AsyncConnection.connect(urls.database_url) as conn:
             assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
-        port = int(mqtt_url.rsplit(":", 1)[1])
-        async with aiomqtt.Client("127.0.0.1", port) as client:
+        port = int(urls.mqtt_url.rsplit(":", 1)[1])
+        protocol = (
+            aiomqtt.ProtocolVersion.V311
+            if urls.mqtt_protocol == "3.1.1"
+            else aiomqtt.ProtocolVersion.V5
+        )
+        async with aiomqtt.Client("127.0.0.1", port, protocol=protocol) as client:
             await client.subscribe("x", qos=1)
     assert _port_closed(port)

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from test_notify_support import DAY_S, new_outage, seed_customers, statuses
 
 from gridwatch._clock import ManualClock
 from gridwatch.store import Database
@@ -32,7 +33,6 @@ from notifier import (
     print_preview,
     verify_webhook_signature,
 )
-from test_notify_support import DAY_S, new_outage, seed_customers, statuses
 
 
 class Receiver:
@@ -76,17 +76,32 @@ async def receiver() -> AsyncIterator[Receiver]:
 def _browser_keys() -> tuple[str, str]:
     """A browser's subscription keys (p256dh public point, auth secret), base64url."""
     key = ec.generate_private_key(ec.SECP256R1())
-    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+
+    def enc(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
     return enc(point), enc(os.urandom(16))
 
 
 async def _enqueue(db: Database, ids: list[str]) -> None:
     outage = await new_outage(db)
     async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, OutageChange(
-            outage_id=outage, kind="outage_detected", version=1, occurred_at_s=DAY_S,
-            customer_ids=ids, where="Quận 1", why="sự cố", etr_p50_s=DAY_S + 3600))
+        await enqueue_for_outage_change(
+            conn,
+            OutageChange(
+                outage_id=outage,
+                kind="outage_detected",
+                version=1,
+                occurred_at_s=DAY_S,
+                customer_ids=ids,
+                where="Quận 1",
+                why="sự cố",
+                etr_p50_s=DAY_S + 3600,
+            ),
+        )
 
 
 def test_vapid_keys_are_generated_private_and_not_overwritten(tmp_path: Path) -> None:
@@ -94,7 +109,8 @@ def test_vapid_keys_are_generated_private_and_not_overwritten(tmp_path: Path) ->
     assert stat.S_IMODE(keys.private_key_path.stat().st_mode) == 0o600
     assert b"PRIVATE KEY" in keys.private_key_path.read_bytes()
     raw = base64.urlsafe_b64decode(keys.public_key_b64url + "==")
-    assert len(raw) == 65 and raw[0] == 4  # uncompressed P-256 point, as PushManager wants
+    assert len(raw) == 65
+    assert raw[0] == 4
     assert (tmp_path / "vapid" / "private.pem.pub").read_text().strip() == keys.public_key_b64url
     with pytest.raises(NotifierError, match="refusing"):
         generate_vapid_keys(keys.private_key_path)
@@ -108,15 +124,24 @@ async def test_push_reaches_live_subscriptions_and_prunes_dead_ones(
     async with db.connection() as conn:
         for i, path in enumerate(("/live", "/gone", "/missing")):
             p256dh, auth = _browser_keys()
-            await upsert_push_subscription(conn, customer_id=ids[0], endpoint=receiver.base_url + path,
-                                           p256dh=p256dh, auth=auth)
+            await upsert_push_subscription(
+                conn,
+                customer_id=ids[0],
+                endpoint=receiver.base_url + path,
+                p256dh=p256dh,
+                auth=auth,
+            )
             assert i >= 0
     receiver.status_by_path = {"/gone": 410, "/missing": 404}
     await _enqueue(db, ids)
     channel = WebPushChannel(db, keys.private_key_path, subject="mailto:ops@example.vn")
     try:
-        stats = await Dispatcher(db, {"push": channel}, clock=ManualClock(DAY_S + 1),
-                                 config=DispatcherConfig(worker_id="w")).drain()
+        stats = await Dispatcher(
+            db,
+            {"push": channel},
+            clock=ManualClock(DAY_S + 1),
+            config=DispatcherConfig(worker_id="w"),
+        ).drain()
     finally:
         await channel.aclose()
     # Customer 0: delivered to /live, two dead subscriptions pruned. Customer 1: none at all.
@@ -125,13 +150,20 @@ async def test_push_reaches_live_subscriptions_and_prunes_dead_ones(
     async with db.connection() as conn:
         cur = await conn.execute("SELECT endpoint FROM notify_push_subscriptions")
         assert [r[0] for r in await cur.fetchall()] == [receiver.base_url + "/live"]
-        cur = await conn.execute("SELECT customer_id, status, error_code FROM notifications ORDER BY 1")
-        assert await cur.fetchall() == [(ids[0], "sent", None), (ids[1], "failed", "no_subscription")]
+        cur = await conn.execute(
+            "SELECT customer_id, status, error_code FROM notifications ORDER BY 1"
+        )
+        assert await cur.fetchall() == [
+            (ids[0], "sent", None),
+            (ids[1], "failed", "no_subscription"),
+        ]
     live = [r for r in receiver.requests if r[0] == "/live"]
     assert len(live) == 1
     headers = {k.lower(): v for k, v in live[0][1].items()}
-    assert headers["content-encoding"] == "aes128gcm" and headers["urgency"] == "high"
-    assert headers["authorization"].startswith("vapid t=") and len(headers["topic"]) <= 32
+    assert headers["content-encoding"] == "aes128gcm"
+    assert headers["urgency"] == "high"
+    assert headers["authorization"].startswith("vapid t=")
+    assert len(headers["topic"]) <= 32
     assert "Quận".encode() not in live[0][2]  # the payload is encrypted
 
 
@@ -140,17 +172,23 @@ async def test_push_5xx_is_retried_later(db: Database, receiver: Receiver, tmp_p
     keys = generate_vapid_keys(tmp_path / "vapid.pem")
     p256dh, auth = _browser_keys()
     async with db.connection() as conn:
-        await upsert_push_subscription(conn, customer_id=ids[0], endpoint=receiver.base_url + "/busy",
-                                       p256dh=p256dh, auth=auth)
+        await upsert_push_subscription(
+            conn, customer_id=ids[0], endpoint=receiver.base_url + "/busy", p256dh=p256dh, auth=auth
+        )
     receiver.status_by_path = {"/busy": 503}
     await _enqueue(db, ids)
     channel = WebPushChannel(db, keys.private_key_path, subject="mailto:ops@example.vn")
     try:
-        stats = await Dispatcher(db, {"push": channel}, clock=ManualClock(DAY_S + 1),
-                                 config=DispatcherConfig(worker_id="w")).drain()
+        stats = await Dispatcher(
+            db,
+            {"push": channel},
+            clock=ManualClock(DAY_S + 1),
+            config=DispatcherConfig(worker_id="w"),
+        ).drain()
     finally:
         await channel.aclose()
-    assert stats.retried == 1 and await statuses(db) == {"pending": 1}
+    assert stats.retried == 1
+    assert await statuses(db) == {"pending": 1}
 
 
 async def test_signed_webhook_channel(db: Database, receiver: Receiver) -> None:
@@ -161,18 +199,28 @@ async def test_signed_webhook_channel(db: Database, receiver: Receiver) -> None:
     clock = ManualClock(DAY_S + 1)
     channel = SignedWebhookChannel(receiver.base_url + "/hook", secret, clock=clock)
     try:
-        stats = await Dispatcher(db, {"webhook": channel}, clock=clock,
-                                 config=DispatcherConfig(worker_id="w")).drain()
+        stats = await Dispatcher(
+            db, {"webhook": channel}, clock=clock, config=DispatcherConfig(worker_id="w")
+        ).drain()
     finally:
         await channel.aclose()
-    assert stats.sent == 3 and len(receiver.requests) == 3
+    assert stats.sent == 3
+    assert len(receiver.requests) == 3
     keys = set()
     for _path, headers, body in receiver.requests:
-        assert verify_webhook_signature(secret, headers["X-Gridwatch-Signature"], body, now_s=DAY_S + 2)
-        assert not verify_webhook_signature(b"x" * 32, headers["X-Gridwatch-Signature"], body, now_s=DAY_S + 2)
-        assert not verify_webhook_signature(secret, headers["X-Gridwatch-Signature"], body + b" ", now_s=DAY_S + 2)
+        assert verify_webhook_signature(
+            secret, headers["X-Gridwatch-Signature"], body, now_s=DAY_S + 2
+        )
+        assert not verify_webhook_signature(
+            b"x" * 32, headers["X-Gridwatch-Signature"], body, now_s=DAY_S + 2
+        )
+        assert not verify_webhook_signature(
+            secret, headers["X-Gridwatch-Signature"], body + b" ", now_s=DAY_S + 2
+        )
         # A replayed request outside the window is refused.
-        assert not verify_webhook_signature(secret, headers["X-Gridwatch-Signature"], body, now_s=DAY_S + 3600)
+        assert not verify_webhook_signature(
+            secret, headers["X-Gridwatch-Signature"], body, now_s=DAY_S + 3600
+        )
         keys.add(headers["Idempotency-Key"])
     assert len(keys) == 3
 
@@ -182,17 +230,27 @@ def test_malformed_webhook_signatures_are_refused(header: str | None) -> None:
     assert not verify_webhook_signature(b"k" * 32, header, b"{}", now_s=1.0)
 
 
-async def test_webhook_receiver_refusal_is_permanent_and_5xx_transient(db: Database, receiver: Receiver) -> None:
+async def test_webhook_receiver_refusal_is_permanent_and_5xx_transient(
+    db: Database, receiver: Receiver
+) -> None:
     ids = await seed_customers(db, 2, channels=("webhook",))
     await _enqueue(db, ids)
     receiver.status_by_path = {"/hook": 400}
     channel = SignedWebhookChannel(receiver.base_url + "/hook", b"s" * 32)
     try:
-        stats = await Dispatcher(db, {"webhook": channel}, clock=ManualClock(DAY_S + 1),
-                                 config=DispatcherConfig(worker_id="w", batch_size=1)).dispatch_once()
+        stats = await Dispatcher(
+            db,
+            {"webhook": channel},
+            clock=ManualClock(DAY_S + 1),
+            config=DispatcherConfig(worker_id="w", batch_size=1),
+        ).dispatch_once()
         receiver.status_by_path = {"/hook": 502}
-        stats2 = await Dispatcher(db, {"webhook": channel}, clock=ManualClock(DAY_S + 1),
-                                  config=DispatcherConfig(worker_id="w", batch_size=1)).dispatch_once()
+        stats2 = await Dispatcher(
+            db,
+            {"webhook": channel},
+            clock=ManualClock(DAY_S + 1),
+            config=DispatcherConfig(worker_id="w", batch_size=1),
+        ).dispatch_once()
     finally:
         await channel.aclose()
     assert (stats.failed, stats2.retried) == (1, 1)
@@ -202,21 +260,35 @@ async def test_console_channel_prints_each_notice(db: Database) -> None:
     ids = await seed_customers(db, 2, channels=("console",))
     await _enqueue(db, ids)
     out = io.StringIO()
-    stats = await Dispatcher(db, {"console": ConsoleChannel(out)}, clock=ManualClock(DAY_S + 1),
-                             config=DispatcherConfig(worker_id="w")).drain()
+    stats = await Dispatcher(
+        db,
+        {"console": ConsoleChannel(out)},
+        clock=ManualClock(DAY_S + 1),
+        config=DispatcherConfig(worker_id="w"),
+    ).drain()
     lines = out.getvalue().splitlines()
-    assert stats.sent == 2 and len(lines) == 2
+    assert stats.sent == 2
+    assert len(lines) == 2
     assert all("Mất điện tại Quận 1 từ 10:00 23/11" in line for line in lines)
 
 
 def test_preview_prints_both_languages_with_segments() -> None:
     out = io.StringIO()
-    change = OutageChange(outage_id=1, kind="outage_detected", version=1, occurred_at_s=DAY_S,
-                          where="Quận 1", why="sự cố", etr_p50_s=DAY_S + 3600)
+    change = OutageChange(
+        outage_id=1,
+        kind="outage_detected",
+        version=1,
+        occurred_at_s=DAY_S,
+        where="Quận 1",
+        why="sự cố",
+        etr_p50_s=DAY_S + 3600,
+    )
     print_preview(change, load_templates(), stream=out)
     text = out.getvalue()
-    assert "Mất điện tại Quận 1" in text and "Power outage at Quận 1" in text
-    assert "UCS-2" in text and "segment" in text
+    assert "Mất điện tại Quận 1" in text
+    assert "Power outage at Quận 1" in text
+    assert "UCS-2" in text
+    assert "segment" in text
 
 
 def test_webhook_secret_must_be_long_enough() -> None:

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_notify_support import DAY_S, new_outage, seed_customers, standin, statuses
+from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
 
 from gridwatch.store import Database
 from notifier import OutageChange, enqueue_for_outage_change
-from test_notify_support import DAY_S, new_outage, seed_customers, standin, statuses
-from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
 
 __all__ = ["standin"]
 pytestmark = pytest.mark.slow
@@ -23,15 +23,48 @@ REPO = Path(__file__).resolve().parents[1]
 N = 400
 
 
-async def _start_dispatcher(database_url: str, schema: str, server: TwilioStandin) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "notifier", "dispatch", "--database-url", database_url,
-         "--schema", schema, "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN,
-         "--from-number", "+15005550006", "--twilio-base-url", server.base_url,
-         "--lease-s", "3", "--timeout-s", "2", "--batch-size", "20", "--lanes", "2",
-         "--concurrency", "16", "--poll-interval-s", "0.1", "--backoff-base-s", "0.2",
-         "--messages-per-s", "5000"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+async def _start_dispatcher(
+    database_url: str, schema: str, server: TwilioStandin
+) -> subprocess.Popen[bytes]:
+    proc = await asyncio.to_thread(
+        subprocess.Popen,
+        [
+            sys.executable,
+            "-m",
+            "notifier",
+            "dispatch",
+            "--database-url",
+            database_url,
+            "--schema",
+            schema,
+            "--account-sid",
+            ACCOUNT_SID,
+            "--auth-token",
+            AUTH_TOKEN,
+            "--from-number",
+            "+15005550006",
+            "--twilio-base-url",
+            server.base_url,
+            "--lease-s",
+            "3",
+            "--timeout-s",
+            "2",
+            "--batch-size",
+            "20",
+            "--lanes",
+            "2",
+            "--concurrency",
+            "16",
+            "--poll-interval-s",
+            "0.1",
+            "--backoff-base-s",
+            "0.2",
+            "--messages-per-s",
+            "5000",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
     line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
@@ -54,9 +87,19 @@ async def test_kill_9_mid_dispatch_loses_nothing_and_sends_nothing_twice(
     ids = await seed_customers(db, N)
     outage = await new_outage(db)
     async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, OutageChange(
-            outage_id=outage, kind="outage_detected", version=1, occurred_at_s=DAY_S,
-            customer_ids=ids, etr_p50_s=DAY_S + 3600, where="Quận 1", why="sự cố"))
+        await enqueue_for_outage_change(
+            conn,
+            OutageChange(
+                outage_id=outage,
+                kind="outage_detected",
+                version=1,
+                occurred_at_s=DAY_S,
+                customer_ids=ids,
+                etr_p50_s=DAY_S + 3600,
+                where="Quận 1",
+                why="sự cố",
+            ),
+        )
     # Twilio takes each message at once but answers slowly: a kill leaves sent-but-unrecorded ones.
     standin.response_delay_s = 0.08
     first = await _start_dispatcher(database_url, db.schema, standin)

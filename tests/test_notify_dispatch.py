@@ -8,38 +8,71 @@ import logging
 import time
 
 import pytest
+from test_notify_support import (
+    DAY_S,
+    new_outage,
+    phone,
+    seed_customers,
+    sms_channel,
+    standin,
+    statuses,
+)
+from twilio_standin import TwilioStandin
 
 from gridwatch._clock import ManualClock
 from gridwatch.store import Database
 from gridwatch.store._notifications import set_opt_out
-from notifier import Dispatcher, DispatcherConfig, NotifyPolicy, OutageChange, enqueue_for_outage_change
-from test_notify_support import DAY_S, new_outage, phone, seed_customers, sms_channel, standin, statuses
-from twilio_standin import TwilioStandin
+from notifier import (
+    Dispatcher,
+    DispatcherConfig,
+    NotifyPolicy,
+    OutageChange,
+    enqueue_for_outage_change,
+)
 
 __all__ = ["standin"]  # the fixture, imported
 
 
-async def _enqueue(db: Database, n: int, *, channels: tuple[str, ...] = ("sms",)) -> tuple[list[str], int]:
+async def _enqueue(
+    db: Database, n: int, *, channels: tuple[str, ...] = ("sms",)
+) -> tuple[list[str], int]:
     ids = await seed_customers(db, n, channels=channels)
     outage = await new_outage(db)
-    change = OutageChange(outage_id=outage, kind="outage_detected", version=1, occurred_at_s=DAY_S,
-                          customer_ids=ids, etr_p50_s=DAY_S + 3600, where="Quận 1", why="sự cố")
+    change = OutageChange(
+        outage_id=outage,
+        kind="outage_detected",
+        version=1,
+        occurred_at_s=DAY_S,
+        customer_ids=ids,
+        etr_p50_s=DAY_S + 3600,
+        where="Quận 1",
+        why="sự cố",
+    )
     async with db.connection() as conn:
         await enqueue_for_outage_change(conn, change)
     return ids, outage
 
 
-def _dispatcher(db: Database, server: TwilioStandin, clock: ManualClock, **channel: object) -> Dispatcher:
-    return Dispatcher(db, {"sms": sms_channel(server, **channel)}, clock=clock,
-                      config=DispatcherConfig(worker_id="w1", batch_size=50, lease_s=30.0))
+def _dispatcher(
+    db: Database, server: TwilioStandin, clock: ManualClock, **channel: object
+) -> Dispatcher:
+    return Dispatcher(
+        db,
+        {"sms": sms_channel(server, **channel)},
+        clock=clock,
+        config=DispatcherConfig(worker_id="w1", batch_size=50, lease_s=30.0),
+    )
 
 
-async def test_every_notice_sent_once_through_the_real_client(db: Database, standin: TwilioStandin) -> None:
-    ids, _ = await _enqueue(db, 30)
+async def test_every_notice_sent_once_through_the_real_client(
+    db: Database, standin: TwilioStandin
+) -> None:
+    _ids, _ = await _enqueue(db, 30)
     dispatcher = _dispatcher(db, standin, ManualClock(DAY_S + 10))
     stats = await dispatcher.drain()
     assert stats.sent == 30
-    assert len(standin.messages) == 30 and standin.post_attempts == 30
+    assert len(standin.messages) == 30
+    assert standin.post_attempts == 30
     assert sorted(m["to"] for m in standin.messages) == sorted(phone(i) for i in range(30))
     assert all(m["from"] == "+15005550006" for m in standin.messages)
     async with db.connection() as conn:
@@ -52,13 +85,18 @@ async def test_every_notice_sent_once_through_the_real_client(db: Database, stan
         assert message["_status_callback"].endswith(f"/twilio/status?n={notification_id}")
     assert await statuses(db) == {"sent": 30}
     # A second pass finds nothing to do.
-    assert (await dispatcher.drain()).sent == 0 and len(standin.messages) == 30
+    assert (await dispatcher.drain()).sent == 0
+    assert len(standin.messages) == 30
 
 
-async def test_messaging_service_sid_is_used_when_configured(db: Database, standin: TwilioStandin) -> None:
+async def test_messaging_service_sid_is_used_when_configured(
+    db: Database, standin: TwilioStandin
+) -> None:
     await _enqueue(db, 2)
     service = "MG" + "1" * 32
-    await _dispatcher(db, standin, ManualClock(DAY_S + 10), from_number=None, messaging_service_sid=service).drain()
+    await _dispatcher(
+        db, standin, ManualClock(DAY_S + 10), from_number=None, messaging_service_sid=service
+    ).drain()
     assert [m["messaging_service_sid"] for m in standin.messages] == [service, service]
 
 
@@ -72,19 +110,25 @@ async def test_429_and_5xx_are_retried_with_backoff(db: Database, standin: Twili
     first = await dispatcher.drain()
     assert (first.sent, first.retried) == (2, 3)
     async with db.connection() as conn:
-        cur = await conn.execute("SELECT not_before, attempts FROM notifications WHERE status = 'pending'")
+        cur = await conn.execute(
+            "SELECT not_before, attempts FROM notifications WHERE status = 'pending'"
+        )
         held = await cur.fetchall()
     # Backoff with jitter: between half and all of base * 2^(attempt-1) = 2 s after the attempt.
-    assert len(held) == 3 and all(r[1] == 1 for r in held)
+    assert len(held) == 3
+    assert all(r[1] == 1 for r in held)
     assert all(DAY_S + 11 - 0.001 <= r[0].timestamp() <= DAY_S + 12 + 0.001 for r in held)
     clock.advance(5)
     second = await dispatcher.drain()
     assert second.sent == 3
-    assert len(standin.messages) == 5 and standin.post_attempts == 8
+    assert len(standin.messages) == 5
+    assert standin.post_attempts == 8
     assert await statuses(db) == {"sent": 5}
 
 
-async def test_permanent_errors_are_recorded_and_never_retried(db: Database, standin: TwilioStandin) -> None:
+async def test_permanent_errors_are_recorded_and_never_retried(
+    db: Database, standin: TwilioStandin
+) -> None:
     await _enqueue(db, 4)
     standin.inject(400, 21211)
     standin.inject(400, 21610)
@@ -96,7 +140,9 @@ async def test_permanent_errors_are_recorded_and_never_retried(db: Database, sta
     assert (await dispatcher.drain()).claimed == 0
     assert standin.post_attempts == 4
     async with db.connection() as conn:
-        cur = await conn.execute("SELECT error_code FROM notifications WHERE status = 'failed' ORDER BY 1")
+        cur = await conn.execute(
+            "SELECT error_code FROM notifications WHERE status = 'failed' ORDER BY 1"
+        )
         assert [r[0] for r in await cur.fetchall()] == ["21211", "21610"]
 
 
@@ -106,35 +152,47 @@ async def test_lost_response_is_reconciled_not_resent(db: Database, standin: Twi
     clock = ManualClock(DAY_S + 10)
     dispatcher = _dispatcher(db, standin, clock, timeout_s=0.3)
     stats = await dispatcher.dispatch_once()
-    assert stats.unknown == 6 and len(standin.messages) == 6
+    assert stats.unknown == 6
+    assert len(standin.messages) == 6
     assert await statuses(db) == {"sending": 6}
     standin.response_delay_s = 0.0
     # Before the lease lapses nothing is touched; after, the log is checked first.
     assert (await dispatcher.reconcile_once()).reconciled_sent == 0
     clock.advance(60)
     settled = await dispatcher.drain()
-    assert settled.reconciled_sent == 6 and settled.sent == 0
-    assert len(standin.messages) == 6 and standin.post_attempts == 6 and standin.list_calls >= 6
+    assert settled.reconciled_sent == 6
+    assert settled.sent == 0
+    assert len(standin.messages) == 6
+    assert standin.post_attempts == 6
+    assert standin.list_calls >= 6
     async with db.connection() as conn:
-        cur = await conn.execute("SELECT count(*) FROM notifications WHERE status = 'sent' AND reconciled")
+        cur = await conn.execute(
+            "SELECT count(*) FROM notifications WHERE status = 'sent' AND reconciled"
+        )
         assert (await cur.fetchone()) == (6,)
 
 
-async def test_dropped_request_not_in_the_log_is_resent_once(db: Database, standin: TwilioStandin) -> None:
+async def test_dropped_request_not_in_the_log_is_resent_once(
+    db: Database, standin: TwilioStandin
+) -> None:
     await _enqueue(db, 3)
     standin.inject(0)  # connection dropped before Twilio took the message
     clock = ManualClock(DAY_S + 10)
     dispatcher = _dispatcher(db, standin, clock)
     first = await dispatcher.drain()
-    assert first.sent == 2 and first.unknown == 1
+    assert first.sent == 2
+    assert first.unknown == 1
     clock.advance(60)
     second = await dispatcher.drain()
-    assert second.reconciled_resend == 1 and second.sent == 1
+    assert second.reconciled_resend == 1
+    assert second.sent == 1
     assert len(standin.messages) == 3
     assert len({m["to"] for m in standin.messages}) == 3
 
 
-async def test_opt_out_after_enqueue_is_honoured_at_dispatch(db: Database, standin: TwilioStandin) -> None:
+async def test_opt_out_after_enqueue_is_honoured_at_dispatch(
+    db: Database, standin: TwilioStandin
+) -> None:
     await _enqueue(db, 3)
     async with db.connection() as conn:
         await set_opt_out(conn, channel="sms", address=phone(2), source="sms")
@@ -144,19 +202,37 @@ async def test_opt_out_after_enqueue_is_honoured_at_dispatch(db: Database, stand
     assert await statuses(db) == {"sent": 2, "skipped": 1}
 
 
-async def test_per_customer_rate_limit_defers_non_urgent(db: Database, standin: TwilioStandin) -> None:
+async def test_per_customer_rate_limit_defers_non_urgent(
+    db: Database, standin: TwilioStandin
+) -> None:
     ids = await seed_customers(db, 1)
     for _ in range(4):
         outage = await new_outage(db, planned=True)
         start = DAY_S + 6 * 86400
         async with db.connection() as conn:
-            await enqueue_for_outage_change(conn, OutageChange(
-                outage_id=outage, kind="planned_notice", version=1, occurred_at_s=DAY_S,
-                customer_ids=ids, where="Q3", why="bảo trì", starts_at_s=start, ends_at_s=start + 3600))
+            await enqueue_for_outage_change(
+                conn,
+                OutageChange(
+                    outage_id=outage,
+                    kind="planned_notice",
+                    version=1,
+                    occurred_at_s=DAY_S,
+                    customer_ids=ids,
+                    where="Q3",
+                    why="bảo trì",
+                    starts_at_s=start,
+                    ends_at_s=start + 3600,
+                ),
+            )
     clock = ManualClock(DAY_S + 10)
     policy = NotifyPolicy(rate_limit_per_window=2, rate_limit_window_s=3600)
-    dispatcher = Dispatcher(db, {"sms": sms_channel(standin)}, clock=clock, policy=policy,
-                            config=DispatcherConfig(worker_id="w1"))
+    dispatcher = Dispatcher(
+        db,
+        {"sms": sms_channel(standin)},
+        clock=clock,
+        policy=policy,
+        config=DispatcherConfig(worker_id="w1"),
+    )
     assert (await dispatcher.drain()).sent == 2
     clock.advance(1800)
     assert (await dispatcher.drain()).sent == 0
@@ -165,18 +241,26 @@ async def test_per_customer_rate_limit_defers_non_urgent(db: Database, standin: 
     assert len(standin.messages) == 4
 
 
-async def test_two_dispatchers_never_send_the_same_notice(db: Database, standin: TwilioStandin) -> None:
+async def test_two_dispatchers_never_send_the_same_notice(
+    db: Database, standin: TwilioStandin
+) -> None:
     await _enqueue(db, 120)
     clock = ManualClock(DAY_S + 10)
     standin.response_delay_s = 0.005
     dispatchers = [
-        Dispatcher(db, {"sms": sms_channel(standin)}, clock=clock,
-                   config=DispatcherConfig(worker_id=f"w{i}", batch_size=10, concurrency=8))
+        Dispatcher(
+            db,
+            {"sms": sms_channel(standin)},
+            clock=clock,
+            config=DispatcherConfig(worker_id=f"w{i}", batch_size=10, concurrency=8),
+        )
         for i in range(2)
     ]
     results = await asyncio.gather(*(d.drain() for d in dispatchers))
-    assert sum(r.sent for r in results) == 120 and all(r.sent > 0 for r in results)
-    assert len(standin.messages) == 120 and len({m["body"] for m in standin.messages}) == 120
+    assert sum(r.sent for r in results) == 120
+    assert all(r.sent > 0 for r in results)
+    assert len(standin.messages) == 120
+    assert len({m["body"] for m in standin.messages}) == 120
 
 
 async def test_messages_per_second_is_respected(db: Database, standin: TwilioStandin) -> None:
@@ -199,6 +283,7 @@ async def test_logs_never_show_numbers_or_names(
     text = caplog.text + " ".join(str(r.__dict__) for r in caplog.records)
     assert "failed permanently" in caplog.text
     for i in range(3):
-        assert phone(i) not in text and phone(i)[3:] not in text
+        assert phone(i) not in text
+        assert phone(i)[3:] not in text
     assert "Nguyễn" not in text
     assert "+84******" in text

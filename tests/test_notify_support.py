@@ -6,15 +6,18 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
+from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
 
 from gridwatch.store import Database
 from notifier import TwilioConfig, TwilioSmsChannel
-from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
 
 # 2026-11-23 10:00 Asia/Ho_Chi_Minh (03:00 UTC): daytime, outside quiet hours.
 DAY_S = datetime(2026, 11, 23, 3, 0, tzinfo=UTC).timestamp()
 # 2026-11-23 23:30 local (16:30 UTC): inside quiet hours.
 NIGHT_S = datetime(2026, 11, 23, 16, 30, tzinfo=UTC).timestamp()
+
+
+_CHANNELS: dict[int, list[TwilioSmsChannel]] = {}
 
 
 def phone(i: int) -> str:
@@ -41,8 +44,12 @@ async def seed_customers(
             " FROM STDIN"
         ) as copy:
             for i, cid in enumerate(ids):
-                await copy.write_row((cid, f"A{cid}", f"Nguyễn Văn {i}", phone(i), language, list(channels)))
-        async with conn.cursor().copy("COPY meters (meter_id, device_id, customer_id, zone) FROM STDIN") as copy:
+                await copy.write_row(
+                    (cid, f"A{cid}", f"Nguyễn Văn {i}", phone(i), language, list(channels))
+                )
+        async with conn.cursor().copy(
+            "COPY meters (meter_id, device_id, customer_id, zone) FROM STDIN"
+        ) as copy:
             for cid in ids:
                 for m in range(meters_per_customer):
                     await copy.write_row((f"M{cid}-{m}", "SUB1", cid, "z1"))
@@ -74,6 +81,8 @@ async def standin() -> AsyncIterator[TwilioStandin]:
     try:
         yield server
     finally:
+        for channel in _CHANNELS.pop(id(server), []):
+            await channel.aclose()
         await server.stop()
 
 
@@ -88,4 +97,6 @@ def sms_channel(server: TwilioStandin, **overrides: object) -> TwilioSmsChannel:
         "status_callback_url": "https://gw.example.vn/notify/twilio/status",
     }
     config.update(overrides)
-    return TwilioSmsChannel(TwilioConfig(**config))  # type: ignore[arg-type]
+    channel = TwilioSmsChannel(TwilioConfig(**config))  # type: ignore[arg-type]
+    _CHANNELS.setdefault(id(server), []).append(channel)  # closed by the standin fixture
+    return channel

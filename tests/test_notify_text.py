@@ -34,6 +34,7 @@ DAY_S = datetime(2026, 11, 23, 3, 0, tzinfo=UTC).timestamp()
 
 # --- SMS segments ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "encoding", "units", "segments"),
     [
@@ -63,8 +64,13 @@ def test_vietnamese_diacritics_force_ucs2_and_stripping_restores_gsm7() -> None:
     text = "Mất điện tại Phường Bến Nghé, Quận 1 từ 10:00. Dự kiến có điện lại: 11:00 - 12:00."
     assert sms_length(text).encoding == "UCS-2"
     plain = strip_diacritics(text)
-    assert plain == "Mat dien tai Phuong Ben Nghe, Quan 1 tu 10:00. Du kien co dien lai: 11:00 - 12:00."
-    assert is_gsm7(plain) and sms_length(plain).segments == 1 and sms_length(text).segments == 2
+    assert (
+        plain
+        == "Mat dien tai Phuong Ben Nghe, Quan 1 tu 10:00. Du kien co dien lai: 11:00 - 12:00."
+    )
+    assert is_gsm7(plain)
+    assert sms_length(plain).segments == 1
+    assert sms_length(text).segments == 2
     assert strip_diacritics("ĐƯỜNG đường “x” – y") == 'DUONG duong "x" - y'
 
 
@@ -79,10 +85,19 @@ def test_stripped_vietnamese_is_always_gsm7_and_never_costs_more(text: str) -> N
 @pytest.mark.parametrize("kind", NOTICE_KINDS)
 def test_every_default_template_fits_in_few_segments(kind: str) -> None:
     templates = load_templates()
-    change = OutageChange(outage_id=1, kind=kind, version=1, occurred_at_s=DAY_S,  # type: ignore[arg-type]
-                          where="Phường Bến Nghé, Quận 1", why="bảo trì đường dây 22kV",
-                          etr_p10_s=DAY_S + 3600, etr_p50_s=DAY_S + 5400, etr_p90_s=DAY_S + 9000,
-                          starts_at_s=DAY_S + 6 * 86400, ends_at_s=DAY_S + 6 * 86400 + 14400)
+    change = OutageChange(
+        outage_id=1,
+        kind=kind,  # type: ignore[arg-type]
+        version=1,
+        occurred_at_s=DAY_S,
+        where="Phường Bến Nghé, Quận 1",
+        why="bảo trì đường dây 22kV",
+        etr_p10_s=DAY_S + 3600,
+        etr_p50_s=DAY_S + 5400,
+        etr_p90_s=DAY_S + 9000,
+        starts_at_s=DAY_S + 6 * 86400,
+        ends_at_s=DAY_S + 6 * 86400 + 14400,
+    )
     for language, rendered in preview_change(change, templates).items():
         body = rendered.body + " #ABCDEF"
         vi_plain = sms_length(strip_diacritics(body))
@@ -92,6 +107,7 @@ def test_every_default_template_fits_in_few_segments(kind: str) -> None:
 
 
 # --- templates ------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def template_copy(tmp_path: Path) -> Path:
@@ -113,13 +129,17 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 def test_unknown_placeholder_is_caught_at_start_up(template_copy: Path) -> None:
     _edit(template_copy / "vi" / "restored.txt", "{at}", "{restored_time}")
-    with pytest.raises(TemplateError, match=r"vi/restored.txt: unknown placeholder \{restored_time\}"):
+    with pytest.raises(
+        TemplateError, match=r"vi/restored.txt: unknown placeholder \{restored_time\}"
+    ):
         load_templates(template_copy)
 
 
 def test_missing_kind_and_language_are_caught(template_copy: Path) -> None:
     (template_copy / "en" / "etr_updated.txt").unlink()
-    with pytest.raises(TemplateError, match="missing template for kind 'etr_updated' in language 'en'"):
+    with pytest.raises(
+        TemplateError, match="missing template for kind 'etr_updated' in language 'en'"
+    ):
         load_templates(template_copy)
     shutil.rmtree(template_copy / "en")
     with pytest.raises(TemplateError, match="missing language directory"):
@@ -140,14 +160,21 @@ def test_all_problems_reported_at_once(template_copy: Path) -> None:
     with pytest.raises(TemplateError) as info:
         load_templates(template_copy)
     problems = "\n".join(info.value.problems)
-    assert "{wher}" in problems and "format or conversion" in problems
-    assert "unknown kind 'outage_detcted'" in problems and "unknown kind 'help_me'" in problems
+    assert "{wher}" in problems
+    assert "format or conversion" in problems
+    assert "unknown kind 'outage_detcted'" in problems
+    assert "unknown kind 'help_me'" in problems
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"title: x\n{where", "malformed braces"), (b"no title line\n{where}", "first line must be"),
-     (b"title: x\n\n", "empty body"), (b"\xff\xfe", "not UTF-8"), (b"title: x\n" + b"a" * 5000, "more than")],
+    [
+        (b"title: x\n{where", "malformed braces"),
+        (b"no title line\n{where}", "first line must be"),
+        (b"title: x\n\n", "empty body"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"title: x\n" + b"a" * 5000, "more than"),
+    ],
 )
 def test_malformed_template_files(template_copy: Path, content: bytes, message: str) -> None:
     (template_copy / "vi" / "reply_help.txt").write_bytes(content)
@@ -170,15 +197,33 @@ def test_edited_template_is_used(template_copy: Path) -> None:
 
 # --- ETR wording and quiet hours ----------------------------------------------------------------
 
+
 def test_etr_window_rounds_outward_to_15_minutes() -> None:
     t = load_templates()
-    text = etr_window_text(t, "en", DAY_S + 3600 + 420, DAY_S + 5000, DAY_S + 7200 + 60,
-                           tz_name="Asia/Ho_Chi_Minh", rounding_s=900)
+    text = etr_window_text(
+        t,
+        "en",
+        DAY_S + 3600 + 420,
+        DAY_S + 5000,
+        DAY_S + 7200 + 60,
+        tz_name="Asia/Ho_Chi_Minh",
+        rounding_s=900,
+    )
     assert text == "11:00 - 12:15 23/11"
-    across_midnight = etr_window_text(t, "vi", DAY_S + 13 * 3600, None, DAY_S + 15 * 3600,
-                                      tz_name="Asia/Ho_Chi_Minh", rounding_s=900)
+    across_midnight = etr_window_text(
+        t,
+        "vi",
+        DAY_S + 13 * 3600,
+        None,
+        DAY_S + 15 * 3600,
+        tz_name="Asia/Ho_Chi_Minh",
+        rounding_s=900,
+    )
     assert across_midnight == "23:00 23/11 - 01:00 24/11"
-    assert etr_window_text(t, "vi", None, None, None, tz_name="Asia/Ho_Chi_Minh", rounding_s=900) == "chưa xác định, sẽ báo sau"
+    assert (
+        etr_window_text(t, "vi", None, None, None, tz_name="Asia/Ho_Chi_Minh", rounding_s=900)
+        == "chưa xác định, sẽ báo sau"
+    )
 
 
 def test_quiet_release() -> None:
@@ -194,6 +239,7 @@ def test_quiet_release() -> None:
 
 # --- phone numbers ------------------------------------------------------------------------------
 
+
 def test_masking() -> None:
     assert mask_phone("+84912345789") == "+84******789"
     assert mask_phone("0912345789") == "<invalid:10 chars>"
@@ -201,10 +247,22 @@ def test_masking() -> None:
     assert mask_name("Nguyễn Văn An") == "N*** V*** A***"
 
 
-@pytest.mark.parametrize("bad", ["0912345678", "+0912345678", "+84 912 345 678", "+84", "84912345678",
-                                 "+84912345678901234", "", "+84912345678\n", "١٢٣٤٥٦٧٨"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "0912345678",
+        "+0912345678",
+        "+84 912 345 678",
+        "+84",
+        "84912345678",
+        "+84912345678901234",
+        "",
+        "+84912345678\n",
+        "١٢٣٤٥٦٧٨",
+    ],
+)
 def test_malformed_numbers_are_rejected_naming_the_row_not_the_number(bad: str) -> None:
-    with pytest.raises(PhoneNumberError, match="customers.csv line 7") as info:
+    with pytest.raises(PhoneNumberError, match=r"customers\.csv line 7") as info:
         validate_phone_e164(bad, row="customers.csv line 7")
     if len(bad) > 6:
         assert bad.strip() not in str(info.value)

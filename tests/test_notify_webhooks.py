@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from fastapi import FastAPI
+from test_notify_support import DAY_S, new_outage, phone, seed_customers
 from twilio.request_validator import RequestValidator
 
 from gridwatch._clock import ManualClock
@@ -21,7 +22,6 @@ from notifier import (
     customer_link_token,
     enqueue_for_outage_change,
 )
-from test_notify_support import DAY_S, new_outage, phone, seed_customers
 
 TOKEN = "webhook-test-auth-token"
 PUBLIC = "https://gw.example.vn"
@@ -31,72 +31,131 @@ SECRET = b"link-secret-for-tests-0123456789"
 @pytest.fixture
 async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    config = WebhooksConfig(public_base_url=PUBLIC, twilio_auth_token=TOKEN, link_secret=SECRET,
-                            vapid_public_key="BPUBLIC", allow_http_push_endpoints=True)
-    app.include_router(create_webhooks_router(db, config, clock=ManualClock(DAY_S)), prefix="/notify")
+    config = WebhooksConfig(
+        public_base_url=PUBLIC,
+        twilio_auth_token=TOKEN,
+        link_secret=SECRET,
+        vapid_public_key="BPUBLIC",
+        allow_http_push_endpoints=True,
+    )
+    app.include_router(
+        create_webhooks_router(db, config, clock=ManualClock(DAY_S)), prefix="/notify"
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         yield http
 
 
 def _signed(path: str, params: dict[str, str], token: str = TOKEN) -> dict[str, str]:
-    return {"X-Twilio-Signature": RequestValidator(token).compute_signature(PUBLIC + path, params),
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Twilio-Signature": RequestValidator(token).compute_signature(PUBLIC + path, params),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
-async def _post(client: httpx.AsyncClient, path: str, params: dict[str, str], **kw: str) -> httpx.Response:
+async def _post(
+    client: httpx.AsyncClient, path: str, params: dict[str, str], **kw: str
+) -> httpx.Response:
     return await client.post(path, content=urlencode(params), headers=_signed(path, params, **kw))
 
 
-async def _inbound(client: httpx.AsyncClient, sender: str, body: str, sid: str = "SM" + "a" * 32) -> httpx.Response:
-    return await _post(client, "/notify/twilio/inbound",
-                       {"From": sender, "To": "+15005550006", "Body": body, "MessageSid": sid})
+async def _inbound(
+    client: httpx.AsyncClient, sender: str, body: str, sid: str = "SM" + "a" * 32
+) -> httpx.Response:
+    return await _post(
+        client,
+        "/notify/twilio/inbound",
+        {"From": sender, "To": "+15005550006", "Body": body, "MessageSid": sid},
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "action", "vietnamese"),
-    [("STOP", "stop", False), ("stop please", "stop", False), ("Dừng", "stop", True),
-     ("NGỪNG", "stop", True), ("ngung", "stop", True), ("Bắt đầu", "start", True),
-     ("BATDAU", "start", True), ("help", "help", False), ("Trợ giúp", "help", True),
-     ("GIUP", "help", True), ("trạng thái", "status", True), ("STATUS", "status", False),
-     ("Mất điện rồi!", "out", True), ("MATDIEN", "out", True), ("OUT", "out", False),
-     ("hello", None, False), ("", None, False), ("🙂🙂", None, False)],
+    [
+        ("STOP", "stop", False),
+        ("stop please", "stop", False),
+        ("Dừng", "stop", True),
+        ("NGỪNG", "stop", True),
+        ("ngung", "stop", True),
+        ("Bắt đầu", "start", True),
+        ("BATDAU", "start", True),
+        ("help", "help", False),
+        ("Trợ giúp", "help", True),
+        ("GIUP", "help", True),
+        ("trạng thái", "status", True),
+        ("STATUS", "status", False),
+        ("Mất điện rồi!", "out", True),
+        ("MATDIEN", "out", True),
+        ("OUT", "out", False),
+        ("hello", None, False),
+        ("", None, False),
+        ("🙂🙂", None, False),
+    ],
 )
-def test_keywords_in_both_languages_with_or_without_diacritics(text: str, action: str | None, vietnamese: bool) -> None:
+def test_keywords_in_both_languages_with_or_without_diacritics(
+    text: str, action: str | None, vietnamese: bool
+) -> None:
     assert classify_keyword(text) == (action, vietnamese)
 
 
-async def test_unsigned_and_wrongly_signed_webhooks_are_refused(client: httpx.AsyncClient, db: Database) -> None:
+async def test_unsigned_and_wrongly_signed_webhooks_are_refused(
+    client: httpx.AsyncClient, db: Database
+) -> None:
     params = {"MessageSid": "SM" + "b" * 32, "MessageStatus": "delivered"}
-    unsigned = await client.post("/notify/twilio/status", content=urlencode(params),
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    unsigned = await client.post(
+        "/notify/twilio/status",
+        content=urlencode(params),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     wrong_key = await _post(client, "/notify/twilio/status", params, token="not-the-token")
-    tampered = await client.post("/notify/twilio/status", content=urlencode({**params, "MessageStatus": "failed"}),
-                                 headers=_signed("/notify/twilio/status", params))
-    other_url = await client.post("/notify/twilio/inbound", content=urlencode(params),
-                                  headers=_signed("/notify/twilio/status", params))
+    tampered = await client.post(
+        "/notify/twilio/status",
+        content=urlencode({**params, "MessageStatus": "failed"}),
+        headers=_signed("/notify/twilio/status", params),
+    )
+    other_url = await client.post(
+        "/notify/twilio/inbound",
+        content=urlencode(params),
+        headers=_signed("/notify/twilio/status", params),
+    )
     assert [r.status_code for r in (unsigned, wrong_key, tampered, other_url)] == [403] * 4
     async with db.connection() as conn:
         cur = await conn.execute("SELECT count(*) FROM notify_delivery_events")
         assert (await cur.fetchone()) == (0,)
 
 
-async def test_status_callback_stores_the_delivery_state(client: httpx.AsyncClient, db: Database) -> None:
+async def test_status_callback_stores_the_delivery_state(
+    client: httpx.AsyncClient, db: Database
+) -> None:
     ids = await seed_customers(db, 1)
     outage = await new_outage(db)
     async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, OutageChange(outage_id=outage, kind="outage_detected",
-                                        version=1, occurred_at_s=DAY_S, customer_ids=ids))
+        await enqueue_for_outage_change(
+            conn,
+            OutageChange(
+                outage_id=outage,
+                kind="outage_detected",
+                version=1,
+                occurred_at_s=DAY_S,
+                customer_ids=ids,
+            ),
+        )
         cur = await conn.execute("SELECT notification_id FROM notifications")
         row = await cur.fetchone()
     assert row is not None
     sid = "SM" + "c" * 32
     path = f"/notify/twilio/status?n={row[0]}"
     for state, code in (("sent", None), ("undelivered", "30003")):
-        params = {"MessageSid": sid, "MessageStatus": state, **({"ErrorCode": code} if code else {})}
+        params = {
+            "MessageSid": sid,
+            "MessageStatus": state,
+            **({"ErrorCode": code} if code else {}),
+        }
         resp = await _post(client, path, params)
         assert resp.status_code == 204
     async with db.connection() as conn:
-        cur = await conn.execute("SELECT delivery_status, error_code, provider_id FROM notifications")
+        cur = await conn.execute(
+            "SELECT delivery_status, error_code, provider_id FROM notifications"
+        )
         assert await cur.fetchone() == ("undelivered", "30003", sid)
         cur = await conn.execute("SELECT status FROM notify_delivery_events ORDER BY event_id")
         assert [r[0] for r in await cur.fetchall()] == ["sent", "undelivered"]
@@ -104,19 +163,24 @@ async def test_status_callback_stores_the_delivery_state(client: httpx.AsyncClie
 
 @pytest.mark.parametrize(
     "params",
-    [{"MessageSid": "nonsense", "MessageStatus": "delivered"},
-     {"MessageSid": "SM" + "d" * 32, "MessageStatus": "exploded"},
-     {"MessageSid": "SM" + "d" * 32, "MessageStatus": "failed", "ErrorCode": "1; DROP TABLE"}],
+    [
+        {"MessageSid": "nonsense", "MessageStatus": "delivered"},
+        {"MessageSid": "SM" + "d" * 32, "MessageStatus": "exploded"},
+        {"MessageSid": "SM" + "d" * 32, "MessageStatus": "failed", "ErrorCode": "1; DROP TABLE"},
+    ],
 )
-async def test_malformed_signed_status_callback_is_a_400(client: httpx.AsyncClient, params: dict[str, str]) -> None:
+async def test_malformed_signed_status_callback_is_a_400(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
     assert (await _post(client, "/notify/twilio/status", params)).status_code == 400
 
 
 async def test_oversized_and_garbage_bodies_are_refused(client: httpx.AsyncClient) -> None:
     big = {"From": phone(1), "Body": "x" * 40_000}
     assert (await _post(client, "/notify/twilio/inbound", big)).status_code == 413
-    garbage = await client.post("/notify/twilio/inbound", content=b"\xff\xfe\x00",
-                                headers={"X-Twilio-Signature": "abc"})
+    garbage = await client.post(
+        "/notify/twilio/inbound", content=b"\xff\xfe\x00", headers={"X-Twilio-Signature": "abc"}
+    )
     assert garbage.status_code in (400, 403)
     bad_from = await _inbound(client, "0912 345 678", "STATUS")
     assert bad_from.status_code == 400
@@ -125,7 +189,9 @@ async def test_oversized_and_garbage_bodies_are_refused(client: httpx.AsyncClien
 async def test_stop_and_start_take_effect_at_once(client: httpx.AsyncClient, db: Database) -> None:
     await seed_customers(db, 1)
     resp = await _inbound(client, phone(0), "Dừng")
-    assert resp.status_code == 200 and "<Message>" in resp.text and "BATDAU" in resp.text
+    assert resp.status_code == 200
+    assert "<Message>" in resp.text
+    assert "BATDAU" in resp.text
     async with db.connection() as conn:
         cur = await conn.execute("SELECT channel, address FROM notify_opt_outs")
         assert await cur.fetchall() == [("sms", phone(0))]
@@ -136,7 +202,9 @@ async def test_stop_and_start_take_effect_at_once(client: httpx.AsyncClient, db:
         assert (await cur.fetchone()) == (0,)
 
 
-async def test_help_replies_in_the_customers_language(client: httpx.AsyncClient, db: Database) -> None:
+async def test_help_replies_in_the_customers_language(
+    client: httpx.AsyncClient, db: Database
+) -> None:
     await seed_customers(db, 1, language="en")
     resp = await _inbound(client, phone(0), "giúp")
     assert "Reply STATUS" in resp.text
@@ -144,29 +212,46 @@ async def test_help_replies_in_the_customers_language(client: httpx.AsyncClient,
     assert "TRANGTHAI" in unknown_sender.text
 
 
-async def test_status_replies_with_the_current_outage_and_etr(client: httpx.AsyncClient, db: Database) -> None:
+async def test_status_replies_with_the_current_outage_and_etr(
+    client: httpx.AsyncClient, db: Database
+) -> None:
     ids = await seed_customers(db, 2)
     none_yet = await _inbound(client, phone(0), "TRANGTHAI")
     assert "Không có sự cố" in none_yet.text
     outage = await new_outage(db)
     async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, OutageChange(
-            outage_id=outage, kind="outage_detected", version=1, occurred_at_s=DAY_S,
-            customer_ids=ids[:1], etr_p10_s=DAY_S + 3600, etr_p50_s=DAY_S + 5400,
-            etr_p90_s=DAY_S + 7200, where="Phường Bến Nghé", why="sự cố"))
+        await enqueue_for_outage_change(
+            conn,
+            OutageChange(
+                outage_id=outage,
+                kind="outage_detected",
+                version=1,
+                occurred_at_s=DAY_S,
+                customer_ids=ids[:1],
+                etr_p10_s=DAY_S + 3600,
+                etr_p50_s=DAY_S + 5400,
+                etr_p90_s=DAY_S + 7200,
+                where="Phường Bến Nghé",
+                why="sự cố",
+            ),
+        )
     resp = await _inbound(client, phone(0), "trạng thái")
     # 10:00 local + 1 h .. + 2 h
-    assert "Phường Bến Nghé" in resp.text and "11:00 - 12:00 23/11" in resp.text
+    assert "Phường Bến Nghé" in resp.text
+    assert "11:00 - 12:00 23/11" in resp.text
     other = await _inbound(client, phone(1), "STATUS")
     assert "Không có sự cố" in other.text
 
 
-async def test_out_report_is_stored_once_as_evidence(client: httpx.AsyncClient, db: Database) -> None:
+async def test_out_report_is_stored_once_as_evidence(
+    client: httpx.AsyncClient, db: Database
+) -> None:
     ids = await seed_customers(db, 1)
     sid = "SM" + "e" * 32
     for _ in range(2):  # Twilio retries a webhook it did not see answered
         resp = await _inbound(client, phone(0), "Mất điện ở nhà tôi", sid=sid)
-        assert resp.status_code == 200 and "ghi nhận" in resp.text
+        assert resp.status_code == 200
+        assert "ghi nhận" in resp.text
     async with db.connection() as conn:
         cur = await conn.execute("SELECT customer_id, kind, note, phone_e164 FROM customer_reports")
         assert await cur.fetchall() == [(ids[0], "out", "Mất điện ở nhà tôi", phone(0))]
@@ -175,17 +260,22 @@ async def test_out_report_is_stored_once_as_evidence(client: httpx.AsyncClient, 
 async def test_app_api_needs_a_valid_link_token(client: httpx.AsyncClient, db: Database) -> None:
     ids = await seed_customers(db, 1)
     good = customer_link_token(ids[0], SECRET)
-    assert (await client.get("/notify/app/api/status", params={"t": good})).json() == {"outage": None}
+    assert (await client.get("/notify/app/api/status", params={"t": good})).json() == {
+        "outage": None
+    }
     forged = ids[0] + ".0123456789abcdef0123456789abcdef"
     assert (await client.get("/notify/app/api/status", params={"t": forged})).status_code == 403
     sub = {"endpoint": "http://127.0.0.1:9/push/1", "keys": {"p256dh": "BKEY", "auth": "AUTH"}}
     ok = await client.post("/notify/app/api/subscribe", json={"token": good, "subscription": sub})
     assert ok.status_code == 201
-    bad = await client.post("/notify/app/api/subscribe", json={"token": forged, "subscription": sub})
+    bad = await client.post(
+        "/notify/app/api/subscribe", json={"token": forged, "subscription": sub}
+    )
     assert bad.status_code == 403
     junk = await client.post("/notify/app/api/subscribe", content=b"{not json")
     assert junk.status_code == 400
     page = await client.get("/notify/app/")
-    assert page.status_code == 200 and "manifest.webmanifest" in page.text
+    assert page.status_code == 200
+    assert "manifest.webmanifest" in page.text
     assert (await client.get("/notify/app/manifest.webmanifest")).status_code == 200
     assert (await client.get("/notify/app/..%2F_outbox.py")).status_code == 404

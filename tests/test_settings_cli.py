@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -63,7 +64,9 @@ def test_bad_settings_name_the_variable(
         ["migrate", "--storage", "mysql"],
     ],
 )
-def test_bad_arguments_exit_2_with_a_reason(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_exit_2_with_a_reason(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
@@ -85,6 +88,19 @@ def test_config_error_is_one_clear_line_not_a_traceback() -> None:
     assert "Traceback" not in proc.stderr
 
 
+async def _run_cli(*argv: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gridwatch",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return int(proc.returncode or 0), out.decode(), err.decode()
+
+
 async def test_migrate_command_against_real_postgres(
     database_url: str, schema_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -92,22 +108,14 @@ async def test_migrate_command_against_real_postgres(
 
     monkeypatch.setenv("GRIDWATCH_DATABASE_URL", database_url)
     monkeypatch.setenv("GRIDWATCH_DATABASE_SCHEMA", schema_name)
-    proc = subprocess.run(
-        [sys.executable, "-m", "gridwatch", "migrate"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**__import__("os").environ},
-    )
     try:
-        assert proc.returncode == 0, proc.stderr
-        assert "applied 0001_core" in proc.stdout
-        assert "telemetry storage: plain" in proc.stdout
-        again = subprocess.run(
-            [sys.executable, "-m", "gridwatch", "migrate"],
-            capture_output=True, text=True, timeout=120, env={**__import__("os").environ},
-        )
-        assert "up to date" in again.stdout
+        code, out, err = await _run_cli("migrate")
+        assert code == 0, err
+        assert "applied 0001_core" in out
+        assert "telemetry storage: plain" in out
+        code, out, err = await _run_cli("migrate")
+        assert code == 0, err
+        assert "up to date" in out
     finally:
         db = await Database.open(database_url, schema_name)
         await drop_schema(db)

@@ -14,8 +14,8 @@ from simulators import (
     AmiParams,
     Recording,
     RecordingError,
-    SimulatorError,
     Simulation,
+    SimulatorError,
     UnknownScenario,
     check_radial,
     generate_feeder,
@@ -32,16 +32,26 @@ from simulators._scenario import scenario_from_dict
 
 def test_sizes_follow_parameters() -> None:
     topo = generate_feeder(
-        3, zones=2, substations=2, feeders=3, laterals=5, reclosers=2,
-        transformers_per_lateral=4, meters_per_transformer=7,
-    )  # fmt: skip
+        3,
+        zones=2,
+        substations=2,
+        feeders=3,
+        laterals=5,
+        reclosers=2,
+        transformers_per_lateral=4,
+        meters_per_transformer=7,
+    )
     assert len(topo.meters) == 2 * 2 * 3 * 5 * 4 * 7
     kinds = np.bincount(topo.devices.kind, minlength=7)
-    assert kinds[0] == 4 and kinds[1] == 12 and kinds[2] == 24  # subs, breakers, reclosers
+    assert kinds[0] == 4
+    assert kinds[1] == 12
+    assert kinds[2] == 24
     assert kinds[6] == 2 * 2 * 3 * 5 * 4  # transformers
     assert len(topo.customers) == len(topo.meters)
     check_radial(topo)
-    assert all(str(p).startswith("+84") and len(str(p)) == 12 for p in topo.customers.phone_e164 if p)
+    assert all(
+        str(p).startswith("+84") and len(str(p)) == 12 for p in topo.customers.phone_e164 if p
+    )
     assert set(topo.customers.language.tolist()) <= {"vi", "en"}
 
 
@@ -100,7 +110,14 @@ def test_unknown_scenario_lists_valid_names() -> None:
     [
         ({"ami": {"last_gasp_p": 1.2}}, "last_gasp_p"),
         ({"world": {"rates": {"fuse": -1}}}, "fuse"),
-        ({"world": {"storms": [{"zone": "Z01", "at_s": 0, "duration_s": 10, "last_gasp_p": -0.5}]}}, "last_gasp_p"),
+        (
+            {
+                "world": {
+                    "storms": [{"zone": "Z01", "at_s": 0, "duration_s": 10, "last_gasp_p": -0.5}]
+                }
+            },
+            "last_gasp_p",
+        ),
         ({"ami": {"speling": 1}}, "speling"),
         ({"world": {"faults": [{"device_id": "nope", "at_s": 5}]}}, "unknown device"),
     ],
@@ -155,7 +172,8 @@ def test_messages_are_in_publish_order_and_valid_batches() -> None:
             body = orjson.loads(m.payload)
             assert len(body.get("readings", [])) + len(body.get("events", [])) <= 10_000
     counts = sim.telemetry.counts
-    assert counts.duplicates > 0 and counts.gasps_lost > 0
+    assert counts.duplicates > 0
+    assert counts.gasps_lost > 0
 
 
 def test_nested_scenario_truth() -> None:
@@ -216,8 +234,15 @@ def test_corrupt_recordings_fail_with_the_line(tmp_path: Path) -> None:
 
 
 def test_city_scale_generation_is_vectorised() -> None:
-    g = generate_grid(1, zones=2, substations=2, feeders=5, laterals=10, transformers_per_lateral=10,
-                      meters_per_transformer=10)  # fmt: skip
+    g = generate_grid(
+        1,
+        zones=2,
+        substations=2,
+        feeders=5,
+        laterals=10,
+        transformers_per_lateral=10,
+        meters_per_transformer=10,
+    )
     assert len(g.topology.meters) == 20_000
     assert int(np.bincount(g.meter_dcu).max()) <= 500
 

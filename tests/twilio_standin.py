@@ -92,15 +92,24 @@ class TwilioStandin:
     # --- Twilio API ---------------------------------------------------------------------------
     def _error(self, status: int, code: int | None, message: str) -> web.Response:
         return web.json_response(
-            {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-             "status": status},
+            {
+                "code": code,
+                "message": message,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            },
             status=status,
         )
 
     def _authorised(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
-        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        return secrets.compare_digest(header, expected) and request.match_info["sid"] == self.account_sid
+        expected = (
+            "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        )
+        return (
+            secrets.compare_digest(header, expected)
+            and request.match_info["sid"] == self.account_sid
+        )
 
     async def _create(self, request: web.Request) -> web.Response:
         self.post_attempts += 1
@@ -120,12 +129,14 @@ class TwilioStandin:
         if not _E164.match(to):
             return self._error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if not (form.get("From") or form.get("MessagingServiceSid")):
-            return self._error(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required")
+            return self._error(
+                400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required"
+            )
         if not body:
             return self._error(400, 21602, "Message body is required.")
         now = datetime.now(UTC)
         sid = "SM" + secrets.token_hex(16)
-        message = {
+        message: dict[str, Any] = {
             "sid": sid,
             "account_sid": self.account_sid,
             "to": to,
@@ -175,7 +186,9 @@ class TwilioStandin:
         page = max(0, int(q.get("Page", "0")))
         chunk = found[page * page_size : (page + 1) * page_size]
         base = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
-        keep = "&".join(f"{k}={v}" for k, v in q.items() if k not in ("Page", "PageSize", "PageToken"))
+        keep = "&".join(
+            f"{k}={v}" for k, v in q.items() if k not in ("Page", "PageSize", "PageToken")
+        )
         nxt = (
             f"{base}?{keep}&PageSize={page_size}&Page={page + 1}"
             if (page + 1) * page_size < len(found)
@@ -198,8 +211,13 @@ class TwilioStandin:
     # --- admin (when run as a separate process) -----------------------------------------------
     async def _admin_messages(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"post_attempts": self.post_attempts, "list_calls": self.list_calls,
-             "messages": [{"sid": m["sid"], "to": m["to"], "body": m["body"]} for m in self.messages]}
+            {
+                "post_attempts": self.post_attempts,
+                "list_calls": self.list_calls,
+                "messages": [
+                    {"sid": m["sid"], "to": m["to"], "body": m["body"]} for m in self.messages
+                ],
+            }
         )
 
     async def _admin_faults(self, request: web.Request) -> web.Response:

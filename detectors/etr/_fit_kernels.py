@@ -103,8 +103,8 @@ def _weibull_terms(
         if n == 0.0:
             continue
         u = k * (x[j] - a)
-        if u > 700.0:
-            u = 700.0
+        if u > 50.0:  # exp(50) keeps n k^2 w finite; such trial steps are rejected anyway
+            u = 50.0
         w = math.exp(u)
         ll += e * (b - x[j] + u) - n * w
         g0 += k * (n * w - e)

@@ -216,7 +216,11 @@ class OutageEngine:
         newest = self.now_s + self.config.future_skew_s
         ts_key = np.where(np.isfinite(evidence["ts_s"]), evidence["ts_s"], np.inf)
         for i in np.argsort(ts_key, kind="stable").tolist():
-            dev, ts, kind = int(evidence["device"][i]), float(evidence["ts_s"][i]), int(evidence["kind"][i])
+            dev, ts, kind = (
+                int(evidence["device"][i]),
+                float(evidence["ts_s"][i]),
+                int(evidence["kind"][i]),
+            )
             reason = None
             if not 0 <= dev < n_dev:
                 reason = "bad_index"
@@ -244,8 +248,12 @@ class OutageEngine:
                     meters = self.network.meters_under(dev)
                     self._momentaries.append(
                         Momentary(
-                            dev, float(self._trip_s[dev]), ts, int(meters.size),
-                            self._customers(meters), "scada_reclose",
+                            dev,
+                            float(self._trip_s[dev]),
+                            ts,
+                            int(meters.size),
+                            self._customers(meters),
+                            "scada_reclose",
                         )
                     )
                     self._pending.pop(dev, None)
@@ -254,9 +262,7 @@ class OutageEngine:
                 self._trip_s[dev] = np.nan if kind == det.SCADA_CLOSE else self._trip_s[dev]
             if dev in self._open_by_device:
                 o = self.outages[self._open_by_device[dev]]
-                changes.append(
-                    self._log(o, ts, "scada", {"operation": det.SCADA_KIND_NAMES[kind]})
-                )
+                changes.append(self._log(o, ts, "scada", {"operation": det.SCADA_KIND_NAMES[kind]}))
         return changes
 
     def _forced(self) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
@@ -337,7 +343,9 @@ class OutageEngine:
                 changes += self._grow(d, below, inf)
                 continue
             onset = float(inf.onset_s[d])
-            sustained_scada = forced[d] == det.FORCED_OUT and int(self._scada_kind[d]) in _SUSTAINED_SCADA
+            sustained_scada = (
+                forced[d] == det.FORCED_OUT and int(self._scada_kind[d]) in _SUSTAINED_SCADA
+            )
             if sustained_scada or self.now_s - onset >= delay:
                 self._pending.pop(d, None)
                 if not self._already_out(net.meters_under(d)).all():
@@ -356,7 +364,9 @@ class OutageEngine:
             if not re_explained and inf.n_on[d] > 0 and not inf.suppressed[d]:
                 meters = net.meters_under(d)
                 self._momentaries.append(
-                    Momentary(d, onset, self.now_s, int(meters.size), self._customers(meters), "evidence")
+                    Momentary(
+                        d, onset, self.now_s, int(meters.size), self._customers(meters), "evidence"
+                    )
                 )
 
         # 3. Open outages: restoration meter by meter, moves, nests, confirmation.
@@ -367,14 +377,19 @@ class OutageEngine:
             if o.device in chosen_set:
                 changes += self._maybe_confirm(o, inf)
                 if o.meters_out == 0 and o.state != "predicted":
-                    changes.append(self._set_state(o, "restored", "restored", {"why": "all meters on"}))
+                    changes.append(
+                        self._set_state(o, "restored", "restored", {"why": "all meters on"})
+                    )
                 continue
-            below = [c for c in chosen if c != o.device and net.is_under(c, o.device)]
-            below = [c for c in below if c not in self._open_by_device]
-            if below and o.state == "predicted":
-                changes += self._move_down(o, below, inf)
-            elif below:
-                changes += self._nest(o, below, inf)
+            inside = [
+                c
+                for c in chosen
+                if c != o.device and net.is_under(c, o.device) and c not in self._open_by_device
+            ]
+            if inside and o.state == "predicted":
+                changes += self._move_down(o, inside, inf)
+            elif inside:
+                changes += self._nest(o, inside, inf)
             else:
                 changes += self._device_back(o)
         self._queue_suspect_pings(chosen)
@@ -480,8 +495,13 @@ class OutageEngine:
             return []
         return [
             self._set_state(
-                o, "confirmed", "confirmed",
-                {"why": "ping sample answered dark", "confidence": round(inf.confidence(o.device), 6)},
+                o,
+                "confirmed",
+                "confirmed",
+                {
+                    "why": "ping sample answered dark",
+                    "confidence": round(inf.confidence(o.device), 6),
+                },
             )
         ]
 
@@ -501,10 +521,17 @@ class OutageEngine:
         restored_s = np.full(meters.shape[0], np.nan)
         for o in below:  # carry over what each merged outage already knew per meter
             pos = np.searchsorted(meters, o.meters)
-            ok = (pos < meters.shape[0]) & (meters[np.minimum(pos, meters.shape[0] - 1)] == o.meters)
+            ok = (pos < meters.shape[0]) & (
+                meters[np.minimum(pos, meters.shape[0] - 1)] == o.meters
+            )
             status[pos[ok]] = o.meter_status[ok]
             restored_s[pos[ok]] = o.meter_restored_s[ok]
-        keep.device, keep.meters, keep.meter_status, keep.meter_restored_s = d, meters, status, restored_s
+        keep.device, keep.meters, keep.meter_status, keep.meter_restored_s = (
+            d,
+            meters,
+            status,
+            restored_s,
+        )
         keep.customers_affected = self._customers(meters)
         keep.start_s = min([o.start_s for o in below] + [float(inf.onset_s[d])])
         keep.confidence = inf.confidence(d)
@@ -513,8 +540,14 @@ class OutageEngine:
             changes.append(self._set_state(o, "cancelled", "merged_into", {"into": keep.key}))
         changes.append(
             self._log(
-                keep, self.now_s, "grew",
-                {"from_device": old_device, "merged": [o.key for o in others], "meters": keep.meters_affected},
+                keep,
+                self.now_s,
+                "grew",
+                {
+                    "from_device": old_device,
+                    "merged": [o.key for o in others],
+                    "meters": keep.meters_affected,
+                },
             )
         )
         return changes
@@ -539,7 +572,9 @@ class OutageEngine:
         o.confirm_pings.clear()
         self._request_confirm_pings(o)
         changes.append(
-            self._log(o, self.now_s, "moved", {"from_device": old, "why": "meters seen on upstream"})
+            self._log(
+                o, self.now_s, "moved", {"from_device": old, "why": "meters seen on upstream"}
+            )
         )
         for c in rest:
             n = self._new_outage(c, inf, "inferred", float(inf.onset_s[c]))
@@ -564,7 +599,12 @@ class OutageEngine:
             n.confirmed_s = self.now_s
             n.state = "confirmed"
             changes.append(
-                self._log(n, self.now_s, "nested", {"parent": o.key, "why": "still dark after upstream restored"})
+                self._log(
+                    n,
+                    self.now_s,
+                    "nested",
+                    {"parent": o.key, "why": "still dark after upstream restored"},
+                )
             )
         changes += self._device_back(o)
         return changes
@@ -583,9 +623,7 @@ class OutageEngine:
         hit = idx[lit]
         o.meter_status[hit] = METER_RESTORED
         o.meter_restored_s[hit] = np.maximum(ms.since_s[m[lit]], o.start_s)
-        changes = [
-            self._log(o, self.now_s, "meters_restored", {"meters": o.meters[hit].tolist()})
-        ]
+        changes = [self._log(o, self.now_s, "meters_restored", {"meters": o.meters[hit].tolist()})]
         if o.state == "confirmed" and o.meters_out > 0:
             changes.append(self._set_state(o, "partially_restored", "partially_restored", {}))
         return changes
@@ -603,7 +641,9 @@ class OutageEngine:
                 o.restore_pings.add(int(m))
                 self._ping_queue.append((int(m), "restore"))
             if o.restore_pings:
-                changes.append(self._log(o, self.now_s, "restore_pings", {"meters": len(o.restore_pings)}))
+                changes.append(
+                    self._log(o, self.now_s, "restore_pings", {"meters": len(o.restore_pings)})
+                )
         still = o.meter_status == METER_OUT
         waiting = set(o.meters[still].tolist())
         o.restore_pings = {m for m in o.restore_pings if m in waiting and self._ping_pending(m)}

@@ -54,7 +54,9 @@ def outage_row(o: Outage, names: Names) -> OutageRow:
 
 def outage_meter_rows(o: Outage, names: Names) -> list[OutageMeterRow]:
     rows = []
-    for m, status, at in zip(o.meters.tolist(), o.meter_status.tolist(), o.meter_restored_s.tolist(), strict=True):
+    for m, status, at in zip(
+        o.meters.tolist(), o.meter_status.tolist(), o.meter_restored_s.tolist(), strict=True
+    ):
         c = int(names.meter_customer[m])
         rows.append(
             OutageMeterRow(
@@ -84,8 +86,13 @@ def rows_for_changes(
 def momentary_rows(momentaries: Sequence[Momentary], names: Names) -> list[MomentaryRow]:
     return [
         MomentaryRow(
-            str(names.device_ids[m.device]), str(names.device_zone[m.device]),
-            m.start_s, m.end_s, m.meters, m.customers, m.cause,
+            str(names.device_ids[m.device]),
+            str(names.device_zone[m.device]),
+            m.start_s,
+            m.end_s,
+            m.meters,
+            m.customers,
+            m.cause,
         )
         for m in momentaries
     ]

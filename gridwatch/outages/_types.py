@@ -41,7 +41,11 @@ class EngineConfig:
         if not 30.0 <= self.declaration_delay_s <= 60.0:
             raise ValueError("declaration_delay_s must be within 30-60 s (field practice)")
         for name in (
-            "horizon_s", "future_skew_s", "ping_timeout_s", "scada_close_trust_s", "suspect_window_s",
+            "horizon_s",
+            "future_skew_s",
+            "ping_timeout_s",
+            "scada_close_trust_s",
+            "suspect_window_s",
         ):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
 
+import psycopg
 from psycopg import sql
 
 from gridwatch._errors import StoreError
@@ -55,7 +56,9 @@ async def timescaledb_available(db: Database) -> bool:
 
 async def migrate(db: Database, storage: StorageMode = "auto") -> list[str]:
     """Apply pending migrations; returns the names applied. Safe to run concurrently."""
-    use_timescale = await timescaledb_available(db) if storage == "auto" else storage == "timescaledb"
+    use_timescale = (
+        await timescaledb_available(db) if storage == "auto" else storage == "timescaledb"
+    )
     if use_timescale:
         async with db.connection() as conn:
             await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
@@ -79,10 +82,8 @@ async def migrate(db: Database, storage: StorageMode = "auto") -> list[str]:
             if await cur.fetchone():
                 continue
             try:
-                await conn.execute(sql.SQL(migration.text))  # type: ignore[arg-type]
-            except StoreError:
-                raise
-            except Exception as exc:  # pragma: no cover - translated below
+                await conn.execute(sql.SQL(migration.text))
+            except psycopg.Error as exc:  # name the migration, not just the SQL error
                 raise StoreError(f"migration {label} failed: {exc}") from exc
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
+from typing import Any
 
 from psycopg import AsyncConnection
 
@@ -125,26 +126,65 @@ _INSERT_COLUMNS = (
 
 
 async def insert_notifications(conn: AsyncConnection, rows: Sequence[NewNotification]) -> int:
-    """Insert into the outbox; rows already there (same key) are left alone. Returns inserted."""
+    """Insert into the outbox; rows already there (same key) are left alone. Returns inserted.
+
+    Fast path: the first enqueue of a change (outage, kind, version) COPYs straight into the
+    table. An advisory lock per change serialises concurrent enqueues of the same change, so
+    a second one sees the first's rows and takes the ON CONFLICT path.
+    """
     if not rows:
         return 0
-    await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS notify_stage ("
-        " idempotency_key text, customer_id text, outage_id bigint, kind text, version integer,"
-        " channel text, language text, address text, title text, body text, urgent boolean,"
-        " segments integer, not_before timestamptz, status text, last_error text"
-        ") ON COMMIT DELETE ROWS"
+    changes = sorted({(r.outage_id, r.kind, r.version) for r in rows})
+    for outage_id, kind, version in changes:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            [f"gridwatch.notify:{outage_id}:{kind}:{version}"],
+        )
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM notifications n"
+        " JOIN unnest(%s::bigint[], %s::text[], %s::int[]) AS c(o, k, v)"
+        " ON n.outage_id = c.o AND n.kind = c.k AND n.version = c.v)",
+        [[c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes]],
     )
-    await conn.execute("DELETE FROM notify_stage")
-    async with conn.cursor().copy(f"COPY notify_stage ({_INSERT_COLUMNS}) FROM STDIN") as copy:
+    row = await cur.fetchone()
+    fresh = not (row and row[0])
+    target = "notifications" if fresh else "notify_stage"
+    if not fresh:
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS notify_stage ("
+            " idempotency_key text, customer_id text, outage_id bigint, kind text,"
+            " version integer, channel text, language text, address text, title text,"
+            " body text, urgent boolean, segments integer, not_before timestamptz,"
+            " status text, last_error text) ON COMMIT DELETE ROWS"
+        )
+        await conn.execute("DELETE FROM notify_stage")
+    times: dict[float, datetime | None] = {}
+    async with conn.cursor().copy(f"COPY {target} ({_INSERT_COLUMNS}) FROM STDIN") as copy:
         for r in rows:
+            not_before = times.get(r.not_before_s)
+            if not_before is None:
+                not_before = times[r.not_before_s] = _ts(r.not_before_s)
             await copy.write_row(
                 (
-                    r.idempotency_key, r.customer_id, r.outage_id, r.kind, r.version, r.channel,
-                    r.language, r.address, r.title, r.body, r.urgent, r.segments,
-                    _ts(r.not_before_s), r.status, r.last_error,
+                    r.idempotency_key,
+                    r.customer_id,
+                    r.outage_id,
+                    r.kind,
+                    r.version,
+                    r.channel,
+                    r.language,
+                    r.address,
+                    r.title,
+                    r.body,
+                    r.urgent,
+                    r.segments,
+                    not_before,
+                    r.status,
+                    r.last_error,
                 )
             )
+    if fresh:
+        return len(rows)
     cur = await conn.execute(
         f"INSERT INTO notifications ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM notify_stage"
         " ON CONFLICT DO NOTHING"
@@ -181,9 +221,12 @@ async def supersede_pending(
     return cur.rowcount
 
 
-async def get_outage_notice_state(conn: AsyncConnection, outage_id: int) -> OutageNoticeState | None:
+async def get_outage_notice_state(
+    conn: AsyncConnection, outage_id: int
+) -> OutageNoticeState | None:
     cur = await conn.execute(
-        "SELECT outage_id, where_text, why_text, started_at, etr_p10, etr_p50, etr_p90, version, open"
+        "SELECT outage_id, where_text, why_text, started_at, etr_p10, etr_p50, etr_p90,"
+        " version, open"
         " FROM notify_outage_state WHERE outage_id = %s",
         [outage_id],
     )
@@ -209,8 +252,14 @@ async def put_outage_notice_state(conn: AsyncConnection, state: OutageNoticeStat
             updated_at = now()
         """,
         [
-            state.outage_id, state.where_text, state.why_text, _ts(state.started_at_s),
-            _ts(state.etr_p10_s), _ts(state.etr_p50_s), _ts(state.etr_p90_s), state.version,
+            state.outage_id,
+            state.where_text,
+            state.why_text,
+            _ts(state.started_at_s),
+            _ts(state.etr_p10_s),
+            _ts(state.etr_p50_s),
+            _ts(state.etr_p90_s),
+            state.version,
             state.open,
         ],
     )
@@ -225,12 +274,22 @@ _CLAIM_RETURNING = (
 )
 
 
-def _claimed(r: tuple[object, ...]) -> ClaimedNotification:
+def _claimed(r: Sequence[Any]) -> ClaimedNotification:
     return ClaimedNotification(
-        int(r[0]), str(r[1]), str(r[2]), None if r[3] is None else int(r[3]),  # type: ignore[call-overload]
-        str(r[4]), int(r[5]), str(r[6]), str(r[7]),  # type: ignore[call-overload]
-        None if r[8] is None else str(r[8]), str(r[9]), str(r[10]), bool(r[11]),
-        int(r[12]), _epoch(r[13]),  # type: ignore[call-overload, arg-type]
+        notification_id=int(r[0]),
+        idempotency_key=str(r[1]),
+        customer_id=str(r[2]),
+        outage_id=None if r[3] is None else int(r[3]),
+        kind=str(r[4]),
+        version=int(r[5]),
+        channel=str(r[6]),
+        language=str(r[7]),
+        address=None if r[8] is None else str(r[8]),
+        title=str(r[9]),
+        body=str(r[10]),
+        urgent=bool(r[11]),
+        attempts=int(r[12]),
+        attempt_started_s=_epoch(r[13]),
     )
 
 
@@ -253,7 +312,8 @@ async def claim_due(
         f"""
         WITH due AS (
             SELECT notification_id FROM notifications
-            WHERE status = 'pending' AND not_before <= %(now)s AND channel = ANY(%(channels)s::text[])
+            WHERE status = 'pending' AND not_before <= %(now)s
+              AND channel = ANY(%(channels)s::text[])
             ORDER BY not_before, notification_id
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
@@ -274,7 +334,13 @@ async def claim_due(
         FROM due WHERE n.notification_id = due.notification_id
         RETURNING {_CLAIM_RETURNING}
         """,
-        {"now": now, "limit": limit, "worker": worker, "lease": lease_s, "channels": list(channels)},
+        {
+            "now": now,
+            "limit": limit,
+            "worker": worker,
+            "lease": lease_s,
+            "channels": list(channels),
+        },
     )
     rows = await cur.fetchall()
     claimed = [_claimed(r) for r in rows if r[14] == "sending"]
@@ -298,7 +364,8 @@ async def claim_unknown(
         f"""
         WITH lost AS (
             SELECT notification_id FROM notifications
-            WHERE status = 'sending' AND lease_until < %(now)s AND channel = ANY(%(channels)s::text[])
+            WHERE status = 'sending' AND lease_until < %(now)s
+              AND channel = ANY(%(channels)s::text[])
             ORDER BY lease_until
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
@@ -309,7 +376,13 @@ async def claim_unknown(
         FROM lost WHERE n.notification_id = lost.notification_id
         RETURNING {_CLAIM_RETURNING}
         """,
-        {"now": now, "limit": limit, "worker": worker, "lease": lease_s, "channels": list(channels)},
+        {
+            "now": now,
+            "limit": limit,
+            "worker": worker,
+            "lease": lease_s,
+            "channels": list(channels),
+        },
     )
     return [_claimed(r) for r in await cur.fetchall()]
 
@@ -342,7 +415,8 @@ async def apply_rate_limits(
     # Sorted keys + FOR UPDATE: concurrent dispatchers lock state rows in one order (no deadlock).
     cur = await conn.execute(
         "SELECT r.customer_id, r.channel, r.window_start, r.sent_count FROM notify_rate_state r"
-        " JOIN unnest(%s::text[], %s::text[]) AS t(c, ch) ON r.customer_id = t.c AND r.channel = t.ch"
+        " JOIN unnest(%s::text[], %s::text[]) AS t(c, ch)"
+        " ON r.customer_id = t.c AND r.channel = t.ch"
         " ORDER BY r.customer_id, r.channel FOR UPDATE OF r",
         [customers, channels],
     )
@@ -386,7 +460,11 @@ async def apply_rate_limits(
 
 
 async def record_sent(
-    conn: AsyncConnection, results: Sequence[tuple[int, str]], *, now_s: float, reconciled: bool = False
+    conn: AsyncConnection,
+    results: Sequence[tuple[int, str]],
+    *,
+    now_s: float,
+    reconciled: bool = False,
 ) -> int:
     """Mark notices sent with their provider ids (ids: notification_id, provider_id)."""
     if not results:
@@ -579,8 +657,13 @@ async def set_preferences(
             quiet_end = EXCLUDED.quiet_end, timezone = EXCLUDED.timezone, updated_at = now()
         """,
         [
-            customer_id, None if channels is None else list(channels), language, ascii_sms,
-            quiet_start, quiet_end, timezone,
+            customer_id,
+            None if channels is None else list(channels),
+            language,
+            ascii_sms,
+            quiet_start,
+            quiet_end,
+            timezone,
         ],
     )
 
@@ -623,4 +706,3 @@ async def mark_push_ok(conn: AsyncConnection, subscription_id: int) -> None:
         "UPDATE notify_push_subscriptions SET last_ok_at = now() WHERE subscription_id = %s",
         [subscription_id],
     )
-

@@ -114,14 +114,26 @@ async def save_outages(
     async with db.connection() as conn:
         for row in outages:
             if not 0.0 <= row.confidence <= 1.0:
-                raise StoreError(f"outage {row.engine_key}: confidence {row.confidence} not in [0, 1]")
+                raise StoreError(
+                    f"outage {row.engine_key}: confidence {row.confidence} not in [0, 1]"
+                )
             cur = await conn.execute(
                 _UPSERT_OUTAGE,
                 [
-                    row.engine_key, row.device_id, row.zone, row.state, row.cause, row.planned,
-                    _ts(row.started_s), _ts(row.confirmed_s), _ts(row.restored_s),
-                    row.confidence, row.meters_affected, row.customers_affected,
-                    row.meters_restored, row.customers_restored,
+                    row.engine_key,
+                    row.device_id,
+                    row.zone,
+                    row.state,
+                    row.cause,
+                    row.planned,
+                    _ts(row.started_s),
+                    _ts(row.confirmed_s),
+                    _ts(row.restored_s),
+                    row.confidence,
+                    row.meters_affected,
+                    row.customers_affected,
+                    row.meters_restored,
+                    row.customers_restored,
                 ],
             )
             got = await cur.fetchone()
@@ -135,7 +147,9 @@ async def save_outages(
                     " WHERE outage_id = %s",
                     [row.parent_key, ids[row.engine_key]],
                 )
-        known = await _ids_for(conn, {m.engine_key for m in meters} | {t.engine_key for t in timeline}, ids)
+        known = await _ids_for(
+            conn, {m.engine_key for m in meters} | {t.engine_key for t in timeline}, ids
+        )
         if meters:
             await conn.execute(
                 _UPSERT_METERS,
@@ -150,9 +164,15 @@ async def save_outages(
         if timeline:
             async with conn.cursor() as cur:
                 await cur.executemany(
-                    "INSERT INTO outage_timeline (outage_id, at, kind, detail) VALUES (%s, %s, %s, %s)",
+                    "INSERT INTO outage_timeline (outage_id, at, kind, detail)"
+                    " VALUES (%s, %s, %s, %s)",
                     [
-                        (known[t.engine_key], _ts(t.at_s), t.kind, json.dumps(t.detail, default=str))
+                        (
+                            known[t.engine_key],
+                            _ts(t.at_s),
+                            t.kind,
+                            json.dumps(t.detail, default=str),
+                        )
                         for t in timeline
                     ],
                 )
@@ -195,7 +215,9 @@ async def load_outage(db: Database, engine_key: str) -> dict[str, object] | None
     return None if row is None else dict(zip(names, row, strict=True))
 
 
-async def load_outage_meters(db: Database, outage_id: int) -> list[tuple[str, str, datetime | None]]:
+async def load_outage_meters(
+    db: Database, outage_id: int
+) -> list[tuple[str, str, datetime | None]]:
     """(meter_id, status, restored_at) of one outage, by meter id."""
     async with db.connection() as conn:
         cur = await conn.execute(
@@ -206,7 +228,9 @@ async def load_outage_meters(db: Database, outage_id: int) -> list[tuple[str, st
         return [(str(a), str(b), c) for a, b, c in await cur.fetchall()]
 
 
-async def load_timeline(db: Database, outage_id: int) -> list[tuple[datetime, str, dict[str, object]]]:
+async def load_timeline(
+    db: Database, outage_id: int
+) -> list[tuple[datetime, str, dict[str, object]]]:
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT at, kind, detail FROM outage_timeline WHERE outage_id = %s ORDER BY at, seq",
@@ -223,8 +247,15 @@ async def record_momentaries(db: Database, rows: Sequence[MomentaryRow]) -> int:
             "INSERT INTO momentaries (device_id, zone, started_at, ended_at, meters_affected,"
             " customers_affected, cause) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             [
-                (r.device_id, r.zone, _ts(r.started_s), _ts(r.ended_s), r.meters_affected,
-                 r.customers_affected, r.cause)
+                (
+                    r.device_id,
+                    r.zone,
+                    _ts(r.started_s),
+                    _ts(r.ended_s),
+                    r.meters_affected,
+                    r.customers_affected,
+                    r.cause,
+                )
                 for r in rows
             ],
         )
@@ -248,7 +279,14 @@ async def add_planned_outage(db: Database, row: PlannedRow) -> None:
         await conn.execute(
             "INSERT INTO planned_outages (planned_id, device_id, zone, starts_at, ends_at, reason)"
             " VALUES (%s, %s, %s, %s, %s, %s)",
-            [row.planned_id, row.device_id, row.zone, _ts(row.starts_s), _ts(row.ends_s), row.reason],
+            [
+                row.planned_id,
+                row.device_id,
+                row.zone,
+                _ts(row.starts_s),
+                _ts(row.ends_s),
+                row.reason,
+            ],
         )
 
 

@@ -24,9 +24,9 @@ ALTER TABLE notifications
 ALTER TABLE notifications ADD CONSTRAINT notifications_status_check CHECK (status IN (
     'pending', 'sending', 'sent', 'failed', 'skipped', 'superseded', 'rejected'));
 
--- The idempotency key's parts, unique together (the text key stays unique too).
-CREATE UNIQUE INDEX notifications_identity_idx
-    ON notifications (customer_id, outage_id, kind, version, channel);
+-- The idempotency key (0001's unique idempotency_key) is customer:outage:kind:version:channel.
+-- By change: the enqueue fast path and supersession look notices up by (outage, kind, version).
+CREATE INDEX notifications_change_idx ON notifications (outage_id, kind, version);
 DROP INDEX notifications_pending_idx;
 CREATE INDEX notifications_due_idx ON notifications (not_before) WHERE status = 'pending';
 CREATE INDEX notifications_inflight_idx ON notifications (lease_until) WHERE status = 'sending';

@@ -1,0 +1,51 @@
+"""The demo end to end: simulated feeder -> real MQTT -> gridwatch -> real PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from gridwatch import load_settings
+from gridwatch._demo import run_demo
+from gridwatch.store import Database, drop_schema
+
+
+async def test_demo_against_real_services(
+    database_url: str,
+    mqtt_url: str,
+    schema_name: str,
+    topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        "GRIDWATCH_DATABASE_URL": database_url,
+        "GRIDWATCH_MQTT_URL": mqtt_url,
+        "GRIDWATCH_DATABASE_SCHEMA": schema_name,
+        "GRIDWATCH_MQTT_PREFIX": topic_prefix,
+        "GRIDWATCH_MQTT_CLIENT_ID": f"demo-{schema_name}",
+        "GRIDWATCH_API_PORT": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    out = io.StringIO()
+    try:
+        code = await run_demo(load_settings(), duration_s=12, speed=600, out=out)
+        assert code == 0
+        text = out.getvalue()
+        assert "gridwatch API on http://127.0.0.1:" in text
+        db = await Database.open(database_url, schema_name)
+        async with db.connection() as conn:
+            cur = await conn.execute("SELECT count(*) FROM readings")
+            (readings,) = await cur.fetchone()  # type: ignore[misc]
+            cur = await conn.execute("SELECT reason FROM dead_letters ORDER BY reason")
+            reasons = [row[0] for row in await cur.fetchall()]
+        await db.close()
+        assert readings > 100, text
+        # The four deliberately malformed messages were each rejected with a reason.
+        assert len(reasons) == 4, reasons
+        assert any("not JSON" in r for r in reasons)
+        assert any("meteor_strike" in r for r in reasons)
+    finally:
+        db = await Database.open(database_url, schema_name)
+        await drop_schema(db)
+        await db.close()
