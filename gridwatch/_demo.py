@@ -18,7 +18,7 @@ from typing import TextIO
 import aiomqtt
 
 from gridwatch._clock import ReplayClock
-from gridwatch._embedded import _configured, demo_services
+from gridwatch._embedded import configured, demo_services
 from gridwatch._errors import BrokerUnavailable
 from gridwatch._service import RunningService, running_service
 from gridwatch._settings import Settings
@@ -115,12 +115,13 @@ async def run_demo(
     sim = Simulation(load_scenario(scenario), seed=seed)
     topology = sim.grid.topology
     out.write(f"starting services for the demo ({scenario}, seed {seed}, {speed:g}x)...\n")
-    async with demo_services(settings) as (database_url, mqtt_url):
+    async with demo_services(settings) as urls:
+        database_url, mqtt_url = urls
         schema = (
-            settings.database_schema if _configured(settings, "database_schema") else DEMO_SCHEMA
+            settings.database_schema if configured(settings, "database_schema") else DEMO_SCHEMA
         )
         demo_settings = settings.model_copy(update={"database_schema": schema})
-        if not _configured(settings, "mqtt_client_id"):
+        if not configured(settings, "mqtt_client_id"):
             demo_settings.mqtt_client_id = f"gridwatch-demo-{schema}"
         db = await Database.open(database_url, schema, create_schema=True)
         try:
@@ -135,9 +136,7 @@ async def run_demo(
                 update={
                     "mqtt_url": type(settings.mqtt_url)(mqtt_url),
                     # The embedded broker (amqtt) speaks MQTT 3.1.1 only.
-                    "mqtt_protocol": settings.mqtt_protocol
-                    if _configured(settings, "mqtt_url")
-                    else "3.1.1",
+                    "mqtt_protocol": urls.mqtt_protocol,
                 }
             )
             async with running_service(demo_settings, db, clock=clock) as service:

@@ -550,7 +550,7 @@ class EmbeddedPostgres:
 # --------------------------------------------------------------------------------------------
 
 
-def _configured(settings: Settings, field: str) -> bool:
+def configured(settings: Settings, field: str) -> bool:
     # Set in the environment, in .env, or passed explicitly: all land in model_fields_set.
     return field in settings.model_fields_set or f"GRIDWATCH_{field.upper()}" in os.environ
 
@@ -594,13 +594,13 @@ async def demo_services(
     """
     embedded: set[str] = set()
     async with contextlib.AsyncExitStack() as stack:
-        if _configured(settings, "database_url"):
+        if configured(settings, "database_url"):
             database_url = settings.database_url.get_secret_value()
         else:
             database_url = (await stack.enter_async_context(EmbeddedPostgres(pg_data_root))).url
             embedded.add("database")
         protocol: MqttProtocol = settings.mqtt_protocol
-        if _configured(settings, "mqtt_url"):
+        if configured(settings, "mqtt_url"):
             mqtt_url = settings.mqtt_url.get_secret_value()
         else:
             broker = await stack.enter_async_context(EmbeddedBroker())
@@ -611,6 +611,7 @@ async def demo_services(
 
 __all__ = [
     "DemoUrls",
+    "configured",
     "EmbeddedBroker",
     "EmbeddedPostgres",
     "demo_services",

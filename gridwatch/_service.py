@@ -14,9 +14,10 @@ from gridwatch._clock import Clock, SystemClock
 from gridwatch._errors import ConfigError, StoreError
 from gridwatch._settings import Settings
 from gridwatch.api import ApiServer, create_app
+from gridwatch.detection import DetectionRunner, MqttPingSender, OnPersisted
 from gridwatch.store import Database, apply_retention, load_topology, pending_migrations
 from gridwatch.topology import Topology
-from ingest import IngestService, KnownIds, OnRecords
+from ingest import CommittedBatch, IngestService, KnownIds, OnRecords
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class RunningService:
     ingest: IngestService
     topology: Topology
     tasks: list[asyncio.Task[None]]
+    detection: DetectionRunner | None = None
 
 
 async def _retention_loop(db: Database, settings: Settings, clock: Clock) -> None:
@@ -50,6 +52,17 @@ async def _retention_loop(db: Database, settings: Settings, clock: Clock) -> Non
         await asyncio.sleep(RETENTION_INTERVAL_S)
 
 
+def _both(first: OnRecords, second: OnRecords | None) -> OnRecords:
+    if second is None:
+        return first
+
+    async def hook(batch: CommittedBatch) -> None:
+        await first(batch)
+        await second(batch)
+
+    return hook
+
+
 @contextlib.asynccontextmanager
 async def running_service(
     settings: Settings,
@@ -58,8 +71,12 @@ async def running_service(
     clock: Clock | None = None,
     on_records: OnRecords | None = None,
     api_port: int | None = None,
+    detection: bool = True,
+    on_persisted: OnPersisted | None = None,
 ) -> AsyncIterator[RunningService]:
-    """Ingest + API + retention over an open, migrated ``db`` until the block ends."""
+    """Ingest + outage detection + API + retention over an open, migrated ``db`` until the
+    block ends. ``on_persisted`` runs in the transaction that writes outage changes (the
+    notifier's outbox hooks in there)."""
     clock = clock or SystemClock()
     pending = await pending_migrations(db)
     if pending:
@@ -68,7 +85,23 @@ async def running_service(
             " run `gridwatch migrate`"
         )
     topology = await load_topology(db)
-    ingest = IngestService(settings, db, KnownIds.from_topology(topology), clock, on_records)
+    runner: DetectionRunner | None = None
+    hook = on_records
+    if detection:
+        runner = DetectionRunner(
+            db,
+            topology,
+            clock=clock,
+            prefix=settings.mqtt_prefix,
+            ping_sender=MqttPingSender(
+                settings.mqtt_url.get_secret_value(),
+                client_id=f"{settings.mqtt_client_id[:57]}-pings",
+                protocol=settings.mqtt_protocol,
+            ),
+            on_persisted=on_persisted,
+        )
+        hook = _both(runner.on_records, on_records)
+    ingest = IngestService(settings, db, KnownIds.from_topology(topology), clock, hook)
     app = create_app(db=db, readiness=_IngestReadiness(ingest), settings=settings, clock=clock)
     port = settings.api_port if api_port is None else api_port
     async with ApiServer(app, settings.api_host, port) as api:
@@ -76,8 +109,10 @@ async def running_service(
             asyncio.create_task(ingest.run(), name="ingest"),
             asyncio.create_task(_retention_loop(db, settings, clock), name="retention"),
         ]
+        if runner is not None:
+            tasks.append(asyncio.create_task(runner.run(), name="detection"))
         try:
-            yield RunningService(api.url, ingest, topology, tasks)
+            yield RunningService(api.url, ingest, topology, tasks, runner)
         finally:
             for task in tasks:
                 task.cancel()

@@ -2,7 +2,7 @@
 webhook, console), templates (vi, en), preferences and the Twilio webhooks router."""
 
 from notifier._channel import Channel, Notice, RateLimiter
-from notifier._console import ConsoleChannel, print_preview
+from notifier._console import ConsoleChannel, print_demo, print_preview
 from notifier._dispatcher import Dispatcher, DispatcherConfig, DispatchStats, backoff_s
 from notifier._errors import (
     EventError,
@@ -78,6 +78,7 @@ __all__ = [
     "mask_phone",
     "message_ref",
     "preview_change",
+    "print_demo",
     "print_preview",
     "quiet_release_s",
     "render_notice",

@@ -153,6 +153,11 @@ class Dispatcher:
             return await self._channels[notice.channel].find_sent(notice)
         except TransientSendError as exc:
             return exc
+        except Exception as exc:
+            log.exception(
+                "channel lookup failed", extra={"notification_id": notice.notification_id}
+            )
+            return TransientSendError(f"unexpected {type(exc).__name__} in lookup")
 
     async def dispatch_once(self) -> DispatchStats:
         """Claim one batch of due notices, send them, record the outcomes."""
@@ -255,6 +260,14 @@ class Dispatcher:
                 return await self._channels[notice.channel].send(notice)
             except (TransientSendError, PermanentSendError, OutcomeUnknownError) as exc:
                 return exc
+            except Exception as exc:
+                # A channel bug must not stop the lane; whether it sent is unknown, so the
+                # notice is reconciled (not blindly resent) like any other unknown outcome.
+                log.exception(
+                    "channel raised an unexpected error",
+                    extra={"notification_id": notice.notification_id, "channel": notice.channel},
+                )
+                return OutcomeUnknownError(f"unexpected {type(exc).__name__} in channel")
 
     async def drain(self, *, max_rounds: int = 1000) -> DispatchStats:
         """Reconcile, then dispatch until nothing is due (tests, benchmarks, demo)."""

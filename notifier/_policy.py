@@ -26,8 +26,9 @@ class NotifyPolicy:
     urgent_kinds: frozenset[str] = frozenset({"outage_detected", "restored", "still_out_nested"})
     rate_limit_per_window: int = 4
     rate_limit_window_s: float = 3600.0
-    # Send diacritic-free text (GSM-7, 160 chars/segment instead of 70) per language.
-    ascii_sms: Mapping[str, bool] = field(default_factory=lambda: {"vi": False, "en": False})
+    # Send diacritic-free text (GSM-7, 160 chars/segment instead of 70) per language. English
+    # notices are only UCS-2 because of Vietnamese place names, so they go plain by default.
+    ascii_sms: Mapping[str, bool] = field(default_factory=lambda: {"vi": False, "en": True})
     etr_rounding_s: float = 900.0
     # An ETR update goes out only if p50 moves at least this much (or the window text changes).
     etr_min_change_s: float = 1800.0

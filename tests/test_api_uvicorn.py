@@ -6,8 +6,9 @@ import asyncio
 import socket
 
 import httpx
+import pytest
 
-from gridwatch import load_settings
+from gridwatch import ConfigError, load_settings
 from gridwatch.api import DEFAULT_MAX_BODY_BYTES, ApiServer, FlagReadiness, create_app
 from gridwatch.store import Database
 
@@ -64,3 +65,18 @@ async def test_garbage_on_the_wire_does_not_stop_the_server(db: Database) -> Non
             assert reply == b"" or reply.startswith(b"HTTP/1.1 4"), reply
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_a_taken_port_is_a_config_error_not_an_exit(db: Database) -> None:
+    app = create_app(
+        db=db, readiness=FlagReadiness(broker_connected=True), settings=load_settings()
+    )
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"could not start on 127.0.0.1:{port}"):
+            async with ApiServer(app, "127.0.0.1", port):
+                pass
+    # The event loop (and everything else running on it) is still alive.
+    await asyncio.sleep(0)

@@ -49,3 +49,20 @@ async def test_demo_against_real_services(
         db = await Database.open(database_url, schema_name)
         await drop_schema(db)
         await db.close()
+
+
+async def test_demo_with_nothing_configured_uses_embedded_services(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a newcomer gets from `./dev demo`: only Python, an embedded broker and database."""
+    for name in ("GRIDWATCH_DATABASE_URL", "GRIDWATCH_MQTT_URL", "GRIDWATCH_DATABASE_SCHEMA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GRIDWATCH_API_PORT", "0")
+    out = io.StringIO()
+    assert await run_demo(load_settings(), duration_s=10, speed=600, out=out) == 0
+    text = out.getvalue()
+    # The non-terminal view prints a status line every few seconds; the last one counts rows.
+    status = [line for line in text.splitlines() if "in database" in line]
+    assert status, text
+    readings = int(status[-1].split("readings ")[1].split()[0].replace(",", ""))
+    assert readings > 100, text

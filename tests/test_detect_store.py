@@ -54,6 +54,7 @@ async def test_engine_changes_persist_through_the_lifecycle(db: Database) -> Non
     # Restoration, then a nested outage pointing at its parent.
     eng.tick(T + 600)
     later = eng.apply(rows(meters_of(5), T + 600, d.POWER_RESTORE))
+    eng.pings_wanted()  # restore pings to transformer 4 go out, nobody answers
     later += eng.tick(T + 700)
     ids = await save_outages(db, *rows_for_changes(eng.outages, later, NAMES))
     parent = await load_outage(db, key)

@@ -212,10 +212,13 @@ def test_parametric_fit_is_the_reference_maximum(
         )
 
     ra, rb = ref.nelder_mead(f, (8.0, 0.0))
-    # The kernel's optimum is at least as good as the simplex's, and the same point.
-    assert f(a[0], lb) >= f(ra, rb) - 1e-7 * (1 + abs(f(ra, rb)))
-    assert a[0] == pytest.approx(ra, abs=2e-4)
-    assert lb == pytest.approx(rb, abs=2e-4)
+    # The kernel's optimum is at least as good as the simplex's ...
+    best = f(a[0], lb)
+    assert best >= f(ra, rb) - 1e-7 * (1 + abs(f(ra, rb)))
+    # ... and no neighbouring point is better. (Comparing the points themselves fails where
+    # the simplex stalls against the sigma bound with few events, e.g. two occupied bins.)
+    for da, db in ((1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3), (1e-3, 1e-3), (-1e-3, -1e-3)):
+        assert f(a[0] + da, lb + db) <= best + 1e-9 * (1 + abs(best))
 
 
 def test_fit_with_no_data_returns_the_parent() -> None:

@@ -20,6 +20,7 @@ from gridwatch._clock import ManualClock
 from gridwatch.store import Database
 from gridwatch.store._notifications import upsert_push_subscription
 from notifier import (
+    NOTICE_KINDS,
     ConsoleChannel,
     Dispatcher,
     DispatcherConfig,
@@ -30,6 +31,7 @@ from notifier import (
     enqueue_for_outage_change,
     generate_vapid_keys,
     load_templates,
+    print_demo,
     print_preview,
     verify_webhook_signature,
 )
@@ -294,3 +296,14 @@ def test_preview_prints_both_languages_with_segments() -> None:
 def test_webhook_secret_must_be_long_enough() -> None:
     with pytest.raises(NotifierError):
         SignedWebhookChannel("http://127.0.0.1:1/", b"short")
+
+
+def test_demo_prints_every_kind_in_both_languages() -> None:
+    out = io.StringIO()
+    print_demo(now_s=DAY_S, stream=out)
+    text = out.getvalue()
+    for kind in NOTICE_KINDS:
+        assert f"[{kind} vi]" in text
+        assert f"[{kind} en]" in text
+    assert "Đã có điện trở lại" in text
+    assert "Power is back" in text

@@ -25,6 +25,7 @@ from gridwatch.store._notifications import set_opt_out
 from notifier import (
     Dispatcher,
     DispatcherConfig,
+    Notice,
     NotifyPolicy,
     OutageChange,
     enqueue_for_outage_change,
@@ -287,3 +288,45 @@ async def test_logs_never_show_numbers_or_names(
         assert phone(i)[3:] not in text
     assert "Nguyễn" not in text
     assert "+84******" in text
+
+
+class _BrokenChannel:
+    """A channel with a bug: raises a non-notifier error once, then works."""
+
+    name = "console"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.sent: list[int] = []
+
+    async def send(self, notice: Notice) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise KeyError("bug")
+        self.sent.append(notice.notification_id)
+        return f"ok-{notice.notification_id}"
+
+    async def find_sent(self, notice: Notice) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_channel_bug_does_not_stop_dispatch_and_is_reconciled(db: Database) -> None:
+    await _enqueue(db, 3, channels=("console",))
+    channel = _BrokenChannel()
+    clock = ManualClock(DAY_S + 10)
+    dispatcher = Dispatcher(
+        db,
+        {"console": channel},
+        clock=clock,
+        config=DispatcherConfig(worker_id="w", batch_size=10, concurrency=1),
+    )
+    first = await dispatcher.drain()
+    assert (first.sent, first.unknown) == (2, 1)
+    clock.advance(60)
+    second = await dispatcher.drain()
+    assert (second.reconciled_resend, second.sent) == (1, 1)
+    assert await statuses(db) == {"sent": 3}
+    assert len(set(channel.sent)) == 3

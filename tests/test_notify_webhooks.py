@@ -3,18 +3,27 @@ FastAPI router: signatures, keywords in English and Vietnamese, hostile input.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
-from test_notify_support import DAY_S, new_outage, phone, seed_customers
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_notify_support import DAY_S, new_outage, phone, seed_customers, sms_channel, standin
+from twilio_standin import AUTH_TOKEN, TwilioStandin
+
+__all__ = ["standin"]
 from twilio.request_validator import RequestValidator
 
 from gridwatch._clock import ManualClock
 from gridwatch.store import Database
 from notifier import (
+    Dispatcher,
+    DispatcherConfig,
     OutageChange,
     WebhooksConfig,
     classify_keyword,
@@ -279,3 +288,81 @@ async def test_app_api_needs_a_valid_link_token(client: httpx.AsyncClient, db: D
     assert "manifest.webmanifest" in page.text
     assert (await client.get("/notify/app/manifest.webmanifest")).status_code == 200
     assert (await client.get("/notify/app/..%2F_outbox.py")).status_code == 404
+
+
+async def test_status_callbacks_from_the_standin_reach_the_router_over_http(
+    db: Database, standin: TwilioStandin
+) -> None:
+    """End to end: dispatcher -> real twilio client -> stand-in -> signed callbacks over HTTP
+    -> uvicorn -> the router -> delivery states in the database."""
+    ids = await seed_customers(db, 3)
+    standin.undeliverable = {phone(2)}
+    outage = await new_outage(db)
+    async with db.connection() as conn:
+        await enqueue_for_outage_change(
+            conn,
+            OutageChange(
+                outage_id=outage,
+                kind="outage_detected",
+                version=1,
+                occurred_at_s=DAY_S,
+                customer_ids=ids,
+                where="Q1",
+                why="x",
+            ),
+        )
+    app = FastAPI()
+    config = WebhooksConfig(
+        public_base_url=PUBLIC, twilio_auth_token=AUTH_TOKEN, link_secret=SECRET
+    )
+    app.include_router(create_webhooks_router(db, config), prefix="/notify")
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        standin.callback_base_url = f"http://127.0.0.1:{port}"
+        channel = sms_channel(standin, status_callback_url=PUBLIC + "/notify/twilio/status")
+        await Dispatcher(
+            db,
+            {"sms": channel},
+            clock=ManualClock(DAY_S + 1),
+            config=DispatcherConfig(worker_id="w"),
+        ).drain()
+        for _ in range(200):
+            if len(standin.callbacks_answered) >= 6:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        server.should_exit = True
+        await serving
+    assert standin.callbacks_answered == [204] * 6
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT address, delivery_status, error_code FROM notifications ORDER BY address"
+        )
+        rows = await cur.fetchall()
+    assert rows == [
+        (phone(0), "delivered", None),
+        (phone(1), "delivered", None),
+        (phone(2), "undelivered", "30003"),
+    ]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=st.text(max_size=300), sender=st.sampled_from(["+84900000000", "+84900000001", "+1"]))
+async def test_any_inbound_text_gets_a_reply_or_a_clear_refusal(
+    client: httpx.AsyncClient, body: str, sender: str
+) -> None:
+    resp = await _inbound(client, sender, body)
+    assert resp.status_code in (200, 400)
+    if resp.status_code == 200:
+        assert resp.text.startswith("<?xml")
+        assert "<Message>" in resp.text

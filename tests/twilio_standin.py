@@ -52,6 +52,14 @@ class TwilioStandin:
         self.faults: deque[Fault] = deque()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Status callbacks: like Twilio, POST signed "sent" then "delivered" (or "undelivered"
+        # with 30003 for numbers in ``undeliverable``) to each message's StatusCallback URL.
+        # ``callback_base_url`` replaces scheme://host of that URL (the service behind a proxy);
+        # the signature still covers the public URL, as Twilio's does.
+        self.callback_base_url: str | None = None
+        self.undeliverable: set[str] = set()
+        self.callbacks_answered: list[int] = []
+        self._callback_tasks: set[asyncio.Task[None]] = set()
 
     # --- control ----------------------------------------------------------------------------
     def inject(self, status: int, code: int | None = None, times: int = 1) -> None:
@@ -85,6 +93,8 @@ class TwilioStandin:
         return self.base_url
 
     async def stop(self) -> None:
+        for task in list(self._callback_tasks):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -164,7 +174,41 @@ class TwilioStandin:
         self.messages.append(message)
         if self.response_delay_s:
             await asyncio.sleep(self.response_delay_s)
+        if self.callback_base_url and message["_status_callback"]:
+            task = asyncio.create_task(self._callbacks(message))
+            self._callback_tasks.add(task)
+            task.add_done_callback(self._callback_tasks.discard)
         return web.json_response(_public(message), status=201)
+
+    async def _callbacks(self, message: dict[str, Any]) -> None:
+        from urllib.parse import urlsplit
+
+        from aiohttp import ClientSession
+        from twilio.request_validator import RequestValidator
+
+        public = str(message["_status_callback"])
+        parts = urlsplit(public)
+        assert self.callback_base_url is not None
+        target = (
+            self.callback_base_url.rstrip("/")
+            + parts.path
+            + (f"?{parts.query}" if parts.query else "")
+        )
+        final = "undelivered" if message["to"] in self.undeliverable else "delivered"
+        validator = RequestValidator(self.auth_token)
+        async with ClientSession() as session:
+            for status in ("sent", final):
+                params = {
+                    "MessageSid": message["sid"],
+                    "MessageStatus": status,
+                    "AccountSid": self.account_sid,
+                    "To": message["to"],
+                }
+                if status == "undelivered":
+                    params["ErrorCode"] = "30003"
+                headers = {"X-Twilio-Signature": validator.compute_signature(public, params)}
+                async with session.post(target, data=params, headers=headers) as resp:
+                    self.callbacks_answered.append(resp.status)
 
     async def _list(self, request: web.Request) -> web.Response:
         self.list_calls += 1

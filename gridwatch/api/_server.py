@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -40,31 +39,40 @@ class ApiServer:
         return f"http://{host}:{self.port}"
 
     async def __aenter__(self) -> ApiServer:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
-        self.port = int(sock.getsockname()[1])
+        # uvicorn binds the port itself: its own sockets get TCP_NODELAY; a socket handed in
+        # through serve(sockets=...) did not, and Nagle + delayed ACK cost ~40 ms a request.
         config = uvicorn.Config(
             self.app,
+            host=self.host,
+            port=self.port,
             log_config=None,  # gridwatch's logging is already configured
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
         self._server = _EmbeddedUvicorn(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        self._task = asyncio.create_task(self._serve(self._server))
         while not self._server.started:
             if self._task.done():
-                sock.close()
-                await self._task  # re-raises the start-up failure
-                raise ConfigError("the API server stopped during start-up")
+                await self._task  # raises the start-up failure
+                raise ConfigError(f"the API server stopped during start-up on {self.host}")
             await asyncio.sleep(0.01)
+        listening = [
+            sock.getsockname() for server in self._server.servers for sock in (server.sockets or ())
+        ]
+        if listening:
+            self.port = int(listening[0][1])
         return self
+
+    async def _serve(self, server: uvicorn.Server) -> None:
+        try:
+            await server.serve()
+        except SystemExit:
+            # uvicorn logs a failed bind or lifespan start-up and calls sys.exit(); in a task
+            # that would take the whole event loop (ingest included) down with it.
+            raise ConfigError(
+                f"the API server could not start on {self.host}:{self.port} (see the log above)"
+            ) from None
 
     async def __aexit__(
         self,

@@ -79,12 +79,20 @@ class OutageEngine:
         self,
         meter_evidence: npt.NDArray[np.void] | None = None,
         scada_evidence: npt.NDArray[np.void] | None = None,
+        *,
+        now_s: float | None = None,
     ) -> list[OutageChange]:
         """Fold a batch of evidence in, re-run inference, return what changed.
 
         Rows that break the rules (unknown index, bad kind, time outside
         [now - horizon, now + skew], NaN time, corrupt voltage) are rejected one by one
-        (``last_rejects``, counted in ``rejected``); the rows around them still apply."""
+        (``last_rejects``, counted in ``rejected``); the rows around them still apply.
+        ``now_s`` first moves event time forward to it (never back) without expiring
+        pings: the batch is judged at the time it was committed, not at the last tick."""
+        if now_s is not None:
+            if not math.isfinite(now_s):
+                raise ValueError("now_s must be finite")
+            self.now_s = max(self.now_s, float(now_s))
         self.last_rejects = []
         changes: list[OutageChange] = []
         if scada_evidence is not None and scada_evidence.size:
@@ -154,6 +162,22 @@ class OutageEngine:
             for o in self._open()
         ]
         return changes + self._reconcile()
+
+    def adopt(self, outages: Iterable[Outage]) -> None:
+        """Take back open outages persisted before a restart (same keys, same devices).
+
+        The caller re-seeds the meter evidence they rest on; an outage whose device is
+        out of range or already held by another open outage is refused."""
+        for o in outages:
+            if not 0 <= o.device < self.network.n_devices:
+                raise ValueError(f"outage {o.key}: unknown device index {o.device}")
+            if not o.is_open:
+                raise ValueError(f"outage {o.key}: only open outages can be adopted")
+            held = self._open_by_device.get(o.device)
+            if held is not None and held != o.key:
+                raise ValueError(f"outage {o.key}: device {o.device} already has {held}")
+            self.outages[o.key] = o
+            self._open_by_device[o.device] = o.key
 
     # ----------------------------------------------------------------- queries
 
@@ -348,7 +372,8 @@ class OutageEngine:
             )
             if sustained_scada or self.now_s - onset >= delay:
                 self._pending.pop(d, None)
-                if not self._already_out(net.meters_under(d)).all():
+                under = net.meters_under(d)
+                if not self._already_out(under).all() and not self._all_lit_since(under, onset):
                     changes += self._declare(d, inf, sustained_scada)
             else:
                 self._pending.setdefault(d, onset)
@@ -375,6 +400,10 @@ class OutageEngine:
                 continue  # inside a planned window or an open switch: frozen deliberately
             changes += self._restore_meters(o)
             if o.device in chosen_set:
+                # Judged out again after looking restored: a later restoration must ping
+                # (and verify) afresh, never close the leftovers as "unverified" at once.
+                o.device_restored_s = None
+                o.restore_pings.clear()
                 changes += self._maybe_confirm(o, inf)
                 if o.meters_out == 0 and o.state != "predicted":
                     changes.append(
@@ -389,7 +418,11 @@ class OutageEngine:
             if inside and o.state == "predicted":
                 changes += self._move_down(o, inside, inf)
             elif inside:
-                changes += self._nest(o, inside, inf)
+                # Meters still "off" right after the device came back may only be slow to
+                # say so: ask them first (restore pings), nest only what stays dark.
+                changes += self._start_restore_pings(o)
+                if not self._restore_pings_pending(o):
+                    changes += self._nest(o, inside, inf)
             else:
                 changes += self._device_back(o)
         self._queue_suspect_pings(chosen)
@@ -425,6 +458,13 @@ class OutageEngine:
             if n:
                 for m in self._rng.choice(cand, size=n, replace=False).tolist():
                     self._ping_queue.append((int(m), "suspect"))
+
+    def _all_lit_since(self, meters: I32, onset_s: float) -> bool:
+        """Every meter seen on after ``onset_s``: e.g. a device opened by SCADA whose
+        section is fed through a tie. Nobody is dark, so there is no outage to declare."""
+        ms = self.meter_state
+        lit = (ms.state[meters] == det.ON) & (ms.last_s[meters] > onset_s)
+        return bool(meters.size) and bool(lit.all())
 
     def _already_out(self, meters: I32) -> npt.NDArray[np.bool_]:
         """Which of ``meters`` are still out in some open outage (after a topology swap
@@ -593,6 +633,8 @@ class OutageEngine:
         changes: list[OutageChange] = []
         for c in self._topmost(below):
             moved = np.isin(o.meters, self.network.meters_under(c)) & (o.meter_status == METER_OUT)
+            if not moved.any():
+                continue  # its meters are all back already: nothing is still dark there
             o.meter_status[moved] = METER_TRANSFERRED
             n = self._new_outage(c, inf, "nested", o.start_s)
             n.parent_key = o.key
@@ -632,22 +674,11 @@ class OutageEngine:
         """The outage's device is no longer judged out. Restored only as far as evidence
         goes: meters not seen on are pinged, and those that never answer are closed as
         "unverified" (not restored) so no customer is told "restored" while dark."""
-        changes: list[OutageChange] = []
         if o.state == "predicted" and o.meters_restored == 0:
             return [self._set_state(o, "cancelled", "cancelled", {"why": "evidence withdrawn"})]
-        if o.device_restored_s is None:
-            o.device_restored_s = self.now_s
-            for m in o.meters[o.meter_status == METER_OUT].tolist():
-                o.restore_pings.add(int(m))
-                self._ping_queue.append((int(m), "restore"))
-            if o.restore_pings:
-                changes.append(
-                    self._log(o, self.now_s, "restore_pings", {"meters": len(o.restore_pings)})
-                )
+        changes = self._start_restore_pings(o)
         still = o.meter_status == METER_OUT
-        waiting = set(o.meters[still].tolist())
-        o.restore_pings = {m for m in o.restore_pings if m in waiting and self._ping_pending(m)}
-        if o.restore_pings:
+        if self._restore_pings_pending(o):
             if o.state in ("predicted", "confirmed") and o.meters_restored:
                 changes.append(self._set_state(o, "partially_restored", "partially_restored", {}))
             return changes
@@ -658,6 +689,23 @@ class OutageEngine:
             )
         changes.append(self._set_state(o, "restored", "restored", {"why": "device back"}))
         return changes
+
+    def _start_restore_pings(self, o: Outage) -> list[OutageChange]:
+        """Once per restoration of ``o``'s device: ping every meter not yet seen on."""
+        if o.device_restored_s is not None:
+            return []
+        o.device_restored_s = self.now_s
+        for m in o.meters[o.meter_status == METER_OUT].tolist():
+            o.restore_pings.add(int(m))
+            self._ping_queue.append((int(m), "restore"))
+        if not o.restore_pings:
+            return []
+        return [self._log(o, self.now_s, "restore_pings", {"meters": len(o.restore_pings)})]
+
+    def _restore_pings_pending(self, o: Outage) -> bool:
+        waiting = set(o.meters[o.meter_status == METER_OUT].tolist())
+        o.restore_pings = {m for m in o.restore_pings if m in waiting and self._ping_pending(m)}
+        return bool(o.restore_pings)
 
     def _expire_pings(self) -> None:
         limit = self.now_s - self.config.ping_timeout_s

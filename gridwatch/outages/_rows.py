@@ -43,7 +43,8 @@ def outage_row(o: Outage, names: Names) -> OutageRow:
         started_s=o.start_s,
         confirmed_s=o.confirmed_s,
         restored_s=o.restored_s,
-        confidence=float(min(max(o.confidence, 0.0), 1.0)),
+        # Rounded: a logistic far in its tail is a subnormal PostgreSQL refuses (underflow).
+        confidence=round(float(min(max(o.confidence, 0.0), 1.0)), 9),
         meters_affected=o.meters_affected,
         customers_affected=o.customers_affected,
         meters_restored=int(restored.sum()),

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from psycopg import AsyncConnection
+
 from gridwatch._errors import StoreError
-from gridwatch.store._database import Database
+from gridwatch.store._database import Database, translated_errors
 
 
 def _ts(s: float | None) -> datetime | None:
@@ -110,8 +112,20 @@ async def save_outages(
 ) -> dict[str, int]:
     """Upsert outages (by engine key), their meters and new timeline entries in one
     transaction; returns engine key -> outage_id."""
-    ids: dict[str, int] = {}
     async with db.connection() as conn:
+        return await save_outages_in(conn, outages, meters, timeline)
+
+
+async def save_outages_in(
+    conn: AsyncConnection,
+    outages: Sequence[OutageRow],
+    meters: Sequence[OutageMeterRow] = (),
+    timeline: Sequence[TimelineRow] = (),
+) -> dict[str, int]:
+    """``save_outages`` inside the caller's open transaction (so other writes, e.g. the
+    notifier's outbox, commit or roll back together with the outage rows)."""
+    ids: dict[str, int] = {}
+    async with translated_errors():
         for row in outages:
             if not 0.0 <= row.confidence <= 1.0:
                 raise StoreError(
@@ -207,6 +221,19 @@ async def load_open_outages(db: Database) -> list[dict[str, object]]:
         return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
 
 
+async def load_open_outage_meters(db: Database) -> list[tuple[str, str, str, datetime | None]]:
+    """(engine_key, meter_id, status, restored_at) of every open outage: what a restarted
+    engine needs to take its open outages back."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT o.engine_key, m.meter_id, m.status, m.restored_at"
+            " FROM outage_meters m JOIN outages o USING (outage_id)"
+            " WHERE o.state NOT IN ('restored', 'cancelled') AND o.engine_key IS NOT NULL"
+            " ORDER BY o.engine_key, m.meter_id"
+        )
+        return [(str(k), str(m), str(s), r) for k, m, s, r in await cur.fetchall()]
+
+
 async def load_outage(db: Database, engine_key: str) -> dict[str, object] | None:
     async with db.connection() as conn:
         cur = await conn.execute("SELECT * FROM outages WHERE engine_key = %s", [engine_key])
@@ -242,7 +269,15 @@ async def load_timeline(
 async def record_momentaries(db: Database, rows: Sequence[MomentaryRow]) -> int:
     if not rows:
         return 0
-    async with db.connection() as conn, conn.cursor() as cur:
+    async with db.connection() as conn:
+        return await record_momentaries_in(conn, rows)
+
+
+async def record_momentaries_in(conn: AsyncConnection, rows: Sequence[MomentaryRow]) -> int:
+    """``record_momentaries`` inside the caller's open transaction."""
+    if not rows:
+        return 0
+    async with translated_errors(), conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO momentaries (device_id, zone, started_at, ended_at, meters_affected,"
             " customers_affected, cause) VALUES (%s, %s, %s, %s, %s, %s, %s)",

@@ -1,0 +1,47 @@
+"""Outage detection inside the running service: ingest records -> engine -> store + pings."""
+
+from gridwatch.detection._evidence import Evidence, EvidenceAdapter, EvidenceReject
+from gridwatch.detection._pings import (
+    MqttPingSender,
+    OutgoingPing,
+    PingSender,
+    ping_payload,
+    ping_topic,
+)
+from gridwatch.detection._replay import (
+    DeferredReplayClock,
+    LoopbackPings,
+    ReplayStats,
+    replay_through_runner,
+)
+from gridwatch.detection._runner import (
+    DetectionRunner,
+    DetectionSnapshot,
+    OnCommitted,
+    OnPersisted,
+    OpenOutageView,
+    PersistedOutages,
+    RunnerConfig,
+)
+
+__all__ = [
+    "DeferredReplayClock",
+    "DetectionRunner",
+    "DetectionSnapshot",
+    "Evidence",
+    "EvidenceAdapter",
+    "EvidenceReject",
+    "LoopbackPings",
+    "MqttPingSender",
+    "OnCommitted",
+    "OnPersisted",
+    "OpenOutageView",
+    "OutgoingPing",
+    "PersistedOutages",
+    "PingSender",
+    "ReplayStats",
+    "RunnerConfig",
+    "ping_payload",
+    "ping_topic",
+    "replay_through_runner",
+]

@@ -1,0 +1,533 @@
+"""The detection runner: committed telemetry in, persisted outage lifecycle out.
+
+It adapts ingest records into evidence arrays, runs the ``OutageEngine`` off the event loop
+(``asyncio.to_thread``; the engine is only ever touched by one step at a time), moves event
+time through the clock seam, persists every change (outages, their meters, timeline,
+momentaries) in one transaction per step, publishes the engine's pings, follows switching
+reported by SCADA, and takes open outages back from the database after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from psycopg import AsyncConnection
+
+import detectors as det
+from gridwatch._clock import Clock
+from gridwatch._errors import StoreError, StoreUnavailable, TopologyError
+from gridwatch.detection._evidence import EvidenceAdapter
+from gridwatch.detection._pings import OutgoingPing, PingSender, ping_payload, ping_topic
+from gridwatch.outages import (
+    METER_OUT,
+    METER_STATUS_NAMES,
+    EngineConfig,
+    Names,
+    Network,
+    Outage,
+    OutageChange,
+    OutageEngine,
+    momentary_rows,
+    rows_for_changes,
+)
+from gridwatch.store import Database, set_devices_open
+from gridwatch.store._outages import (
+    MomentaryRow,
+    OutageMeterRow,
+    OutageRow,
+    TimelineRow,
+    load_open_outage_meters,
+    load_open_outages,
+    record_momentaries_in,
+    save_outages_in,
+)
+from gridwatch.topology import Topology
+from ingest import CommittedBatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    tick_interval_s: float = 1.0  # wall seconds between ticks while no telemetry arrives
+    queue_max_batches: int = 1000  # committed batches waiting; a full queue holds ingest back
+    max_batches_per_step: int = 500
+    persist_retry_min_s: float = 0.5
+    persist_retry_max_s: float = 30.0
+    # Re-parent the engine's network when SCADA reports a tie operated. Off by default:
+    # the engine then declares outages on the re-parented open devices (see the report).
+    follow_switching: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.tick_interval_s) and self.tick_interval_s > 0):
+            raise ValueError("tick_interval_s must be a positive finite number")
+        if self.queue_max_batches < 1 or self.max_batches_per_step < 1:
+            raise ValueError("queue_max_batches and max_batches_per_step must be >= 1")
+
+
+@dataclass(frozen=True)
+class PersistedOutages:
+    """What one step wrote. ``outage_ids`` (engine key -> outages.outage_id) is filled once
+    the rows are in; the ``on_persisted`` hook sees it inside the same transaction."""
+
+    event_time_s: float
+    changes: tuple[OutageChange, ...]
+    outages: tuple[OutageRow, ...]
+    meters: tuple[OutageMeterRow, ...]
+    timeline: tuple[TimelineRow, ...]
+    momentaries: tuple[MomentaryRow, ...]
+    outage_ids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.outages or self.timeline or self.momentaries)
+
+
+# The notifier's transactional outbox plugs in here: called with the persisted changes and
+# the open connection, before commit; if it raises, the outage rows roll back with it.
+OnPersisted = Callable[[PersistedOutages, AsyncConnection], Awaitable[None]]
+# Called after commit (the demo's view, benchmarks measuring time-to-row).
+OnCommitted = Callable[[PersistedOutages], None]
+
+
+@dataclass(frozen=True)
+class OpenOutageView:
+    key: str
+    device_id: str
+    zone: str
+    state: str
+    cause: str
+    start_s: float
+    confirmed_s: float | None
+    confidence: float
+    meters_affected: int
+    meters_out: int
+    meters_restored: int
+    customers_affected: int
+    parent_key: str | None
+
+
+@dataclass(frozen=True)
+class DetectionSnapshot:
+    event_time_s: float
+    open_outages: tuple[OpenOutageView, ...] = ()
+    outages_declared: int = 0
+    outages_restored: int = 0
+    momentaries: int = 0
+    pings_sent: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _StepOut:
+    persisted: PersistedOutages
+    pings: list[OutgoingPing]
+    switched: dict[str, bool]
+    snapshot: DetectionSnapshot
+
+
+def _names(topology: Topology) -> Names:
+    return Names(
+        device_ids=topology.devices.ids,
+        device_zone=topology.devices.zone,
+        meter_ids=topology.meters.ids,
+        customer_ids=topology.customers.ids,
+        meter_customer=topology.meters.customer,
+    )
+
+
+class DetectionRunner:
+    """Runs outage detection inside the service. ``on_records`` is ingest's hook."""
+
+    def __init__(
+        self,
+        db: Database,
+        topology: Topology,
+        *,
+        clock: Clock,
+        prefix: str = "gridwatch/v1",
+        ping_sender: PingSender | None = None,
+        engine_config: EngineConfig | None = None,
+        model: det.DetectionModel | None = None,
+        config: RunnerConfig | None = None,
+        on_persisted: OnPersisted | None = None,
+        on_committed: OnCommitted | None = None,
+    ) -> None:
+        self.config = config or RunnerConfig()
+        self._db = db
+        self._topology = topology
+        self._clock = clock
+        self._prefix = prefix
+        self._pings = ping_sender
+        self._on_persisted = on_persisted
+        self._on_committed = on_committed
+        self._names = _names(topology)
+        self._adapter = EvidenceAdapter(topology.meter_index, topology.device_index)
+        self.engine = OutageEngine(
+            Network.from_topology(topology), now_s=clock.now_s(), model=model, config=engine_config
+        )
+        self._queue: asyncio.Queue[CommittedBatch] = asyncio.Queue(
+            maxsize=self.config.queue_max_batches
+        )
+        self._scada_opened: set[int] = set()  # opened by SCADA, not (yet) in the topology
+        self._retry: list[PersistedOutages] = []
+        self._step_lock = asyncio.Lock()
+        self._ready = asyncio.Event()
+        self._snapshot = DetectionSnapshot(event_time_s=self.engine.now_s)
+        self._rejects_logged: set[str] = set()
+        self.counts: Counter[str] = Counter()
+
+    # ----------------------------------------------------------------- public
+
+    @property
+    def topology(self) -> Topology:
+        """The network as currently switched (SCADA-reported switching applied)."""
+        return self._topology
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def snapshot(self) -> DetectionSnapshot:
+        return self._snapshot
+
+    async def on_records(self, batch: CommittedBatch) -> None:
+        """Ingest's ``on_records`` hook: queue the committed records. A full queue makes
+        ingest wait (backpressure) rather than losing evidence."""
+        await self._queue.put(batch)
+
+    async def start(self) -> None:
+        """Compile the kernels (off the loop) and take open outages back from the store."""
+        if self._ready.is_set():
+            return
+        t0 = time.perf_counter()
+        await asyncio.to_thread(det.warm_up)
+        log.info("detection kernels ready in %.2f s", time.perf_counter() - t0)
+        await self._reload_open_outages()
+        self._ready.set()
+
+    async def run(self) -> None:
+        """Start, then step on each committed batch and at least every tick interval."""
+        await self.start()
+        sender = asyncio.create_task(self._pings.run(), name="pings") if self._pings else None
+        try:
+            while True:
+                batches: list[CommittedBatch] = []
+                with contextlib.suppress(TimeoutError):
+                    first = await asyncio.wait_for(
+                        self._queue.get(), timeout=self.config.tick_interval_s
+                    )
+                    batches.append(first)
+                while len(batches) < self.config.max_batches_per_step:
+                    try:
+                        batches.append(self._queue.get_nowait())
+                    except asyncio.QueueEmpty:
+                        break
+                try:
+                    await self.step(batches)
+                except (StoreError, TopologyError, ValueError) as exc:
+                    # A bad step must not stop detection; the evidence is already folded in.
+                    self.counts["step_errors"] += 1
+                    log.exception("detection step failed: %s", exc)
+        finally:
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+
+    async def step(self, batches: list[CommittedBatch]) -> PersistedOutages:
+        """One pass: fold ``batches`` in, advance to the clock's event time, persist the
+        changes, send the pings. Returns what was persisted (or queued for a retry)."""
+        async with self._step_lock:
+            now_s = self._clock.now_s()
+            out = await asyncio.to_thread(self._step_sync, batches, now_s)
+            self._snapshot = out.snapshot
+            if self._pings is not None and out.pings:
+                dropped = self._pings.send(out.pings)
+                self.counts["pings_sent"] += len(out.pings) - dropped
+                self.counts["pings_dropped"] += dropped
+            persisted = await self._persist(out.persisted)
+            if out.switched:
+                await self._store_switching(out.switched)
+            return persisted
+
+    # --------------------------------------------------------------- the step
+
+    def _step_sync(self, batches: list[CommittedBatch], now_s: float) -> _StepOut:
+        eng = self.engine
+        changes: list[OutageChange] = []
+        switched: dict[str, bool] = {}
+        if batches:
+            ev = self._adapter.convert(batches)
+            self.counts["batches"] += len(batches)
+            self.counts["meter_evidence"] += int(ev.meter.size)
+            self.counts["scada_evidence"] += int(ev.scada.size)
+            self.counts["ping_replies"] += ev.ping_replies
+            for r in ev.rejects:
+                self._count_reject(f"{r.source}:{r.reason}", r.item_id)
+            if not ev.empty:
+                # Judge the batch at "now": evidence up to the allowed skew ahead applies.
+                changes += eng.apply(ev.meter, ev.scada, now_s=now_s)
+                for rej in eng.last_rejects:
+                    self._count_reject(f"engine:{rej.source}:{rej.reason}", str(rej.index))
+            if ev.scada.size and self.config.follow_switching:
+                changes += self._follow_switching(ev.scada, switched)
+        changes += eng.tick(now_s)
+        requests = eng.pings_wanted()
+        moments = eng.take_momentaries()
+        out_rows, meter_rows, timeline = rows_for_changes(eng.outages, changes, self._names)
+        persisted = PersistedOutages(
+            event_time_s=eng.now_s,
+            changes=tuple(changes),
+            outages=tuple(out_rows),
+            meters=tuple(meter_rows),
+            timeline=tuple(timeline),
+            momentaries=tuple(momentary_rows(moments, self._names)),
+        )
+        pings = [self._outgoing(p.meter, p.request_id, p.requested_s) for p in requests]
+        self.counts["momentaries"] += len(moments)
+        for c in changes:
+            if c.kind in ("predicted", "nested", "split"):
+                self.counts["outages_declared"] += 1
+            elif c.kind == "restored":
+                self.counts["outages_restored"] += 1
+        snapshot = (
+            self._build_snapshot()
+            if changes or moments or requests
+            else replace(self._snapshot, event_time_s=eng.now_s)
+        )
+        return _StepOut(persisted, pings, switched, snapshot)
+
+    def _outgoing(self, meter: int, request_id: str, at_s: float) -> OutgoingPing:
+        topo = self._topology
+        zone = str(topo.devices.zone[topo.meters.device[meter]])
+        return OutgoingPing(
+            ping_topic(self._prefix, zone, str(topo.meters.ids[meter])),
+            ping_payload(request_id, at_s),
+        )
+
+    def _count_reject(self, key: str, item: str) -> None:
+        self.counts[f"rejected:{key}"] += 1
+        if key not in self._rejects_logged:  # once per reason: a flood must not flood the log
+            self._rejects_logged.add(key)
+            log.warning("detection rejected evidence (%s), e.g. %s", key, item[:64])
+
+    def _follow_switching(
+        self, scada: npt.NDArray[np.void], switched: dict[str, bool]
+    ) -> list[OutageChange]:
+        """Keep the engine's network as operated. Closing a device the topology holds open
+        (a tie) or opening a normally-open tie re-parents the network; an ``open`` of any
+        other device is remembered, since the tie closing next needs it open to stay radial.
+        Other operations are evidence only (the engine already has them)."""
+        changes: list[OutageChange] = []
+        for i in np.argsort(scada["ts_s"], kind="stable").tolist():
+            dev, ts, kind = int(scada["device"][i]), float(scada["ts_s"][i]), int(scada["kind"][i])
+            topo = self._topology
+            ids = topo.devices.ids
+            is_open = bool(topo.devices.is_open[dev])
+            close: list[str] = []
+            open_: list[str] = []
+            if kind == det.SCADA_CLOSE and is_open:
+                close = [str(ids[dev])]
+            elif kind == det.SCADA_OPEN and bool(topo.devices.normally_open[dev]) and not is_open:
+                open_ = [str(ids[dev])]
+            else:
+                if kind == det.SCADA_OPEN:
+                    self._scada_opened.add(dev)
+                elif kind in (det.SCADA_CLOSE, det.SCADA_RECLOSE):
+                    self._scada_opened.discard(dev)
+                continue
+            self._scada_opened.discard(dev)
+            try:
+                new = topo.with_switching(close=close, open=open_)
+            except TopologyError:
+                opened = sorted(self._scada_opened)
+                extra = [str(ids[d]) for d in opened if not topo.devices.is_open[d]]
+                try:
+                    new = topo.with_switching(close=close, open=open_ + extra)
+                except TopologyError as exc:
+                    self.counts["switching_refused"] += 1
+                    log.warning("switching reported by SCADA not followed: %s", exc)
+                    continue
+            moved = np.flatnonzero(new.devices.is_open != topo.devices.is_open)
+            for d in moved.tolist():
+                switched[str(ids[d])] = bool(new.devices.is_open[d])
+                self._scada_opened.discard(d)
+            self._topology = new
+            self.counts["switching_followed"] += 1
+            changes += self.engine.set_topology(Network.from_topology(new), at_s=ts)
+        return changes
+
+    def _build_snapshot(self) -> DetectionSnapshot:
+        names = self._names
+        views = []
+        for o in sorted(self.engine.open_outages(), key=lambda o: (o.start_s, o.key)):
+            views.append(
+                OpenOutageView(
+                    key=o.key,
+                    device_id=str(names.device_ids[o.device]),
+                    zone=str(names.device_zone[o.device]),
+                    state=o.state,
+                    cause=o.cause,
+                    start_s=o.start_s,
+                    confirmed_s=o.confirmed_s,
+                    confidence=o.confidence,
+                    meters_affected=o.meters_affected,
+                    meters_out=o.meters_out,
+                    meters_restored=o.meters_restored,
+                    customers_affected=o.customers_affected,
+                    parent_key=o.parent_key,
+                )
+            )
+        rejected = {k[9:]: v for k, v in self.counts.items() if k.startswith("rejected:")}
+        return DetectionSnapshot(
+            event_time_s=self.engine.now_s,
+            open_outages=tuple(views),
+            outages_declared=self.counts["outages_declared"],
+            outages_restored=self.counts["outages_restored"],
+            momentaries=self.counts["momentaries"],
+            pings_sent=self.counts["pings_sent"],
+            rejected=rejected,
+        )
+
+    # ---------------------------------------------------------------- the store
+
+    async def _persist(self, p: PersistedOutages) -> PersistedOutages:
+        """Write ``p`` (after any earlier step still waiting for the database). A database
+        that is away is waited out; nothing the engine decided is dropped."""
+        if not p.empty:
+            self._retry.append(p)
+        done = p
+        delay_s = self.config.persist_retry_min_s
+        while self._retry:
+            head = self._retry[0]
+            try:
+                written = await self._write(head, with_hook=True)
+            except StoreUnavailable as exc:
+                self.counts["persist_retries"] += 1
+                log.warning("database unavailable, outage changes kept: %s", exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self.config.persist_retry_max_s)
+                continue
+            except Exception as exc:
+                # Refused for good (bad data, or the hook failing): save the outage rows on
+                # their own so the lifecycle is not lost, and say so loudly.
+                self.counts["persist_failed"] += 1
+                log.error("outage changes refused with the hook (%s); saving without it", exc)
+                try:
+                    written = await self._write(head, with_hook=False)
+                except StoreError as exc2:
+                    self.counts["persist_dropped"] += 1
+                    log.error("outage changes dropped: %s", exc2)
+                    written = head
+            self._retry.pop(0)
+            if head is p:
+                done = written
+            if self._on_committed is not None:
+                self._on_committed(written)
+        return done
+
+    async def _write(self, p: PersistedOutages, *, with_hook: bool) -> PersistedOutages:
+        async with self._db.connection() as conn:
+            ids = await save_outages_in(conn, p.outages, p.meters, p.timeline)
+            await record_momentaries_in(conn, p.momentaries)
+            written = replace(p, outage_ids=ids)
+            if with_hook and self._on_persisted is not None:
+                await self._on_persisted(written, conn)
+        self.counts["persisted_steps"] += 1
+        return written
+
+    async def _store_switching(self, switched: dict[str, bool]) -> None:
+        try:
+            await set_devices_open(self._db, switched)
+        except StoreError as exc:  # the in-memory network already follows SCADA
+            log.warning("could not record switching %s: %s", switched, exc)
+
+    async def _reload_open_outages(self) -> None:
+        """Take back the outages a previous run left open. Their meters' evidence is
+        re-seeded from what the store holds (out: dark since the start; restored: on since
+        restoration), so the engine neither forgets them nor re-declares them."""
+        rows: list[dict[str, Any]] = list(await load_open_outages(self._db))
+        if not rows:
+            return
+        meter_rows = await load_open_outage_meters(self._db)
+        by_key: dict[str, list[tuple[str, str, Any]]] = {}
+        for key, meter_id, status, restored_at in meter_rows:
+            by_key.setdefault(key, []).append((meter_id, status, restored_at))
+        key_of = {int(r["outage_id"]): str(r["engine_key"]) for r in rows if r["engine_key"]}
+        topo = self._topology
+        adopted: list[Outage] = []
+        seeds: list[tuple[int, float, int]] = []
+        for r in rows:
+            key = r["engine_key"]
+            dev = topo.device_index.get(str(r["device_id"]))
+            if key is None or dev is None:
+                self.counts["reload_skipped"] += 1
+                log.warning("open outage %s not taken back: device unknown", r["outage_id"])
+                continue
+            start_s = r["started_at"].timestamp()
+            confirmed = r["confirmed_at"]
+            found = [
+                (topo.meter_index[m], s, at)
+                for m, s, at in by_key.get(str(key), [])
+                if m in topo.meter_index
+            ]
+            found.sort()
+            meters = np.array([m for m, _, _ in found], dtype=np.int32)
+            codes = np.array([METER_STATUS_NAMES.index(s) for _, s, _ in found], dtype=np.int8)
+            restored_s = np.array(
+                [math.nan if at is None else at.timestamp() for _, _, at in found]
+            )
+            cust = topo.meters.customer[meters]
+            parent = r["parent_outage_id"]
+            o = Outage(
+                key=str(key),
+                device=dev,
+                state=str(r["state"]),  # type: ignore[arg-type]
+                start_s=start_s,
+                confidence=float(r["confidence"] or 0.0),
+                meters=meters,
+                meter_status=codes,
+                meter_restored_s=restored_s,
+                customers_affected=int(np.unique(cust[cust >= 0]).shape[0]),
+                cause=str(r["cause"]),
+                confirmed_s=None if confirmed is None else confirmed.timestamp(),
+                parent_key=None if parent is None else key_of.get(int(parent)),
+            )
+            adopted.append(o)
+            per_meter = zip(meters.tolist(), codes.tolist(), restored_s.tolist(), strict=True)
+            for m, st, at in per_meter:
+                if st == METER_OUT:
+                    seeds.append((m, start_s, det.LAST_GASP))
+                elif not math.isnan(at):
+                    seeds.append((m, at, det.POWER_RESTORE))
+        self.engine.adopt(adopted)
+        if seeds:
+            ev = det.meter_evidence(len(seeds))
+            ev["meter"] = [m for m, _, _ in seeds]
+            ev["ts_s"] = [t for _, t, _ in seeds]
+            ev["kind"] = [k for _, _, k in seeds]
+            now_s = self._clock.now_s()
+            changes = await asyncio.to_thread(self.engine.apply, ev, None, now_s=now_s)
+            rows_ = rows_for_changes(self.engine.outages, changes, self._names)
+            await self._persist(
+                PersistedOutages(
+                    now_s, tuple(changes), tuple(rows_[0]), tuple(rows_[1]), tuple(rows_[2]), ()
+                )
+            )
+        self.counts["outages_reloaded"] = len(adopted)
+        self._snapshot = self._build_snapshot()
+        log.info("took back %d open outages", len(adopted))
