@@ -13,7 +13,6 @@ One scripted 40-minute story on the toy grid (2 feeders, 144 meters), replayed a
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -100,8 +99,9 @@ async def test_scripted_story_through_mqtt_and_postgres(
             window=(sim.start_s, sim.end_s),
             linger_s=3.0,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and runner.snapshot().open_outages:
+        for _ in range(40):  # up to 20 s for the last restorations to be judged
+            if not runner.snapshot().open_outages:
+                break
             await asyncio.sleep(0.5)
         snap = runner.snapshot()
     assert stats.pings_answered > 0, "the simulator answered no ping"
@@ -125,7 +125,9 @@ async def test_scripted_story_through_mqtt_and_postgres(
     kinds = {k: d for _, k, d in await load_timeline(db, fuse["outage_id"])}
     assert kinds["confirmed"]["why"] in ("ping sample answered dark", "every meter off")
     start = sim.start_s + 200
-    assert start - 1 <= fuse["started_at"].timestamp() <= start + 60
+    # The start is the earliest dark evidence: a meter whose restore after the recloser's
+    # momentary (at 120 s) was lost has been "off" since then.
+    assert start - 90 <= fuse["started_at"].timestamp() <= start + 60
     assert fuse["confirmed_at"].timestamp() - start <= 45 + 60  # delay + a ping round
 
     # The breaker: SCADA lockout, confirmed at once, restored after repair.
