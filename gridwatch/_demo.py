@@ -17,11 +17,11 @@ from typing import TextIO
 
 import aiomqtt
 
-from gridwatch._clock import ReplayClock
 from gridwatch._embedded import configured, demo_services
 from gridwatch._errors import BrokerUnavailable
 from gridwatch._service import RunningService, running_service
 from gridwatch._settings import Settings
+from gridwatch.detection import DeferredReplayClock, DetectionSnapshot
 from gridwatch.store import Database, drop_schema, migrate, save_topology, telemetry_summary
 from ingest import BrokerAddress
 from simulators import PublishStats, Simulation, load_scenario, publish_stream
@@ -63,7 +63,7 @@ class _LiveView:
         service: RunningService,
         db: Database,
         sim: Simulation,
-        clock: ReplayClock,
+        clock: DeferredReplayClock,
         published: PublishStats | None,
     ) -> None:
         stats = service.ingest.stats()
@@ -92,6 +92,8 @@ class _LiveView:
             "  rejected       "
             + (", ".join(f"{n} x {reason}" for reason, n in rejects.items()) or "none"),
         ]
+        if service.detection is not None:
+            lines += _outage_lines(service.detection.snapshot())
         if published is not None:
             lines.append(f"  publisher      done: {published.messages:,} messages")
         if self._tty:
@@ -101,6 +103,25 @@ class _LiveView:
             self._last_line_s = now_s
             self._out.write(" | ".join(line.strip() for line in lines[2:]) + "\n")
             self._out.flush()
+
+
+def _outage_lines(snap: DetectionSnapshot, limit: int = 8) -> list[str]:
+    """Open outages as the engine holds them: device, state, meters, since."""
+    lines = [
+        f"  outages        {len(snap.open_outages)} open, {snap.outages_declared} declared,"
+        f" {snap.outages_restored} restored; momentaries {snap.momentaries};"
+        f" pings sent {snap.pings_sent}"
+    ]
+    for o in snap.open_outages[:limit]:
+        since = datetime.fromtimestamp(o.start_s, UTC)
+        nested = "  (nested)" if o.parent_key else ""
+        lines.append(
+            f"    {o.device_id:<24} {o.state:<18} {o.meters_out:>5} of {o.meters_affected:<5}"
+            f" meters out  since {since:%H:%M:%S}  conf {o.confidence:.2f}{nested}"
+        )
+    if len(snap.open_outages) > limit:
+        lines.append(f"    ... and {len(snap.open_outages) - limit} more")
+    return lines
 
 
 async def run_demo(
@@ -131,7 +152,7 @@ async def run_demo(
             db = await Database.open(database_url, schema, create_schema=True)
             await migrate(db)
             await save_topology(db, topology)
-            clock = ReplayClock(sim.start_s, speed)
+            clock = DeferredReplayClock(sim.start_s, speed)
             demo_settings = demo_settings.model_copy(
                 update={
                     "mqtt_url": type(settings.mqtt_url)(mqtt_url),
@@ -154,6 +175,7 @@ async def run_demo(
                     str(topology.devices.zone[0]),
                     str(topology.meters.ids[0]),
                 )
+                clock.start()  # event time starts with the stream, not with the services
                 publisher = asyncio.create_task(
                     publish_stream(
                         sim.messages(),

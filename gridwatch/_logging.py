@@ -40,5 +40,5 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Library chatter at INFO drowns the service's own lines.
-    for noisy in ("psycopg.pool", "uvicorn.access", "numba"):
+    for noisy in ("psycopg.pool", "uvicorn.access", "numba", "pandapower"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

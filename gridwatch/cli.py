@@ -114,6 +114,7 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         record=args.record,
         truth=args.truth,
+        network=args.network,
     )
     return 0
 
@@ -184,6 +185,12 @@ def _add_replay_commands(sub: Any) -> None:
     p.add_argument("--record", type=Path, default=None, help="also record to FILE.jsonl.gz")
     p.add_argument("--truth", type=Path, default=Path("truth.json"))
     p.add_argument("--no-publish", action="store_true", help="record / write truth only")
+    p.add_argument(
+        "--network",
+        default=None,
+        help="run on a published network (pandapower / SimBench name) instead of the"
+        " scenario's synthetic grid",
+    )
     p.set_defaults(handler=_cmd_simulate)
 
     p = sub.add_parser("replay", help="replay a recording, or telemetry stored in the database")

@@ -25,6 +25,7 @@ from gridwatch.store._notifications import (
 )
 from notifier._channel import Notice
 from notifier._errors import NotifierError, PermanentSendError, TransientSendError
+from notifier._http_channel import HttpChannelBase
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def push_topic(idempotency_key: str) -> str:
     return _b64url(hashlib.sha256(idempotency_key.encode()).digest())[:32]
 
 
-class WebPushChannel:
+class WebPushChannel(HttpChannelBase):
     name = "push"
 
     def __init__(
@@ -89,12 +90,11 @@ class WebPushChannel:
     ) -> None:
         if not subject.startswith(("mailto:", "https://")):
             raise NotifierError("VAPID subject must be a mailto: or https: URL")
+        super().__init__(timeout_s=timeout_s)
         self._db = db
         self._vapid = Vapid.from_file(str(vapid_private_key_path))
         self._subject = subject
         self._ttl_s = ttl_s
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
         self.pruned = 0
 
     async def send(self, notice: Notice) -> str:
@@ -102,8 +102,7 @@ class WebPushChannel:
             subscriptions = await push_subscriptions_for(conn, notice.customer_id)
         if not subscriptions:
             raise PermanentSendError("no_subscription", "customer has no app subscription")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        session = self._http()
         payload = orjson.dumps(
             {
                 "title": notice.title,
@@ -126,7 +125,7 @@ class WebPushChannel:
                         "Topic": push_topic(notice.idempotency_key),
                         "Urgency": "high" if notice.urgent else "normal",
                     },
-                    aiohttp_session=self._session,
+                    aiohttp_session=session,
                     timeout=self._timeout,
                 )
             except WebPushException as exc:
@@ -156,13 +155,3 @@ class WebPushChannel:
         if transient:
             raise TransientSendError(f"push failed for {transient} subscription(s)")
         raise PermanentSendError("subscriptions_gone", "every app subscription refused the alert")
-
-    async def find_sent(self, notice: Notice) -> str | None:
-        # No provider log to ask: resend; the Topic header makes the push service replace
-        # an undelivered copy, and the app dedupes by tag.
-        return None
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

@@ -15,6 +15,7 @@ import orjson
 from gridwatch._clock import Clock, SystemClock
 from notifier._channel import Notice
 from notifier._errors import NotifierError, PermanentSendError, TransientSendError
+from notifier._http_channel import HttpChannelBase
 
 SIGNATURE_HEADER = "X-Gridwatch-Signature"
 
@@ -41,7 +42,7 @@ def verify_webhook_signature(
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-class SignedWebhookChannel:
+class SignedWebhookChannel(HttpChannelBase):
     name = "webhook"
 
     def __init__(
@@ -49,15 +50,13 @@ class SignedWebhookChannel:
     ) -> None:
         if len(secret) < 16:
             raise NotifierError("webhook secret must be at least 16 bytes")
+        super().__init__(timeout_s=timeout_s)
         self._url = url
         self._secret = secret
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock or SystemClock()
-        self._session: aiohttp.ClientSession | None = None
 
     async def send(self, notice: Notice) -> str:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        session = self._http()
         body = orjson.dumps(
             {
                 "idempotency_key": notice.idempotency_key,
@@ -78,7 +77,7 @@ class SignedWebhookChannel:
             SIGNATURE_HEADER: sign_webhook(self._secret, body, int(self._clock.now_s())),
         }
         try:
-            async with self._session.post(self._url, data=body, headers=headers) as resp:
+            async with session.post(self._url, data=body, headers=headers) as resp:
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError) as exc:
             # At-least-once: the receiver dedupes on Idempotency-Key, so a resend is safe.
@@ -88,11 +87,3 @@ class SignedWebhookChannel:
         if status in (408, 425, 429) or status >= 500:
             raise TransientSendError(f"webhook HTTP {status}")
         raise PermanentSendError(f"http_{status}", f"webhook receiver refused with HTTP {status}")
-
-    async def find_sent(self, notice: Notice) -> str | None:
-        return None
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

@@ -10,6 +10,15 @@ from simulators._feeder import (
     toy_feeder,
     toy_grid,
 )
+from simulators._grid_import import (
+    ImportedNetwork,
+    NetworkImportError,
+    import_pandapower,
+    import_pandapower_net,
+    load_published_network,
+    load_published_network_detailed,
+    published_network_names,
+)
 from simulators._messages import SimMessage
 from simulators._publish import PublishStats, publish_stream
 from simulators._recording import Recording, RecordStats, write_recording
@@ -31,6 +40,8 @@ __all__ = [
     "CrewParams",
     "FaultRates",
     "GroundTruth",
+    "ImportedNetwork",
+    "NetworkImportError",
     "PlannedOutage",
     "PublishStats",
     "RecordStats",
@@ -50,9 +61,14 @@ __all__ = [
     "check_radial",
     "generate_feeder",
     "generate_grid",
+    "import_pandapower",
+    "import_pandapower_net",
     "list_scenarios",
+    "load_published_network",
+    "load_published_network_detailed",
     "load_scenario",
     "publish_stream",
+    "published_network_names",
     "simulate_world",
     "toy_feeder",
     "toy_grid",

@@ -17,6 +17,7 @@ transformers of one feeder sharing a DCU, the way a head-end rolls out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -352,37 +353,28 @@ def generate_grid(
     )
 
 
-def generate_feeder(
-    seed: int,
-    *,
-    zones: int = 1,
-    substations: int = 1,
-    feeders: int = 2,
-    laterals: int = 6,
-    reclosers: int = 1,
-    fuses: float = 1.0,
-    transformers_per_lateral: int = 4,
-    meters_per_transformer: int = 6,
-    customers_per_meter: float = 1.0,
-    tie_switches: bool = True,
-) -> Topology:
+class FeederParams(TypedDict, total=False):
+    """The network-shape keywords of :func:`generate_grid` (all but ``dcu_size``); the
+    defaults are generate_grid's."""
+
+    zones: int
+    substations: int
+    feeders: int
+    laterals: int
+    reclosers: int
+    fuses: float
+    transformers_per_lateral: int
+    meters_per_transformer: int
+    customers_per_meter: float
+    tie_switches: bool
+
+
+def generate_feeder(seed: int, **params: Unpack[FeederParams]) -> Topology:
     """The topology of :func:`generate_grid` (use that for tie feeds and DCU wiring)."""
-    return generate_grid(
-        seed,
-        zones=zones,
-        substations=substations,
-        feeders=feeders,
-        laterals=laterals,
-        reclosers=reclosers,
-        fuses=fuses,
-        transformers_per_lateral=transformers_per_lateral,
-        meters_per_transformer=meters_per_transformer,
-        customers_per_meter=customers_per_meter,
-        tie_switches=tie_switches,
-    ).topology
+    return generate_grid(seed, **params).topology
 
 
-TOY_PARAMS: dict[str, int | float | bool] = {
+TOY_PARAMS: FeederParams = {
     "zones": 1,
     "substations": 1,
     "feeders": 2,
@@ -399,7 +391,7 @@ TOY_PARAMS: dict[str, int | float | bool] = {
 def toy_grid(seed: int = 7) -> SimGrid:
     """The demo network: 144 meters on 2 feeders (breaker + recloser each, fused laterals,
     one tie switch between them), 2 DCUs per feeder."""
-    return generate_grid(seed, dcu_size=36, **TOY_PARAMS)  # type: ignore[arg-type]
+    return generate_grid(seed, dcu_size=36, **TOY_PARAMS)
 
 
 def toy_feeder(seed: int = 7) -> Topology:

@@ -51,16 +51,18 @@ _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 # Which of several switches on one branch names the device: the strongest interrupter.
 _SWITCH_RANK: Final = {"CB": 0, "LBS": 1, "LS": 2, "DS": 3}
 
-# name -> (pandapower.networks function, keyword arguments, coordinates are WGS84 lon/lat)
-PANDAPOWER_NETWORKS: Final[dict[str, tuple[str, dict[str, Any], bool]]] = {
-    "ieee_european_lv": ("ieee_european_lv_asymmetric", {}, False),
-    "mv_oberrhein": ("mv_oberrhein", {}, True),
-    "case33bw": ("case33bw", {}, False),
-    "cigre_mv": ("create_cigre_network_mv", {"with_der": False}, False),
-    "cigre_lv": ("create_cigre_network_lv", {}, False),
-    "lv_schutterwald": ("lv_schutterwald", {}, True),
-    "kerber_dorfnetz": ("create_kerber_dorfnetz", {}, False),
-    "simple_mv_open_ring": ("simple_mv_open_ring_net", {}, False),
+# name -> (pandapower.networks function, keyword arguments, coordinates are WGS84 lon/lat,
+# every line is switchable: the reconfiguration benchmarks (Baran & Wu's 33-bus feeder)
+# assume a sectionalizing switch on every branch)
+PANDAPOWER_NETWORKS: Final[dict[str, tuple[str, dict[str, Any], bool, bool]]] = {
+    "ieee_european_lv": ("ieee_european_lv_asymmetric", {}, False, False),
+    "mv_oberrhein": ("mv_oberrhein", {}, True, False),
+    "case33bw": ("case33bw", {}, False, True),
+    "cigre_mv": ("create_cigre_network_mv", {"with_der": False}, False, False),
+    "cigre_lv": ("create_cigre_network_lv", {}, False, False),
+    "lv_schutterwald": ("lv_schutterwald", {}, True, False),
+    "kerber_dorfnetz": ("create_kerber_dorfnetz", {}, False, False),
+    "simple_mv_open_ring": ("simple_mv_open_ring_net", {}, False, False),
 }
 SIMBENCH_GRIDS: Final = (
     "1-LV-rural1",
@@ -128,9 +130,14 @@ def load_published_network_detailed(
     name: str, *, seed: int = 0, dcu_size: int = 500, zone_prefix: str | None = None
 ) -> ImportedNetwork:
     """Like ``load_published_network``, with the element-to-device mapping."""
-    net, wgs84 = _load_source(name)
+    net, wgs84, switchable = _load_source(name)
     return import_pandapower(
-        net, name=zone_prefix or _short_name(name), seed=seed, dcu_size=dcu_size, wgs84=wgs84
+        net,
+        name=zone_prefix or _short_name(name),
+        seed=seed,
+        dcu_size=dcu_size,
+        wgs84=wgs84,
+        switchable_lines=switchable,
     )
 
 
@@ -140,20 +147,20 @@ def _short_name(name: str) -> str:
     return text if text[0].isalpha() else "SB" + text
 
 
-def _load_source(name: str) -> tuple[Any, bool]:
+def _load_source(name: str) -> tuple[Any, bool, bool]:
     if not isinstance(name, str):
         raise SimulatorError(f"network name must be a string, got {type(name).__name__}")
     if name in PANDAPOWER_NETWORKS:
-        func, kwargs, wgs84 = PANDAPOWER_NETWORKS[name]
+        func, kwargs, wgs84, switchable = PANDAPOWER_NETWORKS[name]
         networks = _optional("pandapower.networks")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandapower's FutureWarnings on load
-            return getattr(networks, func)(**kwargs), wgs84
+            return getattr(networks, func)(**kwargs), wgs84, switchable
     if _SIMBENCH_RE.fullmatch(name):
         simbench = _optional("simbench")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return simbench.get_simbench_net(name), True
+            return simbench.get_simbench_net(name), True, False
     shown = name if len(name) <= 80 else name[:77] + "..."
     raise SimulatorError(
         f"unknown network {shown!r}; valid names: {', '.join(sorted(PANDAPOWER_NETWORKS))},"
@@ -175,16 +182,31 @@ def _optional(module: str) -> Any:
 
 
 def import_pandapower_net(
-    net: Any, *, name: str, seed: int = 0, dcu_size: int = 500, wgs84: bool = False
+    net: Any,
+    *,
+    name: str,
+    seed: int = 0,
+    dcu_size: int = 500,
+    wgs84: bool = False,
+    switchable_lines: bool = False,
 ) -> SimGrid:
     """A pandapower network as a ``SimGrid`` (see the module docstring for the mapping).
 
     ``name`` prefixes every id and zone (``[A-Za-z0-9][A-Za-z0-9_-]{0,31}``); ``seed`` draws
-    the customers; ``wgs84`` says the buses' ``geo`` points are lon/lat (else no positions).
+    the customers; ``wgs84`` says the buses' ``geo`` points are lon/lat (else no positions);
+    ``switchable_lines`` gives every line a sectionalizing switch device (else lines without
+    switches are collapsed).
     Raises ``NetworkImportError`` listing every problem (no ext_grid, an unsupplied bus, a
     reference to a bus that does not exist, ...).
     """
-    return import_pandapower(net, name=name, seed=seed, dcu_size=dcu_size, wgs84=wgs84).grid
+    return import_pandapower(
+        net,
+        name=name,
+        seed=seed,
+        dcu_size=dcu_size,
+        wgs84=wgs84,
+        switchable_lines=switchable_lines,
+    ).grid
 
 
 # ---------------------------------------------------------------- reading the source
@@ -268,6 +290,8 @@ class _Source:
         for k, idx in enumerate(self.switch_ids):
             where = f"switch {idx}"
             e, kind = element[k], et[k] if k < len(et) else ""
+            if self.switch_bus[k] < 0 or e < 0:
+                continue  # already reported
             if kind == "b":
                 other = self.pos.get(e, -1)
                 if other < 0:
@@ -299,11 +323,12 @@ class _Source:
         for table_name in ("load", "asymmetric_load"):
             table = self._table(net, table_name, ("bus",))
             ids = self._index(table, table_name)
-            at = self._buses(table, "bus", table_name)
+            load_bus = self._buses(table, "bus", table_name)
             on = self._flags(table, "in_service", table_name)
             for k, idx in enumerate(ids):
-                if on[k] and at[k] >= 0 and self.bus_in_service[at[k]]:
-                    self.loads.append((table_name, idx, at[k]))
+                at_bus = load_bus[k] if k < len(load_bus) else -1
+                if on[k] and at_bus >= 0 and self.bus_in_service[at_bus]:
+                    self.loads.append((table_name, idx, at_bus))
                 else:
                     self.skipped_loads += 1
         if self.problems:
@@ -314,12 +339,8 @@ class _Source:
     def _table(
         self, net: Any, key: str, columns: tuple[str, ...], *, required: bool = False
     ) -> Any:
-        try:
-            table = net[key] if key in net else None
-        except TypeError:
-            table = None
-        if table is None:
-            table = getattr(net, key, None) if not isinstance(net, dict) else None
+        # pandapowerNet is a dict subclass; anything else is not a network.
+        table = net.get(key) if isinstance(net, dict) else None
         if table is None or not hasattr(table, "columns") or not hasattr(table, "index"):
             if required:
                 self.problems.append(f"the net has no {key} table (is it a pandapower network?)")
@@ -485,7 +506,13 @@ class _Devices:
 
 
 def import_pandapower(
-    net: Any, *, name: str, seed: int = 0, dcu_size: int = 500, wgs84: bool = False
+    net: Any,
+    *,
+    name: str,
+    seed: int = 0,
+    dcu_size: int = 500,
+    wgs84: bool = False,
+    switchable_lines: bool = False,
 ) -> ImportedNetwork:
     """``import_pandapower_net`` with the element-to-device mapping (``ImportedNetwork``)."""
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
@@ -573,11 +600,20 @@ def import_pandapower(
     lv_board = np.zeros(n_bus, dtype=np.bool_)  # the LV side of a transformer device
 
     def feeder_head(
-        u: int, parent: int, at: tuple[float, float], tag: str, switches: list[int], label: str
+        u: int,
+        parent: int,
+        at: tuple[float, float],
+        tag: str,
+        switches: list[int],
+        label: str,
+        to_transformer: bool,
     ) -> int:
+        """A breaker at a feeder's head; an MV feeder is a zone of its own, while a
+        transformer at the substation (a secondary substation) keeps the substation's."""
         s = int(sub_of[u])
         feeders_of[s] += 1
-        zone = f"{sub_codes[s]}-F{feeders_of[s]:02d}"
+        own_zone = src.vn_kv[u] > LV_MAX_KV and not to_transformer
+        zone = f"{sub_codes[s]}-F{feeders_of[s]:02d}" if own_zone else sub_zone[s]
         own = sorted(switches, key=lambda w: (src.switch_bus[w] != u, _rank(src, w), w))
         dev_id = f"{name}-SW{src.switch_ids[own[0]]}" if own else f"{name}-BRK-{tag}"
         shown = src.switch_name[own[0]] if own else f"feeder breaker ({label})"
@@ -598,7 +634,7 @@ def import_pandapower(
             at = where[v]
             rest = list(br.switches)
             if sub_of[u] >= 0:
-                parent = feeder_head(u, parent, at, br.tag, rest, br.name or br.tag)
+                parent = feeder_head(u, parent, at, br.tag, rest, br.name or br.tag, br.is_trafo)
                 rest = []
             zone = dev.zone[parent]
             if br.is_trafo:
@@ -619,6 +655,10 @@ def import_pandapower(
                 parent = dev.add(
                     dev_id, kind, parent, zone, src.switch_name[best], at, scada=kind == "recloser"
                 )
+            elif switchable_lines and not br.tag.startswith("S") and sub_of[u] < 0:
+                dev_id = f"{name}-SW-{br.tag}"
+                label = f"sectionalizing switch ({br.name or br.tag})"
+                parent = dev.add(dev_id, "switch", parent, zone, label, at)
             else:
                 dev_id = ""  # a plain line: collapsed into the device above
             for w in rest:
@@ -684,7 +724,7 @@ def import_pandapower(
         if needs_tx or dev.kind[d] == "substation":
             if sub_of[b] >= 0 and b not in head_at:
                 head_at[b] = feeder_head(
-                    b, d, where[b], f"B{src.bus_ids[b]}", [], f"bus {src.bus_ids[b]}"
+                    b, d, where[b], f"B{src.bus_ids[b]}", [], f"bus {src.bus_ids[b]}", needs_tx
                 )
             d = head_at.get(b, d)
         if needs_tx:
@@ -748,7 +788,7 @@ def _build(
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     c_ids, c_acc, c_name, c_phone, c_lang, c_chan, c_crit = make_customers(rng, n_m)
     no = ""
-    devices = {
+    devices: dict[str, Any] = {
         "id": dev.ids,
         "parent": [dev.ids[p] if p != NO_PARENT else no for p in dev.parent],
         "kind": dev.kind,
@@ -760,7 +800,11 @@ def _build(
         "lon": np.array(dev.lon, dtype=np.float64),
         "alt_parent": [dev.ids[a] if a != NO_PARENT else no for a in dev.alt],
     }
-    meters = {"id": meter_ids, "device": [dev.ids[d] for d in meter_dev], "customer": c_ids}
+    meters: dict[str, Any] = {
+        "id": meter_ids,
+        "device": [dev.ids[d] for d in meter_dev],
+        "customer": c_ids,
+    }
     customers = {
         "id": c_ids,
         "account_no": c_acc,

@@ -29,6 +29,7 @@ from simulators._world import (
 )
 
 _GRID_KEYS = {
+    "network",  # a published network by name (simulators._grid_import)
     "toy",
     "zones",
     "substations",
@@ -176,6 +177,13 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 def build_grid(spec: dict[str, Any], seed: int) -> SimGrid:
     spec = dict(spec)
+    if "network" in spec:
+        from simulators._grid_import import load_published_network
+
+        name = spec.pop("network")
+        if spec:
+            raise SimulatorError(f"grid: 'network' takes no other keys, got {', '.join(spec)}")
+        return load_published_network(name, seed=seed)
     if spec.pop("toy", False):
         spec = {**TOY_PARAMS, "dcu_size": 36, **spec}
     try:

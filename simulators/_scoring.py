@@ -225,6 +225,27 @@ class _CustomerLookup:
         return got
 
 
+def _outer_chain(truth: list[TruthOutage]) -> dict[str, list[TruthOutage]]:
+    """For each nested outage, the outages it is nested in (innermost first)."""
+    by_id = {t.outage_id: t for t in truth}
+    out: dict[str, list[TruthOutage]] = {}
+    for t in truth:
+        seen: list[TruthOutage] = []
+        cur = t.nested_in
+        while cur is not None and cur in by_id and len(seen) < 100:
+            seen.append(by_id[cur])
+            cur = by_id[cur].nested_in
+        if seen:
+            out[t.outage_id] = seen
+    return out
+
+
+def observable_from_s(t: TruthOutage, chain: dict[str, list[TruthOutage]]) -> float:
+    """When an outage first shows in telemetry: its start, or for a nested one the end of
+    the outer outage(s) that kept its meters dark already."""
+    return max([t.start_s] + [o.end_s for o in chain.get(t.outage_id, [])])
+
+
 def _match(
     truth: list[TruthOutage], recorded: list[RecordedOutage], tol_s: float
 ) -> list[tuple[TruthOutage, RecordedOutage]]:
@@ -232,11 +253,16 @@ def _match(
     by_dev: dict[str, list[int]] = {}
     for j, r in enumerate(recorded):
         by_dev.setdefault(r.device_id, []).append(j)
+    chain = _outer_chain(truth)
     for i, t in enumerate(truth):
+        # A fault inside an outage that is already dark is unobservable until the outer
+        # one ends: its customers have been out since the outermost start, which is the
+        # start a detector can (and should) report for them.
+        lo = min([t.start_s] + [o.start_s for o in chain.get(t.outage_id, [])])
         for j in by_dev.get(t.device_id, []):
             r = recorded[j]
             gap = abs(r.started_at_s - t.start_s)
-            if gap <= tol_s or t.start_s - tol_s <= r.started_at_s <= t.end_s:
+            if gap <= tol_s or lo - tol_s <= r.started_at_s <= t.end_s:
                 cands.append((gap, i, j))
     cands.sort()
     used_t: set[int] = set()
@@ -317,7 +343,14 @@ def _score(
             rec_spans.setdefault(c, []).append((r.started_at_s, max(end, r.started_at_s)))
     both = true_cust & rec_cust
 
-    detect = [((r.confirmed_at_s or r.started_at_s) - t.start_s) for t, r in pairs]
+    chain = _outer_chain(truth.outages)
+    # From when the outage became observable (a nested fault: when the outer one ended);
+    # a recording that knew earlier is measured from the true start.
+    detect = []
+    for t, r in pairs:
+        at = r.confirmed_at_s or r.started_at_s
+        seen = observable_from_s(t, chain)
+        detect.append(at - (seen if at >= seen else t.start_s))
     restore = [r.restored_at_s - t.end_s for t, r in pairs if r.restored_at_s is not None]
 
     first_err: list[float] = []

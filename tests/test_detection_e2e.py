@@ -84,7 +84,7 @@ async def test_scripted_story_through_mqtt_and_postgres(
     async with running_service(settings, db, clock=clock) as service:
         runner = service.detection
         assert runner is not None
-        runner._on_committed = committed.append  # observe what reaches PostgreSQL
+        runner.on_committed = committed.append  # observe what reaches PostgreSQL
         for _ in range(300):
             if service.ingest.ready and runner.ready:
                 break

@@ -8,13 +8,14 @@ import io
 import os
 import stat
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from test_notify_support import DAY_S, new_outage, seed_customers, statuses
+from test_notify_support import DAY_S, enqueue_detected, make_dispatcher, seed_customers, statuses
 
 from gridwatch._clock import ManualClock
 from gridwatch.store import Database
@@ -22,13 +23,10 @@ from gridwatch.store._notifications import upsert_push_subscription
 from notifier import (
     NOTICE_KINDS,
     ConsoleChannel,
-    Dispatcher,
-    DispatcherConfig,
     NotifierError,
     OutageChange,
     SignedWebhookChannel,
     WebPushChannel,
-    enqueue_for_outage_change,
     generate_vapid_keys,
     load_templates,
     print_demo,
@@ -88,24 +86,6 @@ def _browser_keys() -> tuple[str, str]:
     return enc(point), enc(os.urandom(16))
 
 
-async def _enqueue(db: Database, ids: list[str]) -> None:
-    outage = await new_outage(db)
-    async with db.connection() as conn:
-        await enqueue_for_outage_change(
-            conn,
-            OutageChange(
-                outage_id=outage,
-                kind="outage_detected",
-                version=1,
-                occurred_at_s=DAY_S,
-                customer_ids=ids,
-                where="Quận 1",
-                why="sự cố",
-                etr_p50_s=DAY_S + 3600,
-            ),
-        )
-
-
 def test_vapid_keys_are_generated_private_and_not_overwritten(tmp_path: Path) -> None:
     keys = generate_vapid_keys(tmp_path / "vapid" / "private.pem")
     assert stat.S_IMODE(keys.private_key_path.stat().st_mode) == 0o600
@@ -135,17 +115,10 @@ async def test_push_reaches_live_subscriptions_and_prunes_dead_ones(
             )
             assert i >= 0
     receiver.status_by_path = {"/gone": 410, "/missing": 404}
-    await _enqueue(db, ids)
+    await enqueue_detected(db, ids)
     channel = WebPushChannel(db, keys.private_key_path, subject="mailto:ops@example.vn")
-    try:
-        stats = await Dispatcher(
-            db,
-            {"push": channel},
-            clock=ManualClock(DAY_S + 1),
-            config=DispatcherConfig(worker_id="w"),
-        ).drain()
-    finally:
-        await channel.aclose()
+    async with aclosing(channel):
+        stats = await make_dispatcher(db, {"push": channel}).drain()
     # Customer 0: delivered to /live, two dead subscriptions pruned. Customer 1: none at all.
     assert (stats.sent, stats.failed) == (1, 1)
     assert channel.pruned == 2
@@ -178,17 +151,10 @@ async def test_push_5xx_is_retried_later(db: Database, receiver: Receiver, tmp_p
             conn, customer_id=ids[0], endpoint=receiver.base_url + "/busy", p256dh=p256dh, auth=auth
         )
     receiver.status_by_path = {"/busy": 503}
-    await _enqueue(db, ids)
+    await enqueue_detected(db, ids)
     channel = WebPushChannel(db, keys.private_key_path, subject="mailto:ops@example.vn")
-    try:
-        stats = await Dispatcher(
-            db,
-            {"push": channel},
-            clock=ManualClock(DAY_S + 1),
-            config=DispatcherConfig(worker_id="w"),
-        ).drain()
-    finally:
-        await channel.aclose()
+    async with aclosing(channel):
+        stats = await make_dispatcher(db, {"push": channel}).drain()
     assert stats.retried == 1
     assert await statuses(db) == {"pending": 1}
 
@@ -197,15 +163,11 @@ async def test_signed_webhook_channel(db: Database, receiver: Receiver) -> None:
     ids = await seed_customers(db, 3, channels=("webhook",))
     secret = b"0123456789abcdef0123456789abcdef"
     receiver.status_by_path = {"/hook": 200}
-    await _enqueue(db, ids)
+    await enqueue_detected(db, ids)
     clock = ManualClock(DAY_S + 1)
     channel = SignedWebhookChannel(receiver.base_url + "/hook", secret, clock=clock)
-    try:
-        stats = await Dispatcher(
-            db, {"webhook": channel}, clock=clock, config=DispatcherConfig(worker_id="w")
-        ).drain()
-    finally:
-        await channel.aclose()
+    async with aclosing(channel):
+        stats = await make_dispatcher(db, {"webhook": channel}, clock=clock).drain()
     assert stats.sent == 3
     assert len(receiver.requests) == 3
     keys = set()
@@ -236,38 +198,20 @@ async def test_webhook_receiver_refusal_is_permanent_and_5xx_transient(
     db: Database, receiver: Receiver
 ) -> None:
     ids = await seed_customers(db, 2, channels=("webhook",))
-    await _enqueue(db, ids)
+    await enqueue_detected(db, ids)
     receiver.status_by_path = {"/hook": 400}
-    channel = SignedWebhookChannel(receiver.base_url + "/hook", b"s" * 32)
-    try:
-        stats = await Dispatcher(
-            db,
-            {"webhook": channel},
-            clock=ManualClock(DAY_S + 1),
-            config=DispatcherConfig(worker_id="w", batch_size=1),
-        ).dispatch_once()
+    async with aclosing(SignedWebhookChannel(receiver.base_url + "/hook", b"s" * 32)) as channel:
+        stats = await make_dispatcher(db, {"webhook": channel}, batch_size=1).dispatch_once()
         receiver.status_by_path = {"/hook": 502}
-        stats2 = await Dispatcher(
-            db,
-            {"webhook": channel},
-            clock=ManualClock(DAY_S + 1),
-            config=DispatcherConfig(worker_id="w", batch_size=1),
-        ).dispatch_once()
-    finally:
-        await channel.aclose()
+        stats2 = await make_dispatcher(db, {"webhook": channel}, batch_size=1).dispatch_once()
     assert (stats.failed, stats2.retried) == (1, 1)
 
 
 async def test_console_channel_prints_each_notice(db: Database) -> None:
     ids = await seed_customers(db, 2, channels=("console",))
-    await _enqueue(db, ids)
+    await enqueue_detected(db, ids)
     out = io.StringIO()
-    stats = await Dispatcher(
-        db,
-        {"console": ConsoleChannel(out)},
-        clock=ManualClock(DAY_S + 1),
-        config=DispatcherConfig(worker_id="w"),
-    ).drain()
+    stats = await make_dispatcher(db, {"console": ConsoleChannel(out)}).drain()
     lines = out.getvalue().splitlines()
     assert stats.sent == 2
     assert len(lines) == 2

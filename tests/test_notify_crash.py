@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_notify_support import DAY_S, new_outage, seed_customers, standin, statuses
+from test_notify_support import enqueue_detected, seed_customers, standin, statuses
 from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
 
 from gridwatch.store import Database
-from notifier import OutageChange, enqueue_for_outage_change
 
 __all__ = ["standin"]
 pytestmark = pytest.mark.slow
@@ -84,22 +83,7 @@ async def _wait(predicate_async: object, timeout_s: float) -> None:
 async def test_kill_9_mid_dispatch_loses_nothing_and_sends_nothing_twice(
     db: Database, database_url: str, standin: TwilioStandin
 ) -> None:
-    ids = await seed_customers(db, N)
-    outage = await new_outage(db)
-    async with db.connection() as conn:
-        await enqueue_for_outage_change(
-            conn,
-            OutageChange(
-                outage_id=outage,
-                kind="outage_detected",
-                version=1,
-                occurred_at_s=DAY_S,
-                customer_ids=ids,
-                etr_p50_s=DAY_S + 3600,
-                where="Quận 1",
-                why="sự cố",
-            ),
-        )
+    await enqueue_detected(db, await seed_customers(db, N))
     # Twilio takes each message at once but answers slowly: a kill leaves sent-but-unrecorded ones.
     standin.response_delay_s = 0.08
     first = await _start_dispatcher(database_url, db.schema, standin)

@@ -10,8 +10,12 @@ import time
 import pytest
 from test_notify_support import (
     DAY_S,
+    enqueue,
+    enqueue_detected,
+    make_dispatcher,
     new_outage,
     phone,
+    planned_notice,
     seed_customers,
     sms_channel,
     standin,
@@ -22,53 +26,32 @@ from twilio_standin import TwilioStandin
 from gridwatch._clock import ManualClock
 from gridwatch.store import Database
 from gridwatch.store._notifications import set_opt_out
-from notifier import (
-    Dispatcher,
-    DispatcherConfig,
-    Notice,
-    NotifyPolicy,
-    OutageChange,
-    enqueue_for_outage_change,
-)
+from notifier import Dispatcher, Notice, NotifyPolicy
 
 __all__ = ["standin"]  # the fixture, imported
 
 
-async def _enqueue(
-    db: Database, n: int, *, channels: tuple[str, ...] = ("sms",)
-) -> tuple[list[str], int]:
-    ids = await seed_customers(db, n, channels=channels)
-    outage = await new_outage(db)
-    change = OutageChange(
-        outage_id=outage,
-        kind="outage_detected",
-        version=1,
-        occurred_at_s=DAY_S,
-        customer_ids=ids,
-        etr_p50_s=DAY_S + 3600,
-        where="Quận 1",
-        why="sự cố",
-    )
-    async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, change)
-    return ids, outage
+async def _enqueue(db: Database, n: int, *, channels: tuple[str, ...] = ("sms",)) -> None:
+    await enqueue_detected(db, await seed_customers(db, n, channels=channels))
 
 
 def _dispatcher(
     db: Database, server: TwilioStandin, clock: ManualClock, **channel: object
 ) -> Dispatcher:
-    return Dispatcher(
+    return make_dispatcher(
         db,
         {"sms": sms_channel(server, **channel)},
         clock=clock,
-        config=DispatcherConfig(worker_id="w1", batch_size=50, lease_s=30.0),
+        worker_id="w1",
+        batch_size=50,
+        lease_s=30.0,
     )
 
 
 async def test_every_notice_sent_once_through_the_real_client(
     db: Database, standin: TwilioStandin
 ) -> None:
-    _ids, _ = await _enqueue(db, 30)
+    await _enqueue(db, 30)
     dispatcher = _dispatcher(db, standin, ManualClock(DAY_S + 10))
     stats = await dispatcher.drain()
     assert stats.sent == 30
@@ -210,29 +193,11 @@ async def test_per_customer_rate_limit_defers_non_urgent(
     for _ in range(4):
         outage = await new_outage(db, planned=True)
         start = DAY_S + 6 * 86400
-        async with db.connection() as conn:
-            await enqueue_for_outage_change(
-                conn,
-                OutageChange(
-                    outage_id=outage,
-                    kind="planned_notice",
-                    version=1,
-                    occurred_at_s=DAY_S,
-                    customer_ids=ids,
-                    where="Q3",
-                    why="bảo trì",
-                    starts_at_s=start,
-                    ends_at_s=start + 3600,
-                ),
-            )
+        await enqueue(db, planned_notice(outage, ids, start))
     clock = ManualClock(DAY_S + 10)
     policy = NotifyPolicy(rate_limit_per_window=2, rate_limit_window_s=3600)
-    dispatcher = Dispatcher(
-        db,
-        {"sms": sms_channel(standin)},
-        clock=clock,
-        policy=policy,
-        config=DispatcherConfig(worker_id="w1"),
+    dispatcher = make_dispatcher(
+        db, {"sms": sms_channel(standin)}, clock=clock, policy=policy, worker_id="w1"
     )
     assert (await dispatcher.drain()).sent == 2
     clock.advance(1800)
@@ -249,11 +214,13 @@ async def test_two_dispatchers_never_send_the_same_notice(
     clock = ManualClock(DAY_S + 10)
     standin.response_delay_s = 0.005
     dispatchers = [
-        Dispatcher(
+        make_dispatcher(
             db,
             {"sms": sms_channel(standin)},
             clock=clock,
-            config=DispatcherConfig(worker_id=f"w{i}", batch_size=10, concurrency=8),
+            worker_id=f"w{i}",
+            batch_size=10,
+            concurrency=8,
         )
         for i in range(2)
     ]
@@ -317,11 +284,8 @@ async def test_a_channel_bug_does_not_stop_dispatch_and_is_reconciled(db: Databa
     await _enqueue(db, 3, channels=("console",))
     channel = _BrokenChannel()
     clock = ManualClock(DAY_S + 10)
-    dispatcher = Dispatcher(
-        db,
-        {"console": channel},
-        clock=clock,
-        config=DispatcherConfig(worker_id="w", batch_size=10, concurrency=1),
+    dispatcher = make_dispatcher(
+        db, {"console": channel}, clock=clock, batch_size=10, concurrency=1
     )
     first = await dispatcher.drain()
     assert (first.sent, first.unknown) == (2, 1)

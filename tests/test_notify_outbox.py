@@ -6,7 +6,16 @@ import asyncio
 from datetime import UTC, datetime, time
 
 import pytest
-from test_notify_support import DAY_S, NIGHT_S, new_outage, phone, seed_customers, statuses
+from test_notify_support import (
+    DAY_S,
+    NIGHT_S,
+    enqueue,
+    new_outage,
+    phone,
+    planned_notice,
+    seed_customers,
+    statuses,
+)
 
 from gridwatch._errors import StoreError
 from gridwatch.store import Database
@@ -67,10 +76,8 @@ async def test_rolled_back_change_leaves_no_notices(db: Database) -> None:
 async def test_same_change_twice_is_enqueued_once(db: Database) -> None:
     ids = await seed_customers(db, 4)
     outage = await new_outage(db)
-    async with db.connection() as conn:
-        first = await enqueue_for_outage_change(conn, detected(outage, ids))
-    async with db.connection() as conn:
-        again = await enqueue_for_outage_change(conn, detected(outage, ids))
+    first = await enqueue(db, detected(outage, ids))
+    again = await enqueue(db, detected(outage, ids))
     assert (first.inserted, again.inserted, again.duplicates) == (4, 0, 4)
     async with db.connection() as conn:
         cur = await conn.execute("SELECT idempotency_key FROM notifications ORDER BY 1 LIMIT 1")
@@ -93,8 +100,7 @@ async def test_several_meters_of_one_customer_get_one_message(db: Database) -> N
         where="Q1",
         why="x",
     )
-    async with db.connection() as conn:
-        result = await enqueue_for_outage_change(conn, change)
+    result = await enqueue(db, change)
     assert result.customers == 3
     assert result.inserted == 3
 
@@ -104,8 +110,7 @@ async def test_opted_out_number_gets_nothing(db: Database) -> None:
     outage = await new_outage(db)
     async with db.connection() as conn:
         await set_opt_out(conn, channel="sms", address=phone(1), source="sms")
-    async with db.connection() as conn:
-        result = await enqueue_for_outage_change(conn, detected(outage, ids))
+    result = await enqueue(db, detected(outage, ids))
     assert (result.inserted, result.opted_out) == (2, 1)
 
 
@@ -116,8 +121,7 @@ async def test_missing_phone_is_rejected_by_row_and_others_go_through(db: Databa
         await conn.execute(
             "UPDATE customers SET phone_e164 = NULL WHERE customer_id = %s", [ids[1]]
         )
-    async with db.connection() as conn:
-        result = await enqueue_for_outage_change(conn, detected(outage, ids))
+    result = await enqueue(db, detected(outage, ids))
     assert result.rejected == 1
     assert await statuses(db) == {"pending": 2, "rejected": 1}
     async with db.connection() as conn:
@@ -207,8 +211,7 @@ async def test_quiet_hours_are_configurable_per_kind_and_customer(db: Database) 
 async def test_small_etr_changes_are_not_sent(db: Database) -> None:
     ids = await seed_customers(db, 2)
     outage = await new_outage(db)
-    async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, detected(outage, ids))
+    await enqueue(db, detected(outage, ids))
     base = detected(outage, ids)
 
     def etr(version: int, shift_s: float) -> OutageChange:
@@ -226,10 +229,8 @@ async def test_small_etr_changes_are_not_sent(db: Database) -> None:
             etr_p90_s=base.etr_p90_s + shift_s,
         )
 
-    async with db.connection() as conn:
-        small = await enqueue_for_outage_change(conn, etr(2, 600))
-    async with db.connection() as conn:
-        big = await enqueue_for_outage_change(conn, etr(3, 3600))
+    small = await enqueue(db, etr(2, 600))
+    big = await enqueue(db, etr(3, 3600))
     assert small.skipped_reason
     assert small.inserted == 0
     assert big.inserted == 2
@@ -321,17 +322,7 @@ async def test_cancellation_supersedes_the_pending_reminder(db: Database) -> Non
     ids = await seed_customers(db, 1)
     outage = await new_outage(db, planned=True)
     start = DAY_S + 7 * 86400
-    notice = OutageChange(
-        outage_id=outage,
-        kind="planned_notice",
-        version=1,
-        occurred_at_s=DAY_S,
-        customer_ids=ids,
-        where="Q3",
-        why="bảo trì",
-        starts_at_s=start,
-        ends_at_s=start + 3600,
-    )
+    notice = planned_notice(outage, ids, start)
     cancel = OutageChange(
         outage_id=outage,
         kind="planned_cancelled",
@@ -417,10 +408,8 @@ async def test_a_redelivered_change_with_more_customers_adds_only_the_new_ones(
 ) -> None:
     ids = await seed_customers(db, 6)
     outage = await new_outage(db)
-    async with db.connection() as conn:
-        first = await enqueue_for_outage_change(conn, detected(outage, ids[:4]))
-    async with db.connection() as conn:
-        second = await enqueue_for_outage_change(conn, detected(outage, ids))
+    first = await enqueue(db, detected(outage, ids[:4]))
+    second = await enqueue(db, detected(outage, ids))
     assert (first.inserted, second.inserted, second.duplicates) == (4, 2, 4)
 
 

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
 
+from gridwatch._clock import ManualClock
 from gridwatch.store import Database
-from notifier import TwilioConfig, TwilioSmsChannel
+from notifier import (
+    Channel,
+    Dispatcher,
+    DispatcherConfig,
+    EnqueueResult,
+    NotifyPolicy,
+    OutageChange,
+    TwilioConfig,
+    TwilioSmsChannel,
+    enqueue_for_outage_change,
+)
 
 # 2026-11-23 10:00 Asia/Ho_Chi_Minh (03:00 UTC): daytime, outside quiet hours.
 DAY_S = datetime(2026, 11, 23, 3, 0, tzinfo=UTC).timestamp()
@@ -66,6 +78,61 @@ async def new_outage(db: Database, *, planned: bool = False, started_s: float = 
         row = await cur.fetchone()
     assert row is not None
     return int(row[0])
+
+
+async def enqueue(db: Database, change: OutageChange, **kw: Any) -> EnqueueResult:
+    """Enqueue ``change`` in a transaction of its own, committed on return."""
+    async with db.connection() as conn:
+        return await enqueue_for_outage_change(conn, change, **kw)
+
+
+async def enqueue_detected(db: Database, customer_ids: Sequence[str], **fields: Any) -> int:
+    """A new outage and its committed ``outage_detected`` notices (version 1, daytime; Quận 1,
+    sự cố, ETR in an hour unless ``fields`` say otherwise). Returns the outage id."""
+    outage = await new_outage(db)
+    change = OutageChange(
+        outage_id=outage,
+        kind="outage_detected",
+        version=1,
+        occurred_at_s=DAY_S,
+        customer_ids=customer_ids,
+        **{"where": "Quận 1", "why": "sự cố", "etr_p50_s": DAY_S + 3600, **fields},
+    )
+    await enqueue(db, change)
+    return outage
+
+
+def planned_notice(
+    outage_id: int, customer_ids: Sequence[str], starts_at_s: float, **fields: Any
+) -> OutageChange:
+    """A one-hour planned outage in Q3 announced at ``DAY_S``."""
+    return OutageChange(
+        outage_id=outage_id,
+        kind="planned_notice",
+        version=1,
+        occurred_at_s=DAY_S,
+        customer_ids=customer_ids,
+        starts_at_s=starts_at_s,
+        **{"where": "Q3", "why": "bảo trì", "ends_at_s": starts_at_s + 3600, **fields},
+    )
+
+
+def make_dispatcher(
+    db: Database,
+    channels: Mapping[str, Channel],
+    *,
+    clock: ManualClock | None = None,
+    policy: NotifyPolicy | None = None,
+    **config: Any,
+) -> Dispatcher:
+    """A dispatcher on a manual clock (default one second after ``DAY_S``), worker ``w``."""
+    return Dispatcher(
+        db,
+        channels,
+        clock=clock or ManualClock(DAY_S + 1),
+        policy=policy,
+        config=DispatcherConfig(**{"worker_id": "w", **config}),
+    )
 
 
 async def statuses(db: Database) -> dict[str, int]:

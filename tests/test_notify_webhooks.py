@@ -13,7 +13,15 @@ import uvicorn
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_notify_support import DAY_S, new_outage, phone, seed_customers, sms_channel, standin
+from test_notify_support import (
+    DAY_S,
+    enqueue_detected,
+    make_dispatcher,
+    phone,
+    seed_customers,
+    sms_channel,
+    standin,
+)
 from twilio_standin import AUTH_TOKEN, TwilioStandin
 
 __all__ = ["standin"]
@@ -22,14 +30,10 @@ from twilio.request_validator import RequestValidator
 from gridwatch._clock import ManualClock
 from gridwatch.store import Database
 from notifier import (
-    Dispatcher,
-    DispatcherConfig,
-    OutageChange,
     WebhooksConfig,
     classify_keyword,
     create_webhooks_router,
     customer_link_token,
-    enqueue_for_outage_change,
 )
 
 TOKEN = "webhook-test-auth-token"
@@ -135,19 +139,8 @@ async def test_unsigned_and_wrongly_signed_webhooks_are_refused(
 async def test_status_callback_stores_the_delivery_state(
     client: httpx.AsyncClient, db: Database
 ) -> None:
-    ids = await seed_customers(db, 1)
-    outage = await new_outage(db)
+    await enqueue_detected(db, await seed_customers(db, 1), where="", why="", etr_p50_s=None)
     async with db.connection() as conn:
-        await enqueue_for_outage_change(
-            conn,
-            OutageChange(
-                outage_id=outage,
-                kind="outage_detected",
-                version=1,
-                occurred_at_s=DAY_S,
-                customer_ids=ids,
-            ),
-        )
         cur = await conn.execute("SELECT notification_id FROM notifications")
         row = await cur.fetchone()
     assert row is not None
@@ -227,23 +220,14 @@ async def test_status_replies_with_the_current_outage_and_etr(
     ids = await seed_customers(db, 2)
     none_yet = await _inbound(client, phone(0), "TRANGTHAI")
     assert "Không có sự cố" in none_yet.text
-    outage = await new_outage(db)
-    async with db.connection() as conn:
-        await enqueue_for_outage_change(
-            conn,
-            OutageChange(
-                outage_id=outage,
-                kind="outage_detected",
-                version=1,
-                occurred_at_s=DAY_S,
-                customer_ids=ids[:1],
-                etr_p10_s=DAY_S + 3600,
-                etr_p50_s=DAY_S + 5400,
-                etr_p90_s=DAY_S + 7200,
-                where="Phường Bến Nghé",
-                why="sự cố",
-            ),
-        )
+    await enqueue_detected(
+        db,
+        ids[:1],
+        etr_p10_s=DAY_S + 3600,
+        etr_p50_s=DAY_S + 5400,
+        etr_p90_s=DAY_S + 7200,
+        where="Phường Bến Nghé",
+    )
     resp = await _inbound(client, phone(0), "trạng thái")
     # 10:00 local + 1 h .. + 2 h
     assert "Phường Bến Nghé" in resp.text
@@ -297,20 +281,7 @@ async def test_status_callbacks_from_the_standin_reach_the_router_over_http(
     -> uvicorn -> the router -> delivery states in the database."""
     ids = await seed_customers(db, 3)
     standin.undeliverable = {phone(2)}
-    outage = await new_outage(db)
-    async with db.connection() as conn:
-        await enqueue_for_outage_change(
-            conn,
-            OutageChange(
-                outage_id=outage,
-                kind="outage_detected",
-                version=1,
-                occurred_at_s=DAY_S,
-                customer_ids=ids,
-                where="Q1",
-                why="x",
-            ),
-        )
+    await enqueue_detected(db, ids, where="Q1", why="x", etr_p50_s=None)
     app = FastAPI()
     config = WebhooksConfig(
         public_base_url=PUBLIC, twilio_auth_token=AUTH_TOKEN, link_secret=SECRET
@@ -328,12 +299,7 @@ async def test_status_callbacks_from_the_standin_reach_the_router_over_http(
         port = server.servers[0].sockets[0].getsockname()[1]
         standin.callback_base_url = f"http://127.0.0.1:{port}"
         channel = sms_channel(standin, status_callback_url=PUBLIC + "/notify/twilio/status")
-        await Dispatcher(
-            db,
-            {"sms": channel},
-            clock=ManualClock(DAY_S + 1),
-            config=DispatcherConfig(worker_id="w"),
-        ).drain()
+        await make_dispatcher(db, {"sms": channel}).drain()
         for _ in range(200):
             if len(standin.callbacks_answered) >= 6:
                 break

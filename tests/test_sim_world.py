@@ -146,8 +146,8 @@ def test_every_last_gasp_belongs_to_a_true_interruption(name: str) -> None:
     truth = sim.truth()
     spans: dict[str, list[tuple[float, float]]] = {}
     for o in truth.outages:
-        for m, back in zip(o.meter_ids, o.restore_s, strict=True):
-            spans.setdefault(m, []).append((o.start_s, max(back, o.end_s)))
+        for meter, back in zip(o.meter_ids, o.restore_s, strict=True):
+            spans.setdefault(meter, []).append((o.start_s, max(back, o.end_s)))
     gasps = [(m, t) for m, t, kind in _events(msgs) if kind == "last_gasp"]
     if name in ("storm", "nested", "breaker_trip", "planned"):
         assert gasps, "the scenario should publish last gasps"

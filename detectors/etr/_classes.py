@@ -15,6 +15,7 @@ sits above it because a known cause (vegetation vs. equipment) matters most afte
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,6 +114,29 @@ class StormThresholds:
         counts = np.asarray(open_count, dtype=np.int64)
         edges = np.array([self.elevated, self.storm, self.major], dtype=np.int64)
         return np.searchsorted(edges, counts, side="right").astype(np.int64)
+
+
+def calibrate_storm_thresholds(
+    open_counts: npt.NDArray[np.int64],
+    quantiles: tuple[float, float, float] = (0.90, 0.97, 0.995),
+) -> StormThresholds:
+    """Storm thresholds from a history's own concurrency: the counts of outages open at each
+    outage's start (itself included). The defaults (10/40/150) suit a city-sized network; a
+    small one never reaches them, so every outage would look "quiet". Elevated / storm /
+    major start at the given quantiles of the history's counts (at least 2, 3, 4: one outage
+    alone is never a storm)."""
+    counts = np.asarray(open_counts, dtype=np.int64)
+    if counts.ndim != 1 or counts.size == 0:
+        raise ValueError("open_counts must be a non-empty 1-D array")
+    if counts.min() < 0:
+        raise ValueError("open_counts must be >= 0")
+    if not 0.0 < quantiles[0] < quantiles[1] < quantiles[2] < 1.0:
+        raise ValueError("quantiles must be increasing inside (0, 1)")
+    q = np.quantile(counts, quantiles)
+    elevated = max(2, math.ceil(float(q[0])) + 1)
+    storm = max(elevated + 1, math.ceil(float(q[1])) + 1)
+    major = max(storm + 1, math.ceil(float(q[2])) + 1)
+    return StormThresholds(elevated, storm, major)
 
 
 def tod_band(started_at_s: npt.NDArray[np.float64], utc_offset_s: float) -> npt.NDArray[np.int64]:

@@ -170,7 +170,7 @@ class DetectionRunner:
         self._prefix = prefix
         self._pings = ping_sender
         self._on_persisted = on_persisted
-        self._on_committed = on_committed
+        self.on_committed = on_committed
         self._names = _names(topology)
         self._adapter = EvidenceAdapter(topology.meter_index, topology.device_index)
         self.engine = OutageEngine(
@@ -436,8 +436,8 @@ class DetectionRunner:
             self._retry.pop(0)
             if head is p:
                 done = written
-            if self._on_committed is not None:
-                self._on_committed(written)
+            if self.on_committed is not None:
+                self.on_committed(written)
         return done
 
     async def _write(self, p: PersistedOutages, *, with_hook: bool) -> PersistedOutages:

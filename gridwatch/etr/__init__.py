@@ -12,12 +12,14 @@ from gridwatch.etr._estimate import (
     check_override,
     estimate_etrs,
     priority_score,
+    set_model_thresholds,
 )
 from gridwatch.etr._history_import import (
     HistoryColumns,
     HistoryRecord,
     RowReject,
     history_from_records,
+    history_open_counts,
     read_history_csv,
     read_history_csv_text,
 )
@@ -45,6 +47,7 @@ from gridwatch.etr._service import (
     set_override,
     warm_up,
 )
+from gridwatch.etr._task import EtrTaskOptions, default_prior_model, etr_task, initial_model
 
 __all__ = [
     "CustomerWindow",
@@ -52,6 +55,7 @@ __all__ = [
     "EtrConfig",
     "EtrError",
     "EtrEstimate",
+    "EtrTaskOptions",
     "HistoryColumns",
     "HistoryRecord",
     "HistoryRejected",
@@ -69,10 +73,14 @@ __all__ = [
     "clear_override",
     "customer_window",
     "decide_update",
+    "default_prior_model",
     "estimate_etrs",
+    "etr_task",
     "fit_model",
     "format_window",
     "history_from_records",
+    "history_open_counts",
+    "initial_model",
     "load_active_model",
     "model_version",
     "next_refresh_delay_s",
@@ -84,6 +92,7 @@ __all__ = [
     "refresh_open_etrs",
     "run_etr_loop",
     "save_fitted_model",
+    "set_model_thresholds",
     "set_override",
     "warm_up",
 ]

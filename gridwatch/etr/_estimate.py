@@ -45,6 +45,11 @@ class EtrConfig:
     min_remaining_s: float = 300.0
     max_override_ahead_s: float = 14 * 86400.0
     min_override_ahead_s: float = 60.0
+    # Refits derive the storm thresholds from the history's own concurrency (stored with the
+    # model, which was fitted with them); False keeps ``thresholds`` for every model.
+    calibrate_thresholds: bool = True
+    # Refits measure interval scales on a held-out backtest (``_calibration``).
+    calibrate_intervals: bool = True
 
     def crews(self, zone: str) -> int:
         return int(self.crews_per_zone.get(zone, self.default_crews))
@@ -102,6 +107,65 @@ class EtrBatch:
     expired_overrides: list[int]  # outage ids whose override time passed unrestored
 
 
+MIN_SCALE = 0.5
+MAX_SCALE = 4.0
+
+
+@dataclass(frozen=True)
+class IntervalScale:
+    """Stretch of the P10 / P90 half-widths in log remaining time (see ``_calibration``)."""
+
+    lower: float = 1.0
+    upper: float = 1.0
+    n: int = 0  # held-out outages it was measured on
+
+    def to_list(self) -> list[float]:
+        return [self.lower, self.upper, float(self.n)]
+
+
+def interval_scales(model: SurvivalModel) -> dict[str, IntervalScale]:
+    """The calibration stored with the model; malformed or out-of-range entries are ignored
+    (scale 1), so a hand-edited model cannot produce absurd intervals."""
+    got: Any = model.info.get("interval_scale")
+    out: dict[str, IntervalScale] = {}
+    if not isinstance(got, dict):
+        return out
+    for k, v in got.items():
+        try:
+            lo, hi, n = (float(x) for x in v)
+        except (TypeError, ValueError):
+            continue
+        if MIN_SCALE <= lo <= MAX_SCALE and MIN_SCALE <= hi <= MAX_SCALE and n >= 0:
+            out[str(k)] = IntervalScale(lo, hi, int(n))
+    return out
+
+
+def _scaled(now_s: float, q: np.ndarray, scale: IntervalScale, floor_s: float) -> np.ndarray:
+    r = np.maximum(q - now_s, floor_s)
+    l10, l50, l90 = np.log(r)
+    lo = l50 - scale.lower * (l50 - l10)
+    hi = l50 + scale.upper * (l90 - l50)
+    out = now_s + np.maximum(np.exp(np.array([lo, l50, hi])), floor_s)
+    return np.asarray(np.maximum.accumulate(out), dtype=np.float64)
+
+
+def set_model_thresholds(model: SurvivalModel, thresholds: StormThresholds) -> None:
+    """Record the storm thresholds a model was fitted with: its storm classes mean them."""
+    model.info["storm_thresholds"] = [thresholds.elevated, thresholds.storm, thresholds.major]
+
+
+def model_thresholds(model: SurvivalModel, default: StormThresholds) -> StormThresholds:
+    """The thresholds the model was fitted with, else ``default`` (models fitted on
+    histories that carry their own storm level, e.g. the bundled prior)."""
+    got = model.info.get("storm_thresholds")
+    if isinstance(got, list) and len(got) == 3:
+        try:
+            return StormThresholds(int(got[0]), int(got[1]), int(got[2]))
+        except (TypeError, ValueError):
+            return default
+    return default
+
+
 def priority_score(
     customers_affected: int, critical_customers: int, critical_weight: float
 ) -> float:
@@ -128,7 +192,9 @@ def estimate_etrs(
     open_now = np.array(
         [o.open_at_start if o.open_at_start is not None else n for o in outages], dtype=np.int64
     )
-    storm = cfg.thresholds.level(open_now)
+    thresholds = model_thresholds(model, cfg.thresholds)
+    scales = interval_scales(model)
+    storm = thresholds.level(open_now)
     codes = encode_classes(
         np.array([kind_code(o.device_kind) for o in outages], dtype=np.int64),
         storm,
@@ -182,6 +248,7 @@ def estimate_etrs(
             "class_code": code,
             "class": decode_class(code),
             "open_outages_at_start": int(open_now[i]),
+            "storm_thresholds": [thresholds.elevated, thresholds.storm, thresholds.major],
             "model_class": model.describe_class(code),
             "model_p50_s": float(model_etr[i, 1]),
         }
@@ -209,6 +276,7 @@ def estimate_etrs(
             inputs["expired_override"] = {"override_id": ov.override_id, "etr_at_s": ov.etr_at_s}
         if backlogged[i]:
             z = int(zone_index[i])
+            source = "backlog"
             inputs["backlog"] = {
                 "zone": o.zone,
                 "open_in_zone": int(per_zone_open[z]),
@@ -219,10 +287,13 @@ def estimate_etrs(
                 "travel_s": cfg.travel_s,
             }
             q = backlog_etr_s[i]
-            source = "backlog"
         else:
             q = model_etr[i]
             source = "model"
+        scale = scales.get(source)
+        if scale is not None:
+            q = _scaled(now_s, q, scale, cfg.min_remaining_s)
+            inputs["interval_scale"] = scale.to_list()
         estimates.append(
             EtrEstimate(
                 o.outage_id, float(q[0]), float(q[1]), float(q[2]), source, model_version, inputs

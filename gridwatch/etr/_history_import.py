@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +55,8 @@ class HistoryRecord:
     device_kind: str | None = None
     cause: str | None = None
     storm_level: int | None = None
+    zone: str | None = None  # for the interval backtest's crew queues; None = one zone
+    customers: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class HistoryColumns:
         return int(self.duration_s.shape[0])
 
 
-def _reject_reason(rec: HistoryRecord, as_of_s: float) -> str | None:
+def reject_reason(rec: HistoryRecord, as_of_s: float) -> str | None:
     if not math.isfinite(rec.started_at_s):
         return "started_at is not a finite time"
     if rec.storm_level is not None and not 0 <= rec.storm_level < len(STORM_LEVELS):
@@ -119,7 +121,7 @@ def history_from_records(
     causes: list[int] = []
     storms: list[int] = []
     for n, rec in enumerate(records, start=first_row):
-        reason = _reject_reason(rec, as_of_s)
+        reason = reject_reason(rec, as_of_s)
         if reason is not None:
             out_rejects.append(RowReject(n, reason))
             continue
@@ -157,6 +159,25 @@ def history_from_records(
         start_a,
         out_rejects,
     )
+
+
+def history_open_counts(
+    records: Sequence[HistoryRecord], *, as_of_s: float
+) -> npt.NDArray[np.int64]:
+    """Outages open at each usable record's start (itself included), the input of
+    ``calibrate_storm_thresholds``; rows ``history_from_records`` would reject are skipped."""
+    starts: list[float] = []
+    ends: list[float] = []
+    for rec in records:
+        if reject_reason(rec, as_of_s) is not None:
+            continue
+        starts.append(rec.started_at_s)
+        if rec.duration_s is not None:
+            ends.append(math.nan if rec.censored else rec.started_at_s + rec.duration_s)
+        else:
+            ends.append(math.nan if rec.restored_at_s is None else rec.restored_at_s)
+    s = np.asarray(starts, dtype=np.float64)
+    return concurrent_open_counts(s, s, np.asarray(ends, dtype=np.float64))
 
 
 def _parse_time(text: str) -> float:
@@ -267,7 +288,7 @@ def read_history_csv(
         except (ValueError, OverflowError) as exc:
             rejects.append(RowReject(line, f"unreadable value: {str(exc)[:120]}"))
             continue
-        reason = _reject_reason(rec, as_of_s)
+        reason = reject_reason(rec, as_of_s)
         if reason is not None:
             rejects.append(RowReject(line, reason))
             continue

@@ -12,6 +12,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import numpy as np
 import orjson
@@ -20,11 +21,13 @@ from detectors.etr import (
     FitConfig,
     HistoryError,
     SurvivalModel,
+    calibrate_storm_thresholds,
     concurrent_open_counts,
     fit_survival_model,
 )
 from detectors.etr import warm_up as _warm_kernels
 from gridwatch._clock import Clock
+from gridwatch.etr._calibration import calibrate_intervals, set_interval_scales
 from gridwatch.etr._errors import HistoryRejected, ModelUnavailable, OverrideRefused
 from gridwatch.etr._estimate import (
     EtrBatch,
@@ -33,8 +36,14 @@ from gridwatch.etr._estimate import (
     Override,
     check_override,
     estimate_etrs,
+    set_model_thresholds,
 )
-from gridwatch.etr._history_import import HistoryColumns, HistoryRecord, history_from_records
+from gridwatch.etr._history_import import (
+    HistoryColumns,
+    HistoryRecord,
+    history_from_records,
+    history_open_counts,
+)
 from gridwatch.store import _etr as store
 from gridwatch.store._database import Database
 
@@ -60,13 +69,14 @@ def fit_model(columns: HistoryColumns, config: FitConfig | None = None) -> Survi
         raise HistoryRejected(str(exc)) from None
 
 
-def model_version(model: SurvivalModel, fitted_at_s: float) -> str:
-    """``etr-YYYYmmddTHHMMSSZ-<8 hex of the parameters>``: sortable and content-addressed."""
+def model_version(model: SurvivalModel, fitted_at_s: float, prefix: str = "etr") -> str:
+    """``etr-YYYYmmddTHHMMSSZ-<8 hex of the parameters>``: sortable and content-addressed
+    (``etr-prior-...`` for the bundled prior)."""
     digest = hashlib.sha256(
         orjson.dumps(model.to_json_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
     ).hexdigest()[:8]
     stamp = datetime.fromtimestamp(fitted_at_s, UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"etr-{stamp}-{digest}"
+    return f"{prefix}-{stamp}-{digest}"
 
 
 async def save_fitted_model(
@@ -76,8 +86,9 @@ async def save_fitted_model(
     columns: HistoryColumns,
     *,
     activate: bool = True,
+    version_prefix: str = "etr",
 ) -> LoadedModel:
-    version = model_version(model, fitted_at_s)
+    version = model_version(model, fitted_at_s, version_prefix)
     params = orjson.loads(orjson.dumps(model.to_json_dict(), option=orjson.OPT_SERIALIZE_NUMPY))
     params["info"]["rejected_rows"] = len(columns.rejects)
     starts = columns.started_at_s
@@ -109,15 +120,40 @@ async def refit_model(
     now_s = clock.now_s()
     rows = await store.fetch_history(db, now_s - lookback_days * 86400.0, now_s)
     records = [
-        HistoryRecord(r.started_at_s, r.restored_at_s, None, False, r.device_kind, r.cause)
+        HistoryRecord(
+            r.started_at_s,
+            r.restored_at_s,
+            None,
+            False,
+            r.device_kind,
+            r.cause,
+            zone=r.zone,
+            customers=r.customers_affected,
+        )
         for r in rows
     ]
+    thresholds = cfg.thresholds
+    if cfg.calibrate_thresholds and records:
+        thresholds = calibrate_storm_thresholds(history_open_counts(records, as_of_s=now_s))
     columns = history_from_records(
-        records, as_of_s=now_s, thresholds=cfg.thresholds, utc_offset_s=cfg.utc_offset_s
+        records, as_of_s=now_s, thresholds=thresholds, utc_offset_s=cfg.utc_offset_s
     )
     for reject in columns.rejects[:20]:
         log.warning("etr history row skipped: %s", reject.reason)
     model = await asyncio.to_thread(fit_model, columns, fit_config)
+    set_model_thresholds(model, thresholds)
+    if cfg.calibrate_intervals:
+        scales = await asyncio.to_thread(
+            partial(
+                calibrate_intervals,
+                records,
+                as_of_s=now_s,
+                thresholds=thresholds,
+                config=cfg,
+                fit_config=fit_config,
+            )
+        )
+        set_interval_scales(model, scales)
     return await save_fitted_model(db, model, now_s, columns)
 
 
@@ -142,6 +178,8 @@ async def open_outages(
     rows = await store.fetch_open_outages(db)
     if not rows:
         return []
+    if critical_customers is None:
+        critical_customers = await store.critical_customers(db, [r.outage_id for r in rows])
     since = min(r.started_at_s for r in rows)
     intervals = await store.fetch_outage_intervals(db, since)
     starts = np.array([s for s, _ in intervals], dtype=np.float64)

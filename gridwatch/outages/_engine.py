@@ -36,7 +36,9 @@ from gridwatch.outages._types import (
 )
 
 I32 = npt.NDArray[np.int32]
-_SUSTAINED_SCADA = (det.SCADA_OPEN, det.SCADA_LOCKOUT)
+# Confirmed at once, no declaration delay. An "open" waits the delay like any other
+# evidence: crews open devices for seconds while switching (isolate, back-feed, close).
+_SUSTAINED_SCADA = (det.SCADA_LOCKOUT,)
 
 
 class OutageEngine:
@@ -64,6 +66,8 @@ class OutageEngine:
         self.outages: dict[str, Outage] = {}  # every outage this engine made, by key
         self._open_by_device: dict[int, str] = {}
         self._pending: dict[int, float] = {}  # device -> onset, not yet declared
+        # device -> last time it was inside an open outage: the delay restarts from there.
+        self._covered_s: dict[int, float] = {}
         self._ping_queue: list[tuple[int, str]] = []  # (meter, reason)
         self._outstanding: dict[int, tuple[str, float, str]] = {}  # meter -> (id, at, reason)
         self._momentaries: list[Momentary] = []
@@ -361,22 +365,27 @@ class OutageEngine:
                 o.confidence = inf.confidence(d)
                 continue
             if any(a in self._open_by_device for a in net.ancestors(d)):
+                self._covered_s[d] = self.now_s
                 continue  # already inside a bigger open outage
-            below = [o for o in self._open() if o.device != d and net.is_under(o.device, d)]
-            if below:
-                changes += self._grow(d, below, inf)
-                continue
             onset = float(inf.onset_s[d])
+            # Out since before its parent outage ended: judge it from that end, not from
+            # its old onset (a device left open for seconds after the upstream repair).
+            since = max(onset, self._covered_s.get(d, -math.inf))
             sustained_scada = (
                 forced[d] == det.FORCED_OUT and int(self._scada_kind[d]) in _SUSTAINED_SCADA
             )
-            if sustained_scada or self.now_s - onset >= delay:
+            if not (sustained_scada or self.now_s - since >= delay):
+                self._pending.setdefault(d, onset)  # may still be a momentary
+                continue
+            below = [o for o in self._open() if o.device != d and net.is_under(o.device, d)]
+            if below:
                 self._pending.pop(d, None)
-                under = net.meters_under(d)
-                if not self._already_out(under).all() and not self._all_lit_since(under, onset):
-                    changes += self._declare(d, inf, sustained_scada)
-            else:
-                self._pending.setdefault(d, onset)
+                changes += self._grow(d, below, inf)
+                continue
+            self._pending.pop(d, None)
+            under = net.meters_under(d)
+            if not self._already_out(under).all() and not self._all_lit_since(under, onset):
+                changes += self._declare(d, inf, sustained_scada)
 
         # 2. Candidates that vanished before the delay: momentary, or just re-explained.
         for d, onset in list(self._pending.items()):
@@ -399,6 +408,8 @@ class OutageEngine:
             if inf.suppressed[o.device]:
                 continue  # inside a planned window or an open switch: frozen deliberately
             changes += self._restore_meters(o)
+            if any(a in chosen_set for a in net.ancestors(o.device)):
+                continue  # an upstream candidate explains it now: grows or vanishes later
             if o.device in chosen_set:
                 # Judged out again after looking restored: a later restoration must ping
                 # (and verify) afresh, never close the leftovers as "unverified" at once.
@@ -674,7 +685,9 @@ class OutageEngine:
         """The outage's device is no longer judged out. Restored only as far as evidence
         goes: meters not seen on are pinged, and those that never answer are closed as
         "unverified" (not restored) so no customer is told "restored" while dark."""
-        if o.state == "predicted" and o.meters_restored == 0:
+        if o.state == "predicted":
+            # Never confirmed: the ping sample (or later evidence) withdrew it. Meters that
+            # answered "on" are not a restoration of an outage nobody was told about.
             return [self._set_state(o, "cancelled", "cancelled", {"why": "evidence withdrawn"})]
         changes = self._start_restore_pings(o)
         still = o.meter_status == METER_OUT

@@ -31,6 +31,8 @@ class HistoryRow:
     restored_at_s: float | None
     device_kind: str | None
     cause: str | None
+    zone: str = "all"
+    customers_affected: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,14 +140,14 @@ async def fetch_history(db: Database, since_s: float, as_of_s: float) -> list[Hi
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT o.started_at, CASE WHEN o.restored_at <= %s THEN o.restored_at END,"
-            " d.kind, o.cause"
+            " d.kind, o.cause, o.zone, o.customers_affected"
             " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
             " WHERE o.state <> 'cancelled' AND NOT o.planned"
             "   AND o.started_at >= %s AND o.started_at < %s",
             [_ts(as_of_s), _ts(since_s), _ts(as_of_s)],
         )
         rows = await cur.fetchall()
-    return [HistoryRow(r[0].timestamp(), _s(r[1]), r[2], r[3]) for r in rows]
+    return [HistoryRow(r[0].timestamp(), _s(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
 
 async def fetch_open_outages(db: Database) -> list[OpenOutageRow]:
@@ -171,6 +173,22 @@ async def fetch_outage_intervals(db: Database, since_s: float) -> list[tuple[flo
         )
         rows = await cur.fetchall()
     return [(r[0].timestamp(), _s(r[1])) for r in rows]
+
+
+async def critical_customers(db: Database, outage_ids: Sequence[int]) -> dict[int, int]:
+    """Critical customers (``customers.critical``) still out, per outage with any."""
+    if not outage_ids:
+        return {}
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT om.outage_id, count(DISTINCT om.customer_id)"
+            " FROM outage_meters om JOIN customers c ON c.customer_id = om.customer_id"
+            " WHERE om.outage_id = ANY(%s) AND c.critical AND om.status = 'out'"
+            " GROUP BY om.outage_id",
+            [list(outage_ids)],
+        )
+        rows = await cur.fetchall()
+    return {int(r[0]): int(r[1]) for r in rows}
 
 
 async def outage_state(db: Database, outage_id: int) -> tuple[str, float] | None:

@@ -221,6 +221,12 @@ async def supersede_pending(
     return cur.rowcount
 
 
+def _notice_state(r: Sequence[Any]) -> OutageNoticeState:
+    return OutageNoticeState(
+        r[0], r[1], r[2], _epoch(r[3]), _epoch(r[4]), _epoch(r[5]), _epoch(r[6]), r[7], r[8]
+    )
+
+
 async def get_outage_notice_state(
     conn: AsyncConnection, outage_id: int
 ) -> OutageNoticeState | None:
@@ -231,11 +237,7 @@ async def get_outage_notice_state(
         [outage_id],
     )
     r = await cur.fetchone()
-    if r is None:
-        return None
-    return OutageNoticeState(
-        r[0], r[1], r[2], _epoch(r[3]), _epoch(r[4]), _epoch(r[5]), _epoch(r[6]), r[7], r[8]
-    )
+    return None if r is None else _notice_state(r)
 
 
 async def put_outage_notice_state(conn: AsyncConnection, state: OutageNoticeState) -> None:
@@ -293,6 +295,19 @@ def _claimed(r: Sequence[Any]) -> ClaimedNotification:
     )
 
 
+def _claim_params(
+    *, worker: str, limit: int, lease_s: float, now_s: float, channels: Sequence[str]
+) -> dict[str, Any]:
+    """The query parameters both claims take (``now`` also starts the lease)."""
+    return {
+        "now": _ts(now_s),
+        "limit": limit,
+        "worker": worker,
+        "lease": lease_s,
+        "channels": list(channels),
+    }
+
+
 async def claim_due(
     conn: AsyncConnection,
     *,
@@ -307,7 +322,6 @@ async def claim_due(
     Claimed rows become ``sending`` with a lease; an SMS to an opted-out number becomes
     ``skipped`` instead. Returns (claimed, skipped).
     """
-    now = _ts(now_s)
     cur = await conn.execute(
         f"""
         WITH due AS (
@@ -334,13 +348,7 @@ async def claim_due(
         FROM due WHERE n.notification_id = due.notification_id
         RETURNING {_CLAIM_RETURNING}
         """,
-        {
-            "now": now,
-            "limit": limit,
-            "worker": worker,
-            "lease": lease_s,
-            "channels": list(channels),
-        },
+        _claim_params(worker=worker, limit=limit, lease_s=lease_s, now_s=now_s, channels=channels),
     )
     rows = await cur.fetchall()
     claimed = [_claimed(r) for r in rows if r[14] == "sending"]
@@ -359,7 +367,6 @@ async def claim_unknown(
     """Claim in-flight notices whose lease expired: their outcome is unknown (a dispatcher
     died or timed out between the provider call and the record). They are reconciled with
     the provider's log before any retry."""
-    now = _ts(now_s)
     cur = await conn.execute(
         f"""
         WITH lost AS (
@@ -376,13 +383,7 @@ async def claim_unknown(
         FROM lost WHERE n.notification_id = lost.notification_id
         RETURNING {_CLAIM_RETURNING}
         """,
-        {
-            "now": now,
-            "limit": limit,
-            "worker": worker,
-            "lease": lease_s,
-            "channels": list(channels),
-        },
+        _claim_params(worker=worker, limit=limit, lease_s=lease_s, now_s=now_s, channels=channels),
     )
     return [_claimed(r) for r in await cur.fetchall()]
 
@@ -605,11 +606,7 @@ async def open_outage_for_customer(
         [customer_id],
     )
     r = await cur.fetchone()
-    if r is None:
-        return None
-    return OutageNoticeState(
-        r[0], r[1], r[2], _epoch(r[3]), _epoch(r[4]), _epoch(r[5]), _epoch(r[6]), r[7], r[8]
-    )
+    return None if r is None else _notice_state(r)
 
 
 async def insert_customer_report(

@@ -1,0 +1,56 @@
+"""Dependencies of the operator API: its settings, the live feed, response caches."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gridwatch.api._api_settings import ApiSettings
+from gridwatch.api._feed import OutageFeed
+
+
+class ResponseCache:
+    """Encoded responses keyed by request, valid for one feed generation and ``ttl_s``:
+    the first change to any outage makes every cached view stale."""
+
+    def __init__(self, ttl_s: float, *, max_entries: int = 1000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: OrderedDict[object, tuple[int, float, bytes]] = OrderedDict()
+
+    def get(self, key: object, generation: int) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != generation or entry[1] < time.monotonic():
+            return None
+        return entry[2]
+
+    def put(self, key: object, generation: int, body: bytes) -> None:
+        if self.ttl_s <= 0:
+            return
+        self._entries[key] = (generation, time.monotonic() + self.ttl_s, body)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def _api_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.api_settings
+    return settings
+
+
+def _feed(request: Request) -> OutageFeed:
+    feed: OutageFeed = request.app.state.outage_feed
+    return feed
+
+
+def _list_cache(request: Request) -> ResponseCache:
+    cache: ResponseCache = request.app.state.outage_list_cache
+    return cache
+
+
+ApiSettingsDep = Annotated[ApiSettings, Depends(_api_settings)]
+FeedDep = Annotated[OutageFeed, Depends(_feed)]
+ListCacheDep = Annotated[ResponseCache, Depends(_list_cache)]

@@ -1,0 +1,431 @@
+"""``/api/v1/outages``: the list (filters, keyset pages), detail, affected meters, and the
+operator actions (confirm, cancel, merge, ETR override, mark restored), each audited."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime
+
+from gridwatch.api._auth import OperatorDep, ViewerDep
+from gridwatch.api._deps import ClockDep, DbDep
+from gridwatch.api._errors import ERROR_RESPONSES
+from gridwatch.api._ops_deps import FeedDep, ListCacheDep
+from gridwatch.api._ops_models import (
+    ActionResult,
+    AffectedMeter,
+    AffectedMeterPage,
+    DeviceRef,
+    EtrOverrideBody,
+    EtrOverrideResult,
+    EtrOverrideView,
+    EtrQuantiles,
+    EtrRecord,
+    Id,
+    MergeBody,
+    NotificationItem,
+    OutageActionBody,
+    OutageDetail,
+    OutagePage,
+    OutageState,
+    OutageSummary,
+    TimelineEntry,
+)
+from gridwatch.api._privacy import address_for, name_for, phone_for
+from gridwatch.etr import OverrideRefused, clear_override, set_override
+from gridwatch.store import Database
+from gridwatch.store import _api_queries as q
+
+router = APIRouter(tags=["outages"])
+
+OUTAGE_PAGE_MAX = 500
+METER_PAGE_MAX = 1000
+_BIGINT_MAX = 2**63 - 1
+OutageIdPath = Annotated[int, Path(ge=1, le=_BIGINT_MAX, description="The outage id")]
+ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    404: {"description": "No such outage"},
+    409: {"description": "The action does not apply in the outage's current state"},
+}
+
+
+def _invalid(field: str, message: str, location: str = "query") -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": (location, field), "msg": message, "type": "value_error", "input": None}]
+    )
+
+
+def encode_cursor(started_at: datetime, outage_id: int) -> str:
+    micros = int(started_at.timestamp() * 1_000_000)
+    return base64.urlsafe_b64encode(f"{micros}:{outage_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        micros_text, id_text = raw.split(":")
+        micros, outage_id = int(micros_text), int(id_text)
+        if not (0 < outage_id <= _BIGINT_MAX):
+            raise ValueError("id out of range")
+        return datetime.fromtimestamp(micros / 1_000_000, UTC), outage_id
+    except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError, OSError):
+        raise _invalid("cursor", "not a cursor this API issued") from None
+
+
+def summary(row: dict[str, Any]) -> OutageSummary:
+    return OutageSummary(
+        outage_id=row["outage_id"],
+        device_id=row["device_id"],
+        zone=row["zone"],
+        state=row["state"],
+        cause=row["cause"],
+        planned=row["planned"],
+        started_at=row["started_at"],
+        confirmed_at=row["confirmed_at"],
+        restored_at=row["restored_at"],
+        confidence=row["confidence"],
+        meters_affected=row["meters_affected"],
+        customers_affected=row["customers_affected"],
+        meters_restored=row["meters_restored"],
+        customers_restored=row["customers_restored"],
+        etr=EtrQuantiles(
+            p10=row["etr_p10"],
+            p50=row["etr_p50"],
+            p90=row["etr_p90"],
+            model_version=row["etr_model_version"],
+        ),
+        parent_outage_id=row["parent_outage_id"],
+        updated_at=row["updated_at"],
+    )
+
+
+@router.get(
+    "/outages",
+    response_model=OutagePage,
+    summary="Outages, newest first, filtered; paginated with ?cursor=",
+    responses=ERROR_RESPONSES,
+)
+async def list_outages(
+    db: DbDep,
+    feed: FeedDep,
+    cache: ListCacheDep,
+    _: ViewerDep,
+    state: Annotated[list[OutageState] | None, Query(description="Any of these states")] = None,
+    active: Annotated[
+        bool | None, Query(description="true: not restored/cancelled; false: closed")
+    ] = None,
+    planned: Annotated[bool | None, Query(description="Planned (true) or unplanned")] = None,
+    zone: Annotated[Id | None, Query(description="Zone code")] = None,
+    feeder: Annotated[
+        Id | None, Query(description="A device id: outages on it or anywhere below it")
+    ] = None,
+    device: Annotated[Id | None, Query(description="Outages on exactly this device")] = None,
+    started_after: Annotated[AwareDatetime | None, Query(description="started_at >= this")] = None,
+    started_before: Annotated[AwareDatetime | None, Query(description="started_at < this")] = None,
+    min_customers: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
+    max_customers: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
+    limit: Annotated[
+        int, Query(ge=1, description=f"Page size; above {OUTAGE_PAGE_MAX} is capped")
+    ] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="next_cursor of the previous page")
+    ] = None,
+) -> Response:
+    if started_after and started_before and started_after >= started_before:
+        raise _invalid("started_before", "must be after started_after")
+    if min_customers is not None and max_customers is not None and min_customers > max_customers:
+        raise _invalid("max_customers", "must be at least min_customers")
+    applied = min(limit, OUTAGE_PAGE_MAX)
+    after = decode_cursor(cursor) if cursor else None
+    key = (
+        tuple(sorted(set(state or ()))),
+        active,
+        planned,
+        zone,
+        feeder,
+        device,
+        started_after,
+        started_before,
+        min_customers,
+        max_customers,
+        applied,
+        after,
+    )
+    generation = feed.generation
+    # Only while the feed listens does a change reliably bump the generation.
+    cacheable = feed.listening.is_set()
+    if cacheable and (body := cache.get(key, generation)) is not None:
+        return Response(body, media_type="application/json")
+    rows = await q.list_outages(
+        db,
+        q.OutageFilter(
+            states=tuple(state or ()),
+            active=active,
+            planned=planned,
+            zone=zone,
+            device_id=device,
+            feeder_id=feeder,
+            started_after=started_after,
+            started_before=started_before,
+            min_customers=min_customers,
+            max_customers=max_customers,
+        ),
+        limit=applied,
+        after=after,
+    )
+    items = [summary(r) for r in rows]
+    last = rows[-1] if len(rows) == applied else None
+    page = OutagePage(
+        items=items,
+        limit=applied,
+        next_cursor=encode_cursor(last["started_at"], last["outage_id"]) if last else None,
+    )
+    body = page.model_dump_json().encode()
+    if cacheable:
+        cache.put(key, generation, body)
+    return Response(body, media_type="application/json")
+
+
+def _meter(principal: Any, row: dict[str, Any]) -> AffectedMeter:
+    return AffectedMeter(
+        meter_id=row["meter_id"],
+        status=row["status"],
+        restored_at=row["restored_at"],
+        customer_id=row["customer_id"],
+        account_no=row["account_no"],
+        customer_name=name_for(principal, row["customer_name"]),
+        phone=phone_for(principal, row["phone_e164"]),
+    )
+
+
+async def _meter_page(
+    db: Database, principal: Any, outage_id: int, limit: int, after: str | None
+) -> AffectedMeterPage:
+    rows = await q.outage_meters_page(db, outage_id, limit=limit, after_meter=after)
+    return AffectedMeterPage(
+        items=[_meter(principal, r) for r in rows],
+        limit=limit,
+        next_after=rows[-1]["meter_id"] if len(rows) == limit else None,
+    )
+
+
+def notification_item(principal: Any, row: dict[str, Any]) -> NotificationItem:
+    return NotificationItem(**{**row, "address": address_for(principal, row["address"])})
+
+
+@router.get(
+    "/outages/{outage_id}",
+    response_model=OutageDetail,
+    summary="One outage: device, affected meters and customers, timeline, ETR, notices",
+    responses={**ERROR_RESPONSES, 404: {"description": "No such outage"}},
+)
+async def get_outage(db: DbDep, principal: ViewerDep, outage_id: OutageIdPath) -> OutageDetail:
+    row = await q.get_outage(db, outage_id)
+    if row is None:
+        raise HTTPException(404, f"outage {outage_id} does not exist")
+    meters = await _meter_page(db, principal, outage_id, 100, None)
+    timeline = await q.outage_timeline(db, outage_id, limit=1000)
+    etrs = await q.outage_etrs(db, outage_id, limit=20)
+    override = await q.active_override(db, outage_id)
+    counts = await q.notification_counts(db, outage_id)
+    notices = await q.notifications_page(db, outage_id=outage_id, limit=50)
+    return OutageDetail(
+        **summary(row).model_dump(),
+        device=DeviceRef(
+            device_id=row["device_id"],
+            kind=row["device_kind"],
+            name=row["device_name"],
+            lat=row["device_lat"],
+            lon=row["device_lon"],
+        ),
+        affected_meters=meters,
+        timeline=[TimelineEntry(**t) for t in timeline],
+        etr_history=[EtrRecord(**e) for e in etrs],
+        etr_override=EtrOverrideView(**override) if override else None,
+        notifications_by_status=counts,
+        notifications=[notification_item(principal, n) for n in notices],
+    )
+
+
+@router.get(
+    "/outages/{outage_id}/meters",
+    response_model=AffectedMeterPage,
+    summary="Affected meters of one outage by meter id, paginated with ?after=",
+    responses={**ERROR_RESPONSES, 404: {"description": "No such outage"}},
+)
+async def get_outage_meters(
+    db: DbDep,
+    principal: ViewerDep,
+    outage_id: OutageIdPath,
+    limit: Annotated[int, Query(ge=1, description=f"Above {METER_PAGE_MAX} is capped")] = 500,
+    after: Annotated[Id | None, Query(description="next_after of the previous page")] = None,
+) -> AffectedMeterPage:
+    if await q.get_outage(db, outage_id) is None:
+        raise HTTPException(404, f"outage {outage_id} does not exist")
+    return await _meter_page(db, principal, outage_id, min(limit, METER_PAGE_MAX), after)
+
+
+def _now(clock: Any) -> datetime:
+    return datetime.fromtimestamp(clock.now_s(), UTC)
+
+
+async def _act(
+    db: Database, feed: Any, principal: Any, clock: Any, outage_id: int, action: str, reason: str
+) -> ActionResult:
+    try:
+        state = await q.apply_outage_action(
+            db, principal.actor, outage_id, action, reason, _now(clock)
+        )
+    except q.ActionRefused as exc:
+        raise HTTPException(exc.status, exc.reason) from None
+    feed.generation += 1  # our own change: stale views now, not when the NOTIFY lands
+    return ActionResult(outage_id=outage_id, action=action, state=state)
+
+
+@router.post(
+    "/outages/{outage_id}/confirm",
+    response_model=ActionResult,
+    summary="Confirm a predicted outage",
+    responses=ACTION_RESPONSES,
+)
+async def confirm_outage(
+    db: DbDep,
+    feed: FeedDep,
+    clock: ClockDep,
+    principal: OperatorDep,
+    outage_id: OutageIdPath,
+    body: OutageActionBody,
+) -> ActionResult:
+    return await _act(db, feed, principal, clock, outage_id, "confirm", body.reason)
+
+
+@router.post(
+    "/outages/{outage_id}/cancel",
+    response_model=ActionResult,
+    summary="Cancel an outage as a false positive",
+    responses=ACTION_RESPONSES,
+)
+async def cancel_outage(
+    db: DbDep,
+    feed: FeedDep,
+    clock: ClockDep,
+    principal: OperatorDep,
+    outage_id: OutageIdPath,
+    body: OutageActionBody,
+) -> ActionResult:
+    return await _act(db, feed, principal, clock, outage_id, "cancel", body.reason)
+
+
+@router.post(
+    "/outages/{outage_id}/restore",
+    response_model=ActionResult,
+    summary="Mark an outage restored (every affected meter back)",
+    responses=ACTION_RESPONSES,
+)
+async def restore_outage(
+    db: DbDep,
+    feed: FeedDep,
+    clock: ClockDep,
+    principal: OperatorDep,
+    outage_id: OutageIdPath,
+    body: OutageActionBody,
+) -> ActionResult:
+    return await _act(db, feed, principal, clock, outage_id, "restore", body.reason)
+
+
+@router.post(
+    "/outages/{outage_id}/merge",
+    response_model=ActionResult,
+    summary="Merge this outage into another (its meters move; it becomes cancelled)",
+    responses=ACTION_RESPONSES,
+)
+async def merge_outage(
+    db: DbDep,
+    feed: FeedDep,
+    clock: ClockDep,
+    principal: OperatorDep,
+    outage_id: OutageIdPath,
+    body: MergeBody,
+) -> ActionResult:
+    try:
+        await q.merge_outages(
+            db, principal.actor, outage_id, body.into_outage_id, body.reason, _now(clock)
+        )
+    except q.ActionRefused as exc:
+        raise HTTPException(exc.status, exc.reason) from None
+    feed.generation += 1
+    return ActionResult(outage_id=outage_id, action="merge", state="cancelled")
+
+
+@router.put(
+    "/outages/{outage_id}/etr-override",
+    response_model=EtrOverrideResult,
+    summary="Set the ETR by hand; it wins over the model until cleared or passed",
+    responses=ACTION_RESPONSES,
+)
+async def put_etr_override(
+    db: DbDep,
+    feed: FeedDep,
+    clock: ClockDep,
+    principal: OperatorDep,
+    outage_id: OutageIdPath,
+    body: EtrOverrideBody,
+) -> EtrOverrideResult:
+    if await q.get_outage(db, outage_id) is None:
+        raise HTTPException(404, f"outage {outage_id} does not exist")
+    try:
+        override_id = await set_override(
+            db, clock, outage_id, body.etr_at.timestamp(), body.reason, principal.name
+        )
+    except OverrideRefused as exc:
+        raise HTTPException(409, exc.reason) from None
+    await q.record_audit(
+        db,
+        principal.actor,
+        action="outage.etr_override.set",
+        target_kind="outage",
+        target_id=str(outage_id),
+        reason=body.reason,
+        detail={"etr_at": body.etr_at.isoformat(), "override_id": override_id},
+    )
+    feed.generation += 1
+    return EtrOverrideResult(outage_id=outage_id, override_id=override_id)
+
+
+@router.post(
+    "/outages/{outage_id}/etr-override/clear",
+    response_model=EtrOverrideResult,
+    summary="Clear the ETR override in force (the model's ETR returns at the next refresh)",
+    responses=ACTION_RESPONSES,
+)
+async def clear_etr_override(
+    db: DbDep,
+    feed: FeedDep,
+    clock: ClockDep,
+    principal: OperatorDep,
+    outage_id: OutageIdPath,
+    body: OutageActionBody,
+) -> EtrOverrideResult:
+    if await q.get_outage(db, outage_id) is None:
+        raise HTTPException(404, f"outage {outage_id} does not exist")
+    try:
+        cleared = await clear_override(db, clock, outage_id, body.reason)
+    except OverrideRefused as exc:
+        raise HTTPException(409, exc.reason) from None
+    if not cleared:
+        raise HTTPException(409, f"outage {outage_id} has no ETR override in force")
+    await q.record_audit(
+        db,
+        principal.actor,
+        action="outage.etr_override.clear",
+        target_kind="outage",
+        target_id=str(outage_id),
+        reason=body.reason,
+    )
+    feed.generation += 1
+    return EtrOverrideResult(outage_id=outage_id, override_id=None, cleared=True)

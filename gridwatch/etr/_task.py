@@ -1,0 +1,178 @@
+"""The ETR task the running service starts: model at start-up, periodic refit, refreshes.
+
+    await etr_task(db, clock, stop, settings)
+
+* At start: the active stored model; if none, a fit on the database's outages; if they are
+  too few (``HistoryRejected``), the bundled default prior (``default_prior_model``), stored
+  as the active model so the API can show which model produced every ETR.
+* Every ``refresh_s`` of event time (the service clock, so a replay at 600x refreshes 600
+  times faster): every open outage gets a new ETR (``etr_history`` + ``outages.etr_*``),
+  passed overrides are cleared and re-estimated; and sooner, at once, when an ETR is about
+  to pass unrestored.
+* Every ``refit_s`` of event time: a refit on the database's outages (kept when the history
+  is still too short). A prior is replaced as soon as the database can do better.
+The clock is polled every ``poll_s`` wall seconds: the task cannot know how fast event time
+runs (live, replay, a test's manual clock), only read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.etr import FitConfig, synthetic_history
+from gridwatch._clock import Clock
+from gridwatch._errors import GridwatchError
+from gridwatch.etr._errors import HistoryRejected, ModelUnavailable
+from gridwatch.etr._estimate import EtrConfig
+from gridwatch.etr._history_import import HistoryColumns
+from gridwatch.etr._service import (
+    LoadedModel,
+    fit_model,
+    load_active_model,
+    next_refresh_delay_s,
+    refit_model,
+    refresh_open_etrs,
+    save_fitted_model,
+    warm_up,
+)
+from gridwatch.store._database import Database
+
+log = logging.getLogger(__name__)
+
+PRIOR_PREFIX = "etr-prior"
+# The prior: the synthetic generator's repair-time medians (fuse 1.5 h, transformer 3 h, ...),
+# 20,000 outages, seed 0: deterministic, so every installation starts from the same model.
+_PRIOR_ROWS = 20_000
+_PRIOR_SEED = 0
+
+
+@dataclass(frozen=True)
+class EtrTaskOptions:
+    """What the task reads from ``Settings`` (``etr_*`` fields, when present) or is given."""
+
+    refresh_s: float = 300.0  # event time between refreshes
+    refit_s: float = 86400.0  # event time between refits
+    poll_s: float = 1.0  # wall time between looks at the clock
+    lookback_days: float = 730.0
+    etr: EtrConfig = field(default_factory=EtrConfig)
+
+    def __post_init__(self) -> None:
+        if not (10.0 <= self.refresh_s <= 86400.0):
+            raise ValueError("etr refresh_s must be in [10 s, 1 day]")
+        if not (self.refresh_s <= self.refit_s <= 365 * 86400.0):
+            raise ValueError("etr refit_s must be in [refresh_s, 1 year]")
+        if not (0.001 <= self.poll_s <= 60.0):
+            raise ValueError("etr poll_s must be in [0.001, 60] s")
+        if not (1.0 <= self.lookback_days <= 3650.0):
+            raise ValueError("etr lookback_days must be in [1, 3650]")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EtrTaskOptions:
+        """``etr_refresh_s``, ``etr_refit_s``, ``etr_poll_s``, ``etr_lookback_days``,
+        ``etr_default_crews``, ``etr_crews_per_zone`` (dict zone -> crews) from the settings
+        object when it has them; defaults otherwise."""
+        base = cls()
+
+        def get(name: str, default: Any) -> Any:
+            value = getattr(settings, name, None)
+            return default if value is None else value
+
+        crews = get("etr_crews_per_zone", {})
+        etr = EtrConfig(
+            crews_per_zone={str(k): int(v) for k, v in dict(crews).items()},
+            default_crews=int(get("etr_default_crews", base.etr.default_crews)),
+        )
+        if etr.default_crews < 1 or any(v < 1 for v in etr.crews_per_zone.values()):
+            raise ValueError("etr crews must be >= 1")
+        return cls(
+            refresh_s=float(get("etr_refresh_s", base.refresh_s)),
+            refit_s=float(get("etr_refit_s", base.refit_s)),
+            poll_s=float(get("etr_poll_s", base.poll_s)),
+            lookback_days=float(get("etr_lookback_days", base.lookback_days)),
+            etr=etr,
+        )
+
+
+def default_prior_model() -> tuple[HistoryColumns, Any]:
+    """The bundled prior's columns and fitted model (no I/O; about 50 ms)."""
+    h = synthetic_history(_PRIOR_ROWS, seed=_PRIOR_SEED)
+    cols = HistoryColumns(h.duration_s, h.censored, h.class_code, h.started_at_s)
+    return cols, fit_model(cols, FitConfig(seed=_PRIOR_SEED))
+
+
+async def _store_prior(db: Database, now_s: float) -> LoadedModel:
+    cols, model = await asyncio.to_thread(default_prior_model)
+    model.info["prior"] = (
+        f"bundled default: synthetic_history({_PRIOR_ROWS}, seed={_PRIOR_SEED});"
+        " replaced by the first refit the database's outages can support"
+    )
+    loaded = await save_fitted_model(db, model, now_s, cols, version_prefix=PRIOR_PREFIX)
+    log.warning("etr: too few restored outages to fit; using the bundled prior %s", loaded.version)
+    return loaded
+
+
+async def initial_model(db: Database, clock: Clock, options: EtrTaskOptions) -> LoadedModel:
+    """The active model; else a fit on the database's outages; else the bundled prior."""
+    try:
+        return await load_active_model(db)
+    except ModelUnavailable as exc:
+        log.info("etr: %s; fitting from the database", exc)
+    try:
+        return await refit_model(db, clock, lookback_days=options.lookback_days, config=options.etr)
+    except HistoryRejected as exc:
+        log.info("etr: database history rejected (%s)", exc)
+    return await _store_prior(db, clock.now_s())
+
+
+async def _refit_or_keep(
+    db: Database, clock: Clock, options: EtrTaskOptions, current: LoadedModel
+) -> LoadedModel:
+    try:
+        return await refit_model(db, clock, lookback_days=options.lookback_days, config=options.etr)
+    except HistoryRejected as exc:
+        log.info("etr refit skipped, keeping %s: %s", current.version, exc)
+        return current
+
+
+async def etr_task(
+    db: Database,
+    clock: Clock,
+    stop: asyncio.Event,
+    settings: Any,
+    *,
+    options: EtrTaskOptions | None = None,
+) -> None:
+    """Run until ``stop`` is set. A failed round (database away, bad row) is logged and
+    retried at the next refresh; the task never dies of one."""
+    opts = options or EtrTaskOptions.from_settings(settings)
+    await asyncio.to_thread(warm_up)  # compile before the first refresh, off the loop
+    model: LoadedModel | None = None
+    next_refit_s = 0.0
+    due_s = -float("inf")
+    while not stop.is_set():
+        now_s = clock.now_s()
+        if now_s >= due_s:
+            due_s = now_s + opts.refresh_s
+            try:
+                if model is None:
+                    model = await initial_model(db, clock, opts)
+                    is_prior = model.version.startswith(PRIOR_PREFIX)
+                    next_refit_s = now_s + (opts.refresh_s if is_prior else opts.refit_s)
+                elif now_s >= next_refit_s:
+                    model = await _refit_or_keep(db, clock, opts, model)
+                    is_prior = model.version.startswith(PRIOR_PREFIX)
+                    # A prior retries at every refresh until the history can replace it.
+                    next_refit_s = now_s + (opts.refresh_s if is_prior else opts.refit_s)
+                batch = await refresh_open_etrs(db, clock, model, config=opts.etr)
+                # An ETR about to pass is recomputed then, not a whole interval later.
+                due_s = clock.now_s() + next_refresh_delay_s(batch, clock.now_s(), opts.refresh_s)
+            except (GridwatchError, ValueError) as exc:
+                log.warning("etr round failed, retrying next refresh: %s", exc)
+            except Exception:  # the service must outlive one bad round
+                log.exception("etr round failed unexpectedly")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=opts.poll_s)

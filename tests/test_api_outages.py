@@ -1,0 +1,319 @@
+"""Outage list, detail and operator actions over the real PostgreSQL, and bad input."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from gridwatch.api import DEFAULT_MAX_BODY_BYTES
+from gridwatch.store import Database
+from gridwatch.store._audit import audit_entries
+from gridwatch.store._outages import OutageRow, save_outages
+from tests.api_support import (
+    NOW,
+    NOW_S,
+    Tokens,
+    client_for,
+    make_app,
+    make_tokens,
+    seed_network,
+    seed_outages,
+)
+
+V1 = "/api/v1"
+
+
+@pytest.fixture
+async def api(db: Database) -> AsyncIterator[tuple[httpx.AsyncClient, Tokens, dict[str, int]]]:
+    await seed_network(db)
+    ids = await seed_outages(db)
+    tokens = await make_tokens(db)
+    async with client_for(make_app(db)) as http:
+        yield http, tokens, ids
+
+
+async def test_list_filters_and_order(
+    api: tuple[httpx.AsyncClient, Tokens, dict[str, int]],
+) -> None:
+    http, tokens, ids = api
+    h = tokens.headers("viewer")
+
+    async def keys(**params: object) -> list[int]:
+        response = await http.get(f"{V1}/outages", params=params, headers=h)
+        assert response.status_code == 200, response.text
+        return [item["outage_id"] for item in response.json()["items"]]
+
+    assert await keys() == [ids["O-T3"], ids["O-R1"], ids["O-T4"]]  # newest first
+    assert await keys(active="true") == [ids["O-T3"], ids["O-R1"]]
+    assert await keys(active="false") == [ids["O-T4"]]
+    assert await keys(state=["confirmed", "restored"]) == [ids["O-R1"], ids["O-T4"]]
+    assert await keys(zone="Z2") == [ids["O-T4"]]
+    assert await keys(feeder="B1") == [ids["O-R1"]]  # R1 is below breaker B1
+    assert await keys(feeder="S1") == [ids["O-T3"], ids["O-R1"]]
+    assert await keys(device="T3") == [ids["O-T3"]]
+    assert await keys(min_customers=2) == [ids["O-R1"]]
+    assert await keys(max_customers=1) == [ids["O-T3"], ids["O-T4"]]
+    after = (NOW - timedelta(hours=2)).isoformat()
+    assert await keys(started_after=after) == [ids["O-T3"], ids["O-R1"]]
+    assert await keys(started_before=after) == [ids["O-T4"]]
+    item = (await http.get(f"{V1}/outages", params={"device": "R1"}, headers=h)).json()["items"][0]
+    assert item["state"] == "confirmed" and item["customers_affected"] == 4
+    assert set(item["etr"]) == {"p10", "p50", "p90", "model_version"}
+
+
+async def test_keyset_pages_cover_everything_once(db: Database) -> None:
+    await seed_network(db)
+    rows = [
+        OutageRow(
+            f"K{i}",
+            "T1",
+            "Z1",
+            "predicted",
+            "x",
+            NOW_S - 10 * (i // 3),
+            None,
+            None,
+            0.5,
+            1,
+            1,
+            0,
+            0,
+            None,
+        )
+        for i in range(25)  # ties in started_at: the id breaks them
+    ]
+    ids = await save_outages(db, rows)
+    tokens = await make_tokens(db)
+    seen: list[int] = []
+    async with client_for(make_app(db)) as http:
+        cursor = None
+        while True:
+            params: dict[str, object] = {"limit": 4}
+            if cursor:
+                params["cursor"] = cursor
+            page = (
+                await http.get(f"{V1}/outages", params=params, headers=tokens.headers("viewer"))
+            ).json()
+            seen += [i["outage_id"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    assert sorted(seen) == sorted(ids.values())
+    assert len(seen) == len(set(seen))
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": -5}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "MTox"}, "cursor"),  # "1:1": well-formed, so simply nothing older
+        ({"cursor": "x" * 500}, "cursor"),
+        ({"state": "exploded"}, "state"),
+        ({"zone": "Z1'; DROP TABLE outages; --"}, "zone"),
+        ({"feeder": "B1 OR 1=1"}, "feeder"),
+        ({"started_after": "yesterday"}, "started_after"),
+        ({"started_after": "2026-11-23T08:00:00"}, "started_after"),  # no zone
+        ({"min_customers": -1}, "min_customers"),
+        ({"min_customers": 5, "max_customers": 1}, "max_customers"),
+        (
+            {"started_after": "2026-11-23T09:00:00Z", "started_before": "2026-11-23T08:00:00Z"},
+            "started_before",
+        ),
+    ],
+)
+async def test_bad_list_parameters_name_the_field(
+    api: tuple[httpx.AsyncClient, Tokens, dict[str, int]], params: dict[str, object], field: str
+) -> None:
+    http, tokens, _ = api
+    response = await http.get(f"{V1}/outages", params=params, headers=tokens.headers("viewer"))
+    if params.get("cursor") == "MTox":
+        assert response.status_code == 200  # a well-formed cursor: simply nothing older
+        return
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "invalid_request"
+    named = [f["field"].split(".")[0] for f in body["fields"]]  # "state.0": the first value
+    assert field in named
+    # Nothing was harmed: the table still answers.
+    assert (await http.get(f"{V1}/outages", headers=tokens.headers("viewer"))).status_code == 200
+
+
+async def test_absurd_limit_is_capped(
+    api: tuple[httpx.AsyncClient, Tokens, dict[str, int]],
+) -> None:
+    http, tokens, _ = api
+    for absurd in (10**12, "99999999999999999999999"):
+        response = await http.get(
+            f"{V1}/outages", params={"limit": absurd}, headers=tokens.headers("viewer")
+        )
+        assert response.status_code == 200 and response.json()["limit"] == 500
+
+
+async def test_detail_limits_personal_data_by_role(
+    api: tuple[httpx.AsyncClient, Tokens, dict[str, int]],
+) -> None:
+    http, tokens, ids = api
+    url = f"{V1}/outages/{ids['O-R1']}"
+    by_role = {}
+    for role in ("viewer", "operator", "admin"):
+        response = await http.get(url, headers=tokens.headers(role))
+        assert response.status_code == 200, response.text
+        by_role[role] = response.json()
+    first = {r: by_role[r]["affected_meters"]["items"][0] for r in by_role}
+    assert first["admin"]["customer_name"] == "Nguyễn Văn 1"
+    assert first["admin"]["phone"] == "+84900000001"
+    assert first["operator"]["customer_name"] == "Nguyễn Văn 1"
+    assert first["operator"]["phone"] == "+84******001"
+    assert first["viewer"]["customer_name"] == "N*** V*** 1***"
+    assert first["viewer"]["phone"] == "+84******001"
+    detail = by_role["viewer"]
+    assert detail["device"]["kind"] == "recloser"
+    assert [m["meter_id"] for m in detail["affected_meters"]["items"]] == ["M1", "M2", "M3", "M4"]
+    assert detail["etr_override"] is None
+    missing = await http.get(f"{V1}/outages/999999", headers=tokens.headers("viewer"))
+    assert missing.status_code == 404
+    meters = await http.get(f"{url}/meters", params={"limit": 2}, headers=tokens.headers("viewer"))
+    page = meters.json()
+    assert [m["meter_id"] for m in page["items"]] == ["M1", "M2"] and page["next_after"] == "M2"
+
+
+async def test_actions_change_state_and_leave_audit_rows(
+    db: Database, api: tuple[httpx.AsyncClient, Tokens, dict[str, int]]
+) -> None:
+    http, tokens, ids = api
+    op = tokens.headers("operator")
+    t3, r1 = ids["O-T3"], ids["O-R1"]
+    # Reason is mandatory.
+    missing = await http.post(f"{V1}/outages/{t3}/confirm", json={}, headers=op)
+    assert missing.status_code == 422 and missing.json()["fields"][0]["field"] == "reason"
+    blank = await http.post(f"{V1}/outages/{t3}/confirm", json={"reason": "   "}, headers=op)
+    assert blank.status_code == 422
+    ok = await http.post(f"{V1}/outages/{t3}/confirm", json={"reason": "crew on site"}, headers=op)
+    assert ok.status_code == 200 and ok.json()["state"] == "confirmed"
+    again = await http.post(f"{V1}/outages/{t3}/confirm", json={"reason": "twice"}, headers=op)
+    assert again.status_code == 409 and "confirmed" in again.json()["detail"]
+    restored = await http.post(
+        f"{V1}/outages/{r1}/restore", json={"reason": "fuse replaced"}, headers=op
+    )
+    assert restored.json()["state"] == "restored"
+    detail = (await http.get(f"{V1}/outages/{r1}", headers=op)).json()
+    assert detail["state"] == "restored" and detail["customers_restored"] == 4
+    assert {m["status"] for m in detail["affected_meters"]["items"]} == {"restored"}
+    assert detail["timeline"][-1]["kind"] == "operator_restore"
+    cancel = await http.post(f"{V1}/outages/{r1}/cancel", json={"reason": "oops"}, headers=op)
+    assert cancel.status_code == 409
+    entries = await audit_entries(db, target_kind="outage")
+    assert [(e.action, e.actor, e.reason) for e in entries] == [
+        ("outage.restore", "operator one", "fuse replaced"),
+        ("outage.confirm", "operator one", "crew on site"),
+    ]
+
+
+async def test_merge_moves_meters_and_cancels_the_merged(
+    db: Database, api: tuple[httpx.AsyncClient, Tokens, dict[str, int]]
+) -> None:
+    http, tokens, ids = api
+    op = tokens.headers("operator")
+    t3, r1 = ids["O-T3"], ids["O-R1"]
+    self_merge = await http.post(
+        f"{V1}/outages/{t3}/merge", json={"into_outage_id": t3, "reason": "x"}, headers=op
+    )
+    assert self_merge.status_code == 422
+    closed = await http.post(
+        f"{V1}/outages/{t3}/merge", json={"into_outage_id": ids["O-T4"], "reason": "x"}, headers=op
+    )
+    assert closed.status_code == 409
+    merged = await http.post(
+        f"{V1}/outages/{t3}/merge", json={"into_outage_id": r1, "reason": "same fault"}, headers=op
+    )
+    assert merged.status_code == 200, merged.text
+    survivor = (await http.get(f"{V1}/outages/{r1}", headers=op)).json()
+    assert survivor["customers_affected"] == 5
+    assert "M5" in [m["meter_id"] for m in survivor["affected_meters"]["items"]]
+    gone = (await http.get(f"{V1}/outages/{t3}", headers=op)).json()
+    assert gone["state"] == "cancelled" and gone["parent_outage_id"] == r1
+    assert (await audit_entries(db, target_id=str(t3)))[0].detail == {"into": r1}
+
+
+async def test_etr_override_set_and_clear(
+    db: Database, api: tuple[httpx.AsyncClient, Tokens, dict[str, int]]
+) -> None:
+    http, tokens, ids = api
+    op = tokens.headers("operator")
+    r1 = ids["O-R1"]
+    url = f"{V1}/outages/{r1}/etr-override"
+    past = await http.put(
+        url, json={"etr_at": (NOW - timedelta(hours=1)).isoformat(), "reason": "x"}, headers=op
+    )
+    assert past.status_code == 409
+    naive = await http.put(url, json={"etr_at": "2026-11-23T12:00:00", "reason": "x"}, headers=op)
+    assert naive.status_code == 422 and naive.json()["fields"][0]["field"] == "etr_at"
+    etr_at = NOW + timedelta(hours=2)
+    ok = await http.put(
+        url, json={"etr_at": etr_at.isoformat(), "reason": "crew estimate"}, headers=op
+    )
+    assert ok.status_code == 200, ok.text
+    detail = (await http.get(f"{V1}/outages/{r1}", headers=op)).json()
+    assert detail["etr_override"]["set_by"] == "operator one"
+    assert detail["etr"]["p50"].startswith("2026-11-23T10:30")
+    assert detail["etr_history"][0]["source"] == "override"
+    cleared = await http.post(f"{url}/clear", json={"reason": "crew left"}, headers=op)
+    assert cleared.status_code == 200 and cleared.json()["cleared"] is True
+    again = await http.post(f"{url}/clear", json={"reason": "crew left"}, headers=op)
+    assert again.status_code == 409
+    actions = [e.action for e in await audit_entries(db, target_id=str(r1))]
+    assert actions == ["outage.etr_override.clear", "outage.etr_override.set"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"reason": "ok", "extra": 1}, "extra"),
+        ({"reason": "ok", "Reason": "dup"}, "Reason"),
+        ({"reason": 12}, "reason"),
+        ({"reason": "x" * 501}, "reason"),
+        ({"reason": ["a"]}, "reason"),
+    ],
+)
+async def test_unknown_and_bad_body_fields_are_named(
+    api: tuple[httpx.AsyncClient, Tokens, dict[str, int]], body: dict[str, object], field: str
+) -> None:
+    http, tokens, ids = api
+    response = await http.post(
+        f"{V1}/outages/{ids['O-T3']}/confirm", json=body, headers=tokens.headers("operator")
+    )
+    assert response.status_code == 422, response.text
+    assert field in [f["field"] for f in response.json()["fields"]]
+
+
+async def test_malformed_and_oversized_bodies(
+    api: tuple[httpx.AsyncClient, Tokens, dict[str, int]],
+) -> None:
+    http, tokens, ids = api
+    op = tokens.headers("operator") | {"content-type": "application/json"}
+    url = f"{V1}/outages/{ids['O-T3']}/confirm"
+    assert (await http.post(url, content=b"{not json", headers=op)).status_code == 422
+    assert (await http.post(url, content=b"[]", headers=op)).status_code == 422
+    huge = b'{"reason": "' + b"a" * (DEFAULT_MAX_BODY_BYTES + 10) + b'"}'
+    too_big = await http.post(url, content=huge, headers=op)
+    assert too_big.status_code == 413
+    # The outage was not touched by any of it, and the API still works.
+    detail = (await http.get(f"{V1}/outages/{ids['O-T3']}", headers=op)).json()
+    assert detail["state"] == "predicted"
+
+
+@pytest.mark.parametrize("outage_id", ["0", "-1", "abc", "1e3", str(2**63), "1;DROP TABLE outages"])
+async def test_bad_path_ids(
+    api: tuple[httpx.AsyncClient, Tokens, dict[str, int]], outage_id: str
+) -> None:
+    http, tokens, _ = api
+    response = await http.get(f"{V1}/outages/{outage_id}", headers=tokens.headers("viewer"))
+    assert response.status_code in (404, 422)
+    if response.status_code == 422:
+        assert response.json()["fields"][0]["field"] == "outage_id"

@@ -1,0 +1,229 @@
+"""The detection runner's boundaries: ingest records -> evidence (bad items rejected with a
+reason, good ones kept), pings on the real Mosquitto, persistence in the real PostgreSQL,
+and open outages taken back after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+
+import aiomqtt
+import numpy as np
+import orjson
+
+import detectors as det
+from gridwatch._clock import ManualClock
+from gridwatch.detection import (
+    DetectionRunner,
+    EvidenceAdapter,
+    MqttPingSender,
+    OutgoingPing,
+    PersistedOutages,
+    ping_payload,
+    ping_topic,
+)
+from gridwatch.store import Database, save_topology
+from gridwatch.store._outages import load_open_outages
+from ingest import BrokerAddress, CommittedBatch, MeterEvent, Reading, ScadaEvent
+from simulators import toy_grid
+
+T = 1_795_413_600.0  # 2026-11-23T06:00:00Z
+GRID = toy_grid(3)
+TOPO = GRID.topology
+FUSE = "Z01-S01-F01-L002-FU"
+
+
+def _meters_under(device_id: str) -> list[str]:
+    idx = GRID.subtree_meters(TOPO.device_index[device_id])
+    return [str(TOPO.meters.ids[i]) for i in idx.tolist()]
+
+
+def test_adapter_maps_records_and_rejects_bad_items_one_by_one() -> None:
+    adapter = EvidenceAdapter(TOPO.meter_index, TOPO.device_index)
+    m0, m1 = str(TOPO.meters.ids[0]), str(TOPO.meters.ids[1])
+    batch = CommittedBatch(
+        readings=[
+            Reading(m0, T, 231.0, 10.0, 1),
+            Reading(m1, T, None, 11.0, 2),  # not measured: NaN, no on/off meaning
+            Reading("M-NOPE", T, 230.0, None, None),
+            Reading("x" * 10_000, T, 230.0, None, None),  # oversized id: rejected, cut in logs
+        ],
+        meter_events=[
+            MeterEvent(m0, T + 1, "last_gasp", 3, None, None),
+            MeterEvent(m1, T + 2, "ping_reply", 4, True, "r1"),
+            MeterEvent(m1, T + 3, "ping_reply", 5, None, "r2"),  # no "on": rejected
+            MeterEvent(m1, T + 4, "meteor_strike", 6, None, None),
+        ],
+        scada_events=[
+            ScadaEvent("Z01-S01-F01-BRK", T + 5, "lockout", "ABC"),
+            ScadaEvent("Z99-NOPE", T + 5, "trip", None),
+            ScadaEvent("Z01-S01-F01-BRK", T + 6, "explode", None),
+        ],
+    )
+    ev = adapter.convert([batch])
+    assert ev.meter["meter"].tolist() == [0, 1, 0, 1]
+    assert ev.meter["kind"].tolist() == [det.READING, det.READING, det.LAST_GASP, det.PING_ON]
+    assert ev.meter["v_rms_v"][0] == 231.0
+    assert math.isnan(ev.meter["v_rms_v"][1])
+    assert ev.scada["kind"].tolist() == [det.SCADA_LOCKOUT]
+    assert ev.ping_replies == 1
+    assert ev.newest_s == T + 5
+    reasons = sorted((r.source, r.reason) for r in ev.rejects)
+    assert reasons == [
+        ("meter_event", "ping_reply without on"),
+        ("meter_event", "unknown kind 'meteor_strike'"),
+        ("reading", "unknown meter"),
+        ("reading", "unknown meter"),
+        ("scada", "unknown device"),
+        ("scada", "unknown kind 'explode'"),
+    ]
+
+
+def test_ping_payload_follows_the_contract() -> None:
+    body = orjson.loads(ping_payload("abc-1", T + 0.25))
+    assert body == {"request_id": "abc-1", "ts": "2026-11-23T06:00:00.250Z"}
+    assert ping_topic("gw/v1", "Z01", "M-1") == "gw/v1/Z01/meters/M-1/ping"
+
+
+async def test_pings_are_published_at_qos1_on_the_real_broker(
+    mqtt_url: str, topic_prefix: str
+) -> None:
+    sender = MqttPingSender(mqtt_url, client_id=f"t-{topic_prefix[7:19]}-pings")
+    addr = BrokerAddress.parse(mqtt_url)
+    async with aiomqtt.Client(addr.host, addr.port) as sub:
+        await sub.subscribe(f"{topic_prefix}/+/meters/+/ping", qos=1)
+        task = asyncio.create_task(sender.run())
+        try:
+            pings = [
+                OutgoingPing(ping_topic(topic_prefix, "Z01", f"M-{i}"), ping_payload(f"r{i}", T))
+                for i in range(3)
+            ]
+            assert sender.send(pings) == 0
+            got = []
+            async with asyncio.timeout(10):
+                async for msg in sub.messages:
+                    got.append((str(msg.topic), orjson.loads(msg.payload), msg.qos))  # type: ignore[arg-type]
+                    if len(got) == 3:
+                        break
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert {t for t, _, _ in got} == {p.topic for p in pings}
+    assert all(q == 1 for _, _, q in got)
+    assert {b["request_id"] for _, b, _ in got} == {"r0", "r1", "r2"}
+
+
+class _Replies:
+    """A ping sender standing in for the head-end: every pinged meter answers ``on``."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.sent: list[OutgoingPing] = []
+
+    def send(self, pings: list[OutgoingPing]) -> int:
+        self.sent += pings
+        return 0
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    def replies(self, at_s: float) -> CommittedBatch:
+        events = []
+        for p in self.sent:
+            meter = p.topic.rsplit("/", 2)[-2]
+            rid = orjson.loads(p.payload)["request_id"]
+            events.append(MeterEvent(meter, at_s, "ping_reply", None, self.on, rid))
+        self.sent = []
+        return CommittedBatch([], events, [])
+
+
+def _gasps(meters: list[str], at_s: float) -> CommittedBatch:
+    return CommittedBatch(
+        [], [MeterEvent(m, at_s, "last_gasp", None, None, None) for m in meters], []
+    )
+
+
+async def test_outage_persists_and_is_taken_back_after_a_restart(db: Database) -> None:
+    await save_topology(db, TOPO)
+    clock = ManualClock(T)
+    pings = _Replies(on=False)
+    seen: list[PersistedOutages] = []
+
+    async def hook(p: PersistedOutages, conn: object) -> None:
+        seen.append(p)  # the notifier's outbox would write here, same transaction
+
+    runner = DetectionRunner(db, TOPO, clock=clock, ping_sender=pings, on_persisted=hook)
+    await runner.start()
+    everyone = [str(m) for m in TOPO.meters.ids.tolist()]
+    await runner.step(
+        [CommittedBatch([Reading(m, T, 230.0, None, None) for m in everyone], [], [])]
+    )
+    fuse_meters = _meters_under(FUSE)
+    clock.set(T + 10)
+    await runner.step([_gasps(fuse_meters[::2], T + 5)])
+    clock.set(T + 60)
+    await runner.step([])  # the delay has passed: predicted, confirm pings out
+    assert pings.sent, "no confirm pings"
+    clock.set(T + 61)
+    await runner.step([pings.replies(T + 61)])  # the sample answers "off": confirmed
+    (row,) = await load_open_outages(db)
+    assert (row["device_id"], row["state"]) == (FUSE, "confirmed")
+    assert row["meters_affected"] == len(fuse_meters)
+    assert any(p.outage_ids for p in seen)
+
+    # A restart: a fresh runner (empty engine) takes the outage back, does not re-declare.
+    clock.set(T + 300)
+    again = DetectionRunner(db, TOPO, clock=clock, ping_sender=_Replies(on=False))
+    await again.start()
+    assert again.counts["outages_reloaded"] == 1
+    (o,) = again.engine.open_outages()
+    assert o.key == row["engine_key"]
+    assert o.state == "confirmed"
+    clock.set(T + 400)
+    await again.step([])
+    (row2,) = await load_open_outages(db)
+    assert row2["engine_key"] == row["engine_key"]
+    assert row2["state"] == "confirmed"
+    # The fuse is replaced: meters come back, the same outage is restored.
+    clock.set(T + 900)
+    back = CommittedBatch(
+        [], [MeterEvent(m, T + 890, "power_restore", None, None, None) for m in fuse_meters], []
+    )
+    await again.step([back])
+    await again.step([])
+    assert await load_open_outages(db) == []
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT state, meters_restored FROM outages")
+        assert await cur.fetchall() == [("restored", len(fuse_meters))]
+
+
+async def test_bad_records_do_not_stop_detection(db: Database) -> None:
+    await save_topology(db, TOPO)
+    clock = ManualClock(T)
+    runner = DetectionRunner(db, TOPO, clock=clock)
+    await runner.start()
+    m = str(TOPO.meters.ids[0])
+    hostile = CommittedBatch(
+        [
+            Reading(m, math.nan, 230.0, None, None),
+            Reading(m, T + 10 * 86400, 230.0, None, None),  # far future
+            Reading(m, T - 10 * 86400, 230.0, None, None),  # beyond the horizon
+            Reading(m, T, -5.0, None, None),  # corrupt voltage
+            Reading("M-UNKNOWN", T, 230.0, None, None),
+        ],
+        [],
+        [ScadaEvent("Z01-S01-F01-BRK", math.inf, "trip", None)],
+    )
+    await runner.step([hostile])
+    await runner.step([_gasps([str(TOPO.meters.ids[1])], T)])  # the next batch still applies
+    c = runner.counts
+    assert c["rejected:reading:unknown meter"] == 1
+    assert c["rejected:engine:meter:bad_time"] == 1
+    assert c["rejected:engine:meter:future"] == 1
+    assert c["rejected:engine:meter:too_old"] == 1
+    assert c["rejected:engine:meter:bad_voltage"] == 1
+    assert c["rejected:engine:scada:bad_time"] == 1
+    assert int(runner.engine.meter_state.state[1]) == det.OFF
+    assert np.count_nonzero(runner.engine.meter_state.state) == 1

@@ -1,0 +1,90 @@
+"""Storm thresholds from a history's concurrency, and the held-out interval calibration."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from detectors.etr import StormThresholds, calibrate_storm_thresholds
+from gridwatch.etr import EtrConfig, HistoryRecord, OpenOutage, estimate_etrs, fit_model
+from gridwatch.etr import history_from_records as to_columns
+from gridwatch.etr._calibration import calibrate_intervals, conformal_scale, set_interval_scales
+from gridwatch.etr._estimate import IntervalScale, interval_scales
+
+T0 = 1_700_000_000.0
+NO_CAL = EtrConfig(calibrate_intervals=False)
+
+
+def _records(n: int, sigma_new: float = 0.6, seed: int = 1) -> list[HistoryRecord]:
+    """Sparse fuse outages (one every ~9 h: no storms), lognormal(1 h, 0.6); the newest
+    20% by start use ``sigma_new``."""
+    rng = np.random.default_rng(seed)
+    starts = T0 + np.sort(rng.uniform(0, n * 32400.0, n))
+    cut = np.quantile(starts, 0.8)
+    sig = np.where(starts >= cut, sigma_new, 0.6)
+    durs = 3600.0 * np.exp(sig * rng.standard_normal(n))
+    return [
+        HistoryRecord(float(s), duration_s=float(d), device_kind="fuse", cause="equipment")
+        for s, d in zip(starts, durs, strict=True)
+    ]
+
+
+def test_thresholds_follow_the_history_and_refuse_nonsense() -> None:
+    quiet = np.ones(1000, dtype=np.int64)
+    assert calibrate_storm_thresholds(quiet) == StormThresholds(2, 3, 4)
+    busy = np.arange(1, 1001, dtype=np.int64)
+    t = calibrate_storm_thresholds(busy)
+    assert 900 < t.elevated < t.storm < t.major <= 1001
+    with pytest.raises(ValueError, match="non-empty"):
+        calibrate_storm_thresholds(np.array([], dtype=np.int64))
+    with pytest.raises(ValueError, match=">= 0"):
+        calibrate_storm_thresholds(np.array([-1, 2], dtype=np.int64))
+    with pytest.raises(ValueError, match="quantiles"):
+        calibrate_storm_thresholds(quiet, (0.9, 0.5, 0.99))
+
+
+def test_conformal_scale_is_the_finite_sample_quantile() -> None:
+    scores = np.linspace(0.0, 3.0, 301)  # 0.00, 0.01, ..., 3.00
+    # ceil(302 * 0.9) / 301 -> the 272nd smallest of 301 (index 271).
+    assert conformal_scale(scores) == pytest.approx(scores[271], abs=0.011)
+    assert conformal_scale(np.full(50, 100.0)) == 4.0  # clamped
+    assert conformal_scale(np.full(50, -5.0)) == 0.5
+
+
+def test_a_right_model_keeps_scale_one_a_timid_one_is_widened() -> None:
+    recs = _records(1500)
+    cols = to_columns(recs, as_of_s=T0 + 1e9)
+    cfg = NO_CAL
+    ok = calibrate_intervals(recs, as_of_s=T0 + 1e9, thresholds=StormThresholds(), config=cfg)
+    assert ok["model"].n > 200
+    assert 0.75 < ok["model"].lower < 1.3
+    assert 0.75 < ok["model"].upper < 1.3
+    wild = _records(1500, sigma_new=1.5)
+    got = calibrate_intervals(wild, as_of_s=T0 + 1e9, thresholds=StormThresholds(), config=cfg)
+    assert got["model"].upper > 1.7
+    assert got["model"].lower > 1.7
+    assert got["backlog"].n < 30
+    assert got["backlog"].upper == 1.0
+    assert len(cols) == 1500
+
+
+def test_scales_widen_around_an_unchanged_p50_and_bad_ones_are_ignored() -> None:
+    model = fit_model(to_columns(_records(400), as_of_s=T0 + 1e9))
+    now = T0 + 2e7
+    o = [OpenOutage(1, "z", "fuse", None, now - 300.0)]
+    base = estimate_etrs(model, "v", o, now, config=NO_CAL).estimates[0]
+    set_interval_scales(model, {"model": IntervalScale(1.5, 2.0, 100)})
+    wide = estimate_etrs(model, "v", o, now, config=NO_CAL).estimates[0]
+    assert wide.p50_s == pytest.approx(base.p50_s)
+    assert wide.p10_s < base.p10_s
+    assert wide.p90_s > base.p90_s
+    up = math.log(base.p90_s - now) - math.log(base.p50_s - now)
+    assert math.log(wide.p90_s - now) - math.log(wide.p50_s - now) == pytest.approx(2 * up)
+    assert wide.inputs["interval_scale"] == [1.5, 2.0, 100.0]
+    for junk in ({"model": ["a", 1, 2]}, {"model": [1e9, 1, 3]}, "nope", {"model": [1, 2]}):
+        model.info["interval_scale"] = junk
+        assert interval_scales(model) == {}
+        again = estimate_etrs(model, "v", o, now, config=NO_CAL).estimates[0]
+        assert again.p90_s == pytest.approx(base.p90_s)
