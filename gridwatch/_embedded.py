@@ -611,9 +611,9 @@ async def demo_services(
 
 __all__ = [
     "DemoUrls",
-    "configured",
     "EmbeddedBroker",
     "EmbeddedPostgres",
+    "configured",
     "demo_services",
     "free_port",
     "system_bin_dir",

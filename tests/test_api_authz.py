@@ -53,7 +53,7 @@ def _concrete(path: str) -> str:
 async def env(db: Database) -> AsyncIterator[tuple[FastAPI, Tokens]]:
     await seed_network(db)
     await seed_outages(db)
-    yield make_app(db), await make_tokens(db)
+    return make_app(db), await make_tokens(db)
 
 
 async def _call(
@@ -108,7 +108,8 @@ async def test_public_routes_need_no_operator_token(
 
 async def test_tokens_are_stored_hashed_and_revocable(db: Database) -> None:
     token = await create_token(db, "operator", "night shift")
-    assert token.startswith("gw_") and len(token) >= 40
+    assert token.startswith("gw_")
+    assert len(token) >= 40
     async with db.connection() as conn:
         cur = await conn.execute("SELECT token_sha256, role, name FROM api_tokens")
         rows = await cur.fetchall()

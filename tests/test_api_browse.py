@@ -70,9 +70,11 @@ async def test_topology_browse_and_search(
     assert [d["device_id"] for d in by_id] == ["B1", "B2", "B3"]
     for hostile in ("%", "_", "' OR 1=1 --", "\\"):
         response = await http.get(f"{V1}/topology/search", params={"q": hostile}, headers=h)
-        assert response.status_code == 200 and response.json() == []
+        assert response.status_code == 200
+        assert response.json() == []
     too_long = await http.get(f"{V1}/topology/search", params={"q": "x" * 65}, headers=h)
-    assert too_long.status_code == 422 and too_long.json()["fields"][0]["field"] == "q"
+    assert too_long.status_code == 422
+    assert too_long.json()["fields"][0]["field"] == "q"
 
 
 async def test_meter_state_and_recent_telemetry(
@@ -85,14 +87,17 @@ async def test_meter_state_and_recent_telemetry(
     )
     h = tokens.headers("viewer")
     m1 = (await http.get(f"{V1}/meters/M1", headers=h)).json()
-    assert m1["state"] == "out" and m1["open_outage_id"] == ids["O-R1"]
+    assert m1["state"] == "out"
+    assert m1["open_outage_id"] == ids["O-R1"]
     m6 = (await http.get(f"{V1}/meters/M6", headers=h)).json()
-    assert m6["state"] == "unknown" and m6["readings"] == []
+    assert m6["state"] == "unknown"
+    assert m6["readings"] == []
     m5 = (await http.get(f"{V1}/meters/M5", headers=h)).json()
     assert [r["v_rms_v"] for r in m5["readings"]] == [231.0, 230.5]
     assert (await http.get(f"{V1}/meters/NOPE", headers=h)).status_code == 404
     window = await http.get(f"{V1}/meters/M5", params={"start": "2026-01-01T00:00:00Z"}, headers=h)
-    assert window.status_code == 422 and window.json()["fields"][0]["field"] == "start"
+    assert window.status_code == 422
+    assert window.json()["fields"][0]["field"] == "start"
 
 
 async def test_customers_and_notification_log_by_role(
@@ -172,14 +177,14 @@ async def test_customer_status_by_account_and_by_link(
     c6 = await http.post(
         f"{V1}/customer/status", json={"account_no": "ACC-6", "phone_last4": "0006"}
     )
-    assert c6.json()["current"] == [] and [o["outage_id"] for o in c6.json()["history"]] == [
-        ids["O-T4"]
-    ]
+    assert c6.json()["current"] == []
+    assert [o["outage_id"] for o in c6.json()["history"]] == [ids["O-T4"]]
     # The link the notifier sends in SMS opens the same page.
     token = customer_link_token("C1", SECRET.encode())
     assert token == link_token("C1", SECRET.encode())
     by_link = await http.get(f"{V1}/customer/status", params={"t": token})
-    assert by_link.status_code == 200 and by_link.json()["account_no"] == "ACC-1"
+    assert by_link.status_code == 200
+    assert by_link.json()["account_no"] == "ACC-1"
     forged = await http.get(f"{V1}/customer/status", params={"t": "C2." + token.split(".")[1]})
     assert forged.status_code == 401
 

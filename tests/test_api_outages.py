@@ -60,7 +60,8 @@ async def test_list_filters_and_order(
     assert await keys(started_after=after) == [ids["O-T3"], ids["O-R1"]]
     assert await keys(started_before=after) == [ids["O-T4"]]
     item = (await http.get(f"{V1}/outages", params={"device": "R1"}, headers=h)).json()["items"][0]
-    assert item["state"] == "confirmed" and item["customers_affected"] == 4
+    assert item["state"] == "confirmed"
+    assert item["customers_affected"] == 4
     assert set(item["etr"]) == {"p10", "p50", "p90", "model_version"}
 
 
@@ -152,7 +153,8 @@ async def test_absurd_limit_is_capped(
         response = await http.get(
             f"{V1}/outages", params={"limit": absurd}, headers=tokens.headers("viewer")
         )
-        assert response.status_code == 200 and response.json()["limit"] == 500
+        assert response.status_code == 200
+        assert response.json()["limit"] == 500
 
 
 async def test_detail_limits_personal_data_by_role(
@@ -180,7 +182,8 @@ async def test_detail_limits_personal_data_by_role(
     assert missing.status_code == 404
     meters = await http.get(f"{url}/meters", params={"limit": 2}, headers=tokens.headers("viewer"))
     page = meters.json()
-    assert [m["meter_id"] for m in page["items"]] == ["M1", "M2"] and page["next_after"] == "M2"
+    assert [m["meter_id"] for m in page["items"]] == ["M1", "M2"]
+    assert page["next_after"] == "M2"
 
 
 async def test_actions_change_state_and_leave_audit_rows(
@@ -191,19 +194,23 @@ async def test_actions_change_state_and_leave_audit_rows(
     t3, r1 = ids["O-T3"], ids["O-R1"]
     # Reason is mandatory.
     missing = await http.post(f"{V1}/outages/{t3}/confirm", json={}, headers=op)
-    assert missing.status_code == 422 and missing.json()["fields"][0]["field"] == "reason"
+    assert missing.status_code == 422
+    assert missing.json()["fields"][0]["field"] == "reason"
     blank = await http.post(f"{V1}/outages/{t3}/confirm", json={"reason": "   "}, headers=op)
     assert blank.status_code == 422
     ok = await http.post(f"{V1}/outages/{t3}/confirm", json={"reason": "crew on site"}, headers=op)
-    assert ok.status_code == 200 and ok.json()["state"] == "confirmed"
+    assert ok.status_code == 200
+    assert ok.json()["state"] == "confirmed"
     again = await http.post(f"{V1}/outages/{t3}/confirm", json={"reason": "twice"}, headers=op)
-    assert again.status_code == 409 and "confirmed" in again.json()["detail"]
+    assert again.status_code == 409
+    assert "confirmed" in again.json()["detail"]
     restored = await http.post(
         f"{V1}/outages/{r1}/restore", json={"reason": "fuse replaced"}, headers=op
     )
     assert restored.json()["state"] == "restored"
     detail = (await http.get(f"{V1}/outages/{r1}", headers=op)).json()
-    assert detail["state"] == "restored" and detail["customers_restored"] == 4
+    assert detail["state"] == "restored"
+    assert detail["customers_restored"] == 4
     assert {m["status"] for m in detail["affected_meters"]["items"]} == {"restored"}
     assert detail["timeline"][-1]["kind"] == "operator_restore"
     cancel = await http.post(f"{V1}/outages/{r1}/cancel", json={"reason": "oops"}, headers=op)
@@ -237,7 +244,8 @@ async def test_merge_moves_meters_and_cancels_the_merged(
     assert survivor["customers_affected"] == 5
     assert "M5" in [m["meter_id"] for m in survivor["affected_meters"]["items"]]
     gone = (await http.get(f"{V1}/outages/{t3}", headers=op)).json()
-    assert gone["state"] == "cancelled" and gone["parent_outage_id"] == r1
+    assert gone["state"] == "cancelled"
+    assert gone["parent_outage_id"] == r1
     assert (await audit_entries(db, target_id=str(t3)))[0].detail == {"into": r1}
 
 
@@ -253,7 +261,8 @@ async def test_etr_override_set_and_clear(
     )
     assert past.status_code == 409
     naive = await http.put(url, json={"etr_at": "2026-11-23T12:00:00", "reason": "x"}, headers=op)
-    assert naive.status_code == 422 and naive.json()["fields"][0]["field"] == "etr_at"
+    assert naive.status_code == 422
+    assert naive.json()["fields"][0]["field"] == "etr_at"
     etr_at = NOW + timedelta(hours=2)
     ok = await http.put(
         url, json={"etr_at": etr_at.isoformat(), "reason": "crew estimate"}, headers=op
@@ -264,7 +273,8 @@ async def test_etr_override_set_and_clear(
     assert detail["etr"]["p50"].startswith("2026-11-23T10:30")
     assert detail["etr_history"][0]["source"] == "override"
     cleared = await http.post(f"{url}/clear", json={"reason": "crew left"}, headers=op)
-    assert cleared.status_code == 200 and cleared.json()["cleared"] is True
+    assert cleared.status_code == 200
+    assert cleared.json()["cleared"] is True
     again = await http.post(f"{url}/clear", json={"reason": "crew left"}, headers=op)
     assert again.status_code == 409
     actions = [e.action for e in await audit_entries(db, target_id=str(r1))]

@@ -24,7 +24,8 @@ def test_indices_by_hand() -> None:
     assert got.caidi_min == pytest.approx(260.0)
     assert got.maifi_e == pytest.approx(0.2)
     none = indices(np.zeros(0, F), np.zeros(0, F), np.zeros(0, F), 100)
-    assert none.saifi == 0 and none.caidi_min is None
+    assert none.saifi == 0
+    assert none.caidi_min is None
     assert indices(np.ones(1, F), np.ones(1, F), np.ones(1, F), 0).saifi == 0
     with pytest.raises(ValueError, match="same length"):
         indices(np.ones(2, F), np.ones(1, F), np.ones(1, F), 1)
@@ -34,7 +35,8 @@ def test_threshold_by_hand() -> None:
     # ln(daily SAIDI) = 0, 1, 2: alpha = 1, sample beta = 1, T_MED = e^3.5.
     t = major_event_threshold(np.array([1.0, math.e, math.e**2, 0.0, 0.0]))
     assert t is not None
-    assert t.alpha == pytest.approx(1.0) and t.beta == pytest.approx(1.0)
+    assert t.alpha == pytest.approx(1.0)
+    assert t.beta == pytest.approx(1.0)
     assert t.t_med_min == pytest.approx(math.exp(3.5))
     assert t.history_days == 3  # zero days are left out (ln 0 is undefined)
     assert major_event_threshold(np.array([5.0])) is None
@@ -61,7 +63,8 @@ def test_major_event_days_are_reported_apart() -> None:
     plain = reliability_report(
         np.array([1], np.int64), np.ones(1, F), np.ones(1, F), np.zeros(1, F), 10, None
     )
-    assert plain.major_event_days == [] and plain.excluding_major_events == plain.all_days
+    assert plain.major_event_days == []
+    assert plain.excluding_major_events == plain.all_days
 
 
 async def test_endpoint_against_the_database(db: Database) -> None:
@@ -111,7 +114,8 @@ async def test_endpoint_against_the_database(db: Database) -> None:
             params={"start": "2026-11-24", "end": "2026-11-22"},
             headers=tokens.headers("viewer"),
         )
-        assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "end"
+        assert bad.status_code == 422
+        assert bad.json()["fields"][0]["field"] == "end"
         huge = await http.get(
             "/api/v1/reliability",
             params={"start": "1990-01-01", "end": "2026-01-01"},
