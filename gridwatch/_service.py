@@ -1,5 +1,7 @@
 """The wiring: the long-running service (``gridwatch serve``) and its in-process form that
-the demo and the tests run. Ingest, the API and the retention job share one event loop."""
+the demo and the tests run. Ingest, detection, the ETR task, the notifier (outbox hook,
+dispatcher, Twilio/PWA webhooks under ``/notify``), the API and the retention job share
+one event loop."""
 
 from __future__ import annotations
 
@@ -7,21 +9,57 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from psycopg import AsyncConnection
 
 from gridwatch._clock import Clock, SystemClock
 from gridwatch._errors import ConfigError, StoreError
-from gridwatch._settings import Settings
+from gridwatch._notify_bridge import NotifyBridge
+from gridwatch._settings import DEV_SECRET, Settings
 from gridwatch.api import ApiServer, create_app
-from gridwatch.detection import DetectionRunner, MqttPingSender, OnPersisted
+from gridwatch.detection import DetectionRunner, MqttPingSender, OnPersisted, PersistedOutages
+from gridwatch.etr import UpdatePolicy, etr_task
 from gridwatch.store import Database, apply_retention, load_topology, pending_migrations
 from gridwatch.topology import Topology
 from ingest import CommittedBatch, IngestService, KnownIds, OnRecords
+from notifier import (
+    Channel,
+    Dispatcher,
+    DispatcherConfig,
+    NotifierError,
+    NotifyPolicy,
+    SignedWebhookChannel,
+    Templates,
+    TwilioConfig,
+    TwilioSmsChannel,
+    WebhooksConfig,
+    WebPushChannel,
+    create_webhooks_router,
+    load_templates,
+)
 
 log = logging.getLogger(__name__)
 
 RETENTION_INTERVAL_S = 3600.0
+NOTIFY_PREFIX = "/notify"
+STOP_GRACE_S = 5.0  # how long the dispatcher may finish in-flight sends at shutdown
+
+
+@dataclass(frozen=True)
+class NotifyOptions:
+    """How the service notifies customers. ``channels`` None: built from the settings
+    (SMS when a Twilio sender is configured, Web Push when a VAPID key is, the utility's
+    signed webhook when its URL is). ``dispatch`` None: ``settings.notify_dispatch``."""
+
+    channels: Mapping[str, Channel] | None = None
+    dispatch: bool | None = None
+    dispatcher: DispatcherConfig | None = None
+    policy: NotifyPolicy = field(default_factory=lambda: NotifyPolicy(etr_min_change_s=0.0))
+    etr_policy: UpdatePolicy = field(default_factory=UpdatePolicy)
+    etr_notice_poll_s: float = 1.0
+    templates_dir: str | None = None
 
 
 class _IngestReadiness:
@@ -39,6 +77,9 @@ class RunningService:
     topology: Topology
     tasks: list[asyncio.Task[None]]
     detection: DetectionRunner | None = None
+    notify: NotifyBridge | None = None
+    dispatcher: Dispatcher | None = None
+    channels: Mapping[str, Channel] = field(default_factory=dict)
 
 
 async def _retention_loop(db: Database, settings: Settings, clock: Clock) -> None:
@@ -63,6 +104,87 @@ def _both(first: OnRecords, second: OnRecords | None) -> OnRecords:
     return hook
 
 
+def _both_persisted(first: OnPersisted, second: OnPersisted | None) -> OnPersisted:
+    if second is None:
+        return first
+
+    async def hook(p: PersistedOutages, conn: AsyncConnection) -> None:
+        await first(p, conn)
+        await second(p, conn)
+
+    return hook
+
+
+def _secret_bytes(value: str, name: str) -> bytes:
+    if value == DEV_SECRET:
+        log.warning("%s is the development default; set it outside development", name)
+    return value.encode()
+
+
+def channels_from_settings(settings: Settings, db: Database) -> dict[str, Channel]:
+    """The delivery channels the settings configure (possibly none)."""
+    channels: dict[str, Channel] = {}
+    if settings.twilio_from_number or settings.twilio_messaging_service_sid:
+        channels["sms"] = TwilioSmsChannel(
+            TwilioConfig(
+                account_sid=settings.twilio_account_sid,
+                auth_token=settings.twilio_auth_token.get_secret_value(),
+                from_number=settings.twilio_from_number,
+                messaging_service_sid=settings.twilio_messaging_service_sid,
+                status_callback_url=f"{settings.public_base_url}{NOTIFY_PREFIX}/twilio/status",
+                base_url=settings.twilio_api_base_url,
+                messages_per_s=settings.twilio_messages_per_s,
+            )
+        )
+    if settings.vapid_private_key_path is not None:
+        if not settings.vapid_private_key_path.is_file():
+            raise ConfigError(
+                f"GRIDWATCH_VAPID_PRIVATE_KEY_PATH: no key at {settings.vapid_private_key_path}"
+                " (create one with `gridwatch notify vapid-keys PATH`)"
+            )
+        channels["push"] = WebPushChannel(
+            db, settings.vapid_private_key_path, subject=settings.vapid_subject
+        )
+    if settings.utility_webhook_url:
+        secret = settings.utility_webhook_secret.get_secret_value()
+        try:
+            channels["webhook"] = SignedWebhookChannel(
+                settings.utility_webhook_url, _secret_bytes(secret, "utility_webhook_secret")
+            )
+        except NotifierError as exc:
+            raise ConfigError(f"GRIDWATCH_UTILITY_WEBHOOK_SECRET: {exc}") from None
+    return channels
+
+
+def _load_templates(options: NotifyOptions) -> Templates:
+    """At start-up, not at 3 a.m.: a broken template stops the service with every problem."""
+    try:
+        return load_templates(options.templates_dir)
+    except NotifierError as exc:
+        raise ConfigError(f"notification templates: {exc}") from None
+
+
+def _vapid_public_key(settings: Settings) -> str | None:
+    pub = settings.vapid_private_key_path
+    if pub is None:
+        return None
+    path = pub.with_name(pub.name + ".pub")
+    return path.read_text(encoding="ascii").strip() if path.is_file() else None
+
+
+async def _stop_tasks(
+    stop: asyncio.Event, graceful: list[asyncio.Task[None]], others: list[asyncio.Task[None]]
+) -> None:
+    stop.set()
+    if graceful:
+        await asyncio.wait(graceful, timeout=STOP_GRACE_S)
+    for task in (*graceful, *others):
+        task.cancel()
+    for task in (*graceful, *others):
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 @contextlib.asynccontextmanager
 async def running_service(
     settings: Settings,
@@ -73,10 +195,13 @@ async def running_service(
     api_port: int | None = None,
     detection: bool = True,
     on_persisted: OnPersisted | None = None,
+    notify: NotifyOptions | None = None,
+    etr: bool = True,
 ) -> AsyncIterator[RunningService]:
-    """Ingest + outage detection + API + retention over an open, migrated ``db`` until the
-    block ends. ``on_persisted`` runs in the transaction that writes outage changes (the
-    notifier's outbox hooks in there)."""
+    """Ingest + outage detection + ETR + notifications + API + retention over an open,
+    migrated ``db`` until the block ends. Detection's changes and the notices they cause
+    commit in one transaction (the bridge's hook runs first, then ``on_persisted``).
+    ``notify`` None: no notifications at all; ``etr`` False: no ETR task."""
     clock = clock or SystemClock()
     pending = await pending_migrations(db)
     if pending:
@@ -85,6 +210,18 @@ async def running_service(
             " run `gridwatch migrate`"
         )
     topology = await load_topology(db)
+    bridge: NotifyBridge | None = None
+    channels: Mapping[str, Channel] = {}
+    if notify is not None:
+        bridge = NotifyBridge(_load_templates(notify), notify.policy, notify.etr_policy)
+        on_persisted = _both_persisted(bridge.on_persisted, on_persisted)
+        dispatch = settings.notify_dispatch if notify.dispatch is None else notify.dispatch
+        if dispatch:
+            channels = (
+                dict(notify.channels)
+                if notify.channels is not None
+                else channels_from_settings(settings, db)
+            )
     runner: DetectionRunner | None = None
     hook = on_records
     if detection:
@@ -103,22 +240,56 @@ async def running_service(
         hook = _both(runner.on_records, on_records)
     ingest = IngestService(settings, db, KnownIds.from_topology(topology), clock, hook)
     app = create_app(db=db, readiness=_IngestReadiness(ingest), settings=settings, clock=clock)
+    if notify is not None:
+        # Twilio's webhooks and the customer PWA are public (signed / token-checked by the
+        # router itself), so they are mounted beside the API, not behind its bearer token.
+        webhooks = WebhooksConfig(
+            public_base_url=settings.public_base_url,  # signatures cover the full path
+            twilio_auth_token=settings.twilio_auth_token.get_secret_value(),
+            link_secret=_secret_bytes(
+                settings.notify_link_secret.get_secret_value(), "notify_link_secret"
+            ),
+            vapid_public_key=_vapid_public_key(settings),
+            templates=bridge.templates if bridge is not None else None,
+            policy=notify.policy,
+        )
+        app.include_router(create_webhooks_router(db, webhooks, clock=clock), prefix=NOTIFY_PREFIX)
+    dispatcher: Dispatcher | None = None
+    if channels:
+        assert notify is not None
+        dispatcher = Dispatcher(
+            db, channels, config=notify.dispatcher, policy=notify.policy, clock=clock
+        )
+    stop = asyncio.Event()
     port = settings.api_port if api_port is None else api_port
     async with ApiServer(app, settings.api_host, port) as api:
+        graceful: list[asyncio.Task[None]] = []
         tasks = [
             asyncio.create_task(ingest.run(), name="ingest"),
             asyncio.create_task(_retention_loop(db, settings, clock), name="retention"),
         ]
         if runner is not None:
             tasks.append(asyncio.create_task(runner.run(), name="detection"))
+        if etr:
+            tasks.append(asyncio.create_task(etr_task(db, clock, stop, settings), name="etr"))
+        if bridge is not None and notify is not None:
+            poll_s = notify.etr_notice_poll_s
+            tasks.append(
+                asyncio.create_task(
+                    bridge.run_etr_notices(db, clock, stop, poll_s=poll_s), name="etr-notices"
+                )
+            )
+        if dispatcher is not None:
+            graceful.append(asyncio.create_task(dispatcher.run(stop), name="dispatch"))
         try:
-            yield RunningService(api.url, ingest, topology, tasks, runner)
+            yield RunningService(
+                api.url, ingest, topology, [*tasks, *graceful], runner, bridge, dispatcher, channels
+            )
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _stop_tasks(stop, graceful, tasks)
+            for channel in channels.values():
+                with contextlib.suppress(Exception):  # closing must not mask the block's error
+                    await channel.aclose()
 
 
 async def run_service(settings: Settings) -> None:
@@ -133,7 +304,7 @@ async def run_service(settings: Settings) -> None:
         max_size=settings.database_pool_max,
     )
     try:
-        async with running_service(settings, db) as service:
+        async with running_service(settings, db, notify=NotifyOptions()) as service:
             log.info("gridwatch serving", extra={"api_url": service.api_url})
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait(

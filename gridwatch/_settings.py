@@ -5,6 +5,7 @@ The production profile refuses unsafe defaults at start-up rather than at 3 a.m.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -54,6 +55,27 @@ class Settings(BaseSettings):
     twilio_account_sid: str = "ACdev"
     twilio_auth_token: SecretStr = SecretStr(DEV_SECRET)
 
+    # Notifications. SMS is sent when a From number or a Messaging Service SID is set.
+    twilio_from_number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    twilio_messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
+    twilio_messages_per_s: float = Field(default=100.0, gt=0, le=10_000)
+    # Replaces https://api.twilio.com (a loopback stand-in in tests); unset in production.
+    twilio_api_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]{1,200}$")
+    # scheme://host[:port] as Twilio and browsers reach the service: Twilio's signatures
+    # cover it, status callbacks and customer links point at it.
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8080", pattern=r"^https?://[A-Za-z0-9.\-]{1,200}(:[0-9]{1,5})?$"
+    )
+    notify_link_secret: SecretStr = SecretStr(DEV_SECRET)
+    vapid_private_key_path: Path | None = None
+    vapid_subject: str = Field(
+        default="mailto:ops@example.invalid", pattern=r"^(mailto:|https://)\S{3,200}$"
+    )
+    utility_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]{1,500}$")
+    utility_webhook_secret: SecretStr = SecretStr(DEV_SECRET)
+    # Run the outbox dispatcher inside ``gridwatch serve`` (else: ``gridwatch notify dispatch``).
+    notify_dispatch: bool = True
+
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
 
@@ -63,11 +85,18 @@ class Settings(BaseSettings):
             return self
         unsafe = [
             name
-            for name in ("api_secret", "twilio_auth_token")
+            for name in ("api_secret", "twilio_auth_token", "notify_link_secret")
             if getattr(self, name).get_secret_value() in ("", DEV_SECRET)
         ]
+        if self.utility_webhook_url and self.utility_webhook_secret.get_secret_value() in (
+            "",
+            DEV_SECRET,
+        ):
+            unsafe.append("utility_webhook_secret")
         if self.database_url.get_secret_value() == DEFAULT_DATABASE_URL:
             unsafe.append("database_url")
+        if not self.public_base_url.startswith("https://"):
+            unsafe.append("public_base_url (https required)")
         if unsafe:
             raise ValueError(
                 "production profile refuses default values for: " + ", ".join(sorted(unsafe))

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from gridwatch.api import DEFAULT_MAX_BODY_BYTES
+from gridwatch.api._ops_models import OutagePage
 from gridwatch.store import Database
 from gridwatch.store._audit import audit_entries
 from gridwatch.store._outages import OutageRow, save_outages
@@ -59,7 +60,10 @@ async def test_list_filters_and_order(
     after = (NOW - timedelta(hours=2)).isoformat()
     assert await keys(started_after=after) == [ids["O-T3"], ids["O-R1"]]
     assert await keys(started_before=after) == [ids["O-T4"]]
-    item = (await http.get(f"{V1}/outages", params={"device": "R1"}, headers=h)).json()["items"][0]
+    page = (await http.get(f"{V1}/outages", params={"device": "R1"}, headers=h)).json()
+    # The list is written straight from rows; it must be exactly what the model says.
+    assert OutagePage.model_validate(page).model_dump(mode="json") == page
+    item = page["items"][0]
     assert item["state"] == "confirmed"
     assert item["customers_affected"] == 4
     assert set(item["etr"]) == {"p10", "p50", "p90", "model_version"}

@@ -65,5 +65,6 @@ class ApiSettings(BaseSettings):
     stream_queue_max: int = Field(default=256, ge=1, le=100_000)
     stream_subscribers_max: int = Field(default=5000, ge=1, le=1_000_000)
     stream_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
-    # Outage list responses are cached until the next outage change (or this long).
-    outage_list_cache_s: float = Field(default=2.0, ge=0, le=60)
+    # Outage list responses are cached until the next outage change (the live feed's
+    # NOTIFY invalidates them); this is only the safety net.
+    outage_list_cache_s: float = Field(default=10.0, ge=0, le=60)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -20,6 +22,41 @@ class ResponseCache:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._entries: OrderedDict[object, tuple[int, float, bytes]] = OrderedDict()
+        self._building: dict[object, asyncio.Future[bytes]] = {}
+
+    async def get_or_build(
+        self, key: object, generation: int, build: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        """The cached body, or one built once however many requests ask at the same time
+        (a miss under load must not become a stampede of identical queries)."""
+        body = self.get(key, generation)
+        if body is not None:
+            return body
+        flight_key = (key, generation)
+        pending = self._building.get(flight_key)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this request was cancelled, not the build
+                return await build()  # the request building it went away: build ourselves
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._building[flight_key] = future
+        try:
+            body = await build()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, nobody else is warned
+            raise
+        finally:
+            self._building.pop(flight_key, None)
+        future.set_result(body)
+        self.put(key, generation, body)
+        return body
 
     def get(self, key: object, generation: int) -> bytes | None:
         entry = self._entries.get(key)

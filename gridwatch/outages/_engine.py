@@ -378,14 +378,19 @@ class OutageEngine:
                 self._pending.setdefault(d, onset)  # may still be a momentary
                 continue
             below = [o for o in self._open() if o.device != d and net.is_under(o.device, d)]
-            if below:
-                self._pending.pop(d, None)
-                changes += self._grow(d, below, inf)
-                continue
             self._pending.pop(d, None)
+            own_onset = self._own_onset(d, below, forced, forced_onset)
+            # Outages beneath that began well before this device went out are separate,
+            # earlier faults: they stay open (nested under it), only the rest merge.
+            merging = [o for o in below if o.start_s >= own_onset - self.config.merge_window_s]
+            if merging:
+                apart = [o for o in below if o not in merging]
+                changes += self._grow(d, merging, inf, apart=apart, own_onset_s=own_onset)
+                continue
             under = net.meters_under(d)
-            if not self._already_out(under).all() and not self._all_lit_since(under, onset):
-                changes += self._declare(d, inf, sustained_scada)
+            start = own_onset if below and math.isfinite(own_onset) else onset
+            if not self._already_out(under).all() and not self._all_lit_since(under, start):
+                changes += self._declare(d, inf, sustained_scada, start_s=start)
 
         # 2. Candidates that vanished before the delay: momentary, or just re-explained.
         for d, onset in list(self._pending.items()):
@@ -470,6 +475,31 @@ class OutageEngine:
                 for m in self._rng.choice(cand, size=n, replace=False).tolist():
                     self._ping_queue.append((int(m), "suspect"))
 
+    def _own_onset(
+        self,
+        d: int,
+        below: list[Outage],
+        forced: npt.NDArray[np.int8],
+        forced_onset: npt.NDArray[np.float64],
+    ) -> float:
+        """When ``d`` itself went out, leaving aside the dark meters that the open
+        outages ``below`` already explain: the SCADA time (first trip) if SCADA says so,
+        else the earliest recent "off" among the other meters beneath it; -inf when
+        nothing but the open outages' meters is dark (their merge is all there is)."""
+        if forced[d] == det.FORCED_OUT and math.isfinite(float(forced_onset[d])):
+            return float(forced_onset[d])
+        if not below:
+            return -math.inf
+        meters = self.network.meters_under(d)
+        held = np.zeros(meters.shape[0], dtype=np.bool_)
+        for o in below:
+            held |= np.isin(meters, o.meters[o.meter_status == METER_OUT])
+        rest = meters[~held]
+        ms = self.meter_state
+        recent = self.now_s - self.model.onset_lookback_s
+        off = rest[(ms.state[rest] == det.OFF) & (ms.since_s[rest] >= recent)]
+        return float(ms.since_s[off].min()) if off.size else -math.inf
+
     def _all_lit_since(self, meters: I32, onset_s: float) -> bool:
         """Every meter seen on after ``onset_s``: e.g. a device opened by SCADA whose
         section is fed through a tie. Nobody is dark, so there is no outage to declare."""
@@ -505,10 +535,13 @@ class OutageEngine:
         self._open_by_device[d] = o.key
         return o
 
-    def _declare(self, d: int, inf: det.Inference, sustained_scada: bool) -> list[OutageChange]:
+    def _declare(
+        self, d: int, inf: det.Inference, sustained_scada: bool, *, start_s: float | None = None
+    ) -> list[OutageChange]:
         kind = int(self._scada_kind[d])
         cause = f"scada_{det.SCADA_KIND_NAMES[kind]}" if inf.margin[d] > 1e11 else "inferred"
-        o = self._new_outage(d, inf, cause, float(inf.onset_s[d]))
+        start = float(inf.onset_s[d]) if start_s is None else start_s
+        o = self._new_outage(d, inf, cause, start)
         detail: dict[str, object] = {
             "why": cause,
             "meters_off": int(inf.n_off[d]),
@@ -559,8 +592,17 @@ class OutageEngine:
     def _ping_pending(self, m: int) -> bool:
         return m in self._outstanding or any(q == m for q, _ in self._ping_queue)
 
-    def _grow(self, d: int, below: list[Outage], inf: det.Inference) -> list[OutageChange]:
-        """Evidence points upstream of open outages: the oldest grows, the others merge."""
+    def _grow(
+        self,
+        d: int,
+        below: list[Outage],
+        inf: det.Inference,
+        *,
+        apart: list[Outage] | None = None,
+        own_onset_s: float = -math.inf,
+    ) -> list[OutageChange]:
+        """Evidence points upstream of open outages: the oldest grows, the others merge.
+        Outages ``apart`` (earlier, separate faults) keep their meters and stay open."""
         below.sort(key=lambda o: (o.start_s, o.key))
         keep, others = below[0], below[1:]
         changes: list[OutageChange] = []
@@ -568,6 +610,8 @@ class OutageEngine:
         del self._open_by_device[old_device]
         meters = self.network.meters_under(d)
         meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
+        for o in apart or []:
+            meters = meters[~np.isin(meters, o.meters[o.meter_status == METER_OUT])]
         status = np.zeros(meters.shape[0], dtype=np.int8)
         restored_s = np.full(meters.shape[0], np.nan)
         for o in below:  # carry over what each merged outage already knew per meter
@@ -584,7 +628,8 @@ class OutageEngine:
             restored_s,
         )
         keep.customers_affected = self._customers(meters)
-        keep.start_s = min([o.start_s for o in below] + [float(inf.onset_s[d])])
+        onset = own_onset_s if apart else float(inf.onset_s[d])
+        keep.start_s = min([o.start_s for o in below] + [onset])
         keep.confidence = inf.confidence(d)
         self._open_by_device[d] = keep.key
         for o in others:

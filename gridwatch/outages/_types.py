@@ -36,6 +36,10 @@ class EngineConfig:
     # Prior bonus (log-odds) for the device of an open outage: the same meters explained
     # by a parent or a child should not flip the outage between them back and forth.
     sticky_log_odds: float = 2.3
+    # An open outage that began more than this before the upstream device's own onset is
+    # a separate, earlier fault: it stays open beneath the new upstream outage instead of
+    # being merged into it (a fuse blown a minute before its breaker locked out).
+    merge_window_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not 30.0 <= self.declaration_delay_s <= 60.0:
@@ -46,6 +50,7 @@ class EngineConfig:
             "ping_timeout_s",
             "scada_close_trust_s",
             "suspect_window_s",
+            "merge_window_s",
         ):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0):

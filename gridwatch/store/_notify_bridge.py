@@ -1,0 +1,169 @@
+"""SQL for the bridge between the outage lifecycle and the notifier's outbox: what an
+outage's notices say (place, ETR), who has already been told what, and the open outages
+whose ETR may be worth a customer update. Every function runs in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import AsyncConnection
+
+from gridwatch.store._etr import NoticeRow
+
+
+def _s(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class OutageNoticeContext:
+    outage_id: int
+    where: str  # the device's name, else its id
+    zone: str
+    state: str
+    started_at_s: float
+    etr_p10_s: float | None
+    etr_p50_s: float | None
+    etr_p90_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EtrCandidate:
+    """An open, confirmed, unplanned outage with an ETR, and what customers were last told."""
+
+    context: OutageNoticeContext
+    last: NoticeRow | None
+
+
+_CONTEXT_SELECT = (
+    "SELECT o.outage_id, COALESCE(NULLIF(d.name, ''), o.device_id), o.zone, o.state,"
+    " o.started_at, o.etr_p10, o.etr_p50, o.etr_p90"
+    " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
+)
+
+
+def _context(r: Sequence[object]) -> OutageNoticeContext:
+    started = r[4]
+    assert isinstance(started, datetime)
+    return OutageNoticeContext(
+        int(r[0]),  # type: ignore[call-overload]
+        str(r[1]),
+        str(r[2]),
+        str(r[3]),
+        started.timestamp(),
+        _s(r[5]),  # type: ignore[arg-type]
+        _s(r[6]),  # type: ignore[arg-type]
+        _s(r[7]),  # type: ignore[arg-type]
+    )
+
+
+async def notice_contexts(
+    conn: AsyncConnection, outage_ids: Sequence[int]
+) -> dict[int, OutageNoticeContext]:
+    if not outage_ids:
+        return {}
+    cur = await conn.execute(_CONTEXT_SELECT + " WHERE o.outage_id = ANY(%s)", [list(outage_ids)])
+    return {c.outage_id: c for c in map(_context, await cur.fetchall())}
+
+
+async def customers_told(conn: AsyncConnection, outage_id: int, kinds: Sequence[str]) -> set[str]:
+    """Customers with a notice of one of ``kinds`` about ``outage_id`` or an outage that
+    merged into it (whatever its status: enqueued once is told once)."""
+    cur = await conn.execute(
+        "WITH family AS ("
+        "  SELECT %(id)s::bigint AS outage_id"
+        "  UNION"
+        "  SELECT t.outage_id FROM outage_timeline t"
+        "  JOIN outages o ON o.outage_id = %(id)s"
+        "  WHERE t.kind = 'merged_into' AND t.detail->>'into' = o.engine_key"
+        ")"
+        " SELECT DISTINCT n.customer_id FROM notifications n JOIN family USING (outage_id)"
+        " WHERE n.kind = ANY(%(kinds)s)",
+        {"id": outage_id, "kinds": list(kinds)},
+    )
+    return {str(r[0]) for r in await cur.fetchall()}
+
+
+async def lock_open_outage(conn: AsyncConnection, outage_id: int) -> OutageNoticeContext | None:
+    """The outage, row-locked until the caller commits, if it is still open; else None.
+    Serialises an ETR notice with the detection step that may be restoring the outage."""
+    cur = await conn.execute(
+        _CONTEXT_SELECT + " WHERE o.outage_id = %s FOR UPDATE OF o", [outage_id]
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    ctx = _context(row)
+    return ctx if ctx.state in ("confirmed", "partially_restored") else None
+
+
+async def meters_out(conn: AsyncConnection, outage_id: int) -> list[str]:
+    cur = await conn.execute(
+        "SELECT meter_id FROM outage_meters WHERE outage_id = %s AND status = 'out'"
+        " ORDER BY meter_id",
+        [outage_id],
+    )
+    return [str(r[0]) for r in await cur.fetchall()]
+
+
+async def etr_candidates(conn: AsyncConnection, limit: int = 10_000) -> list[EtrCandidate]:
+    cur = await conn.execute(
+        "SELECT o.outage_id, COALESCE(NULLIF(d.name, ''), o.device_id), o.zone, o.state,"
+        " o.started_at, o.etr_p10, o.etr_p50, o.etr_p90,"
+        " n.first_at, n.last_at, n.window_start, n.window_end, n.p50, n.updates_sent"
+        " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
+        " LEFT JOIN etr_notices n ON n.outage_id = o.outage_id"
+        " WHERE o.state IN ('confirmed', 'partially_restored') AND NOT o.planned"
+        " AND o.confirmed_at IS NOT NULL AND o.etr_p50 IS NOT NULL"
+        " ORDER BY o.outage_id LIMIT %s",
+        [limit],
+    )
+    out = []
+    for r in await cur.fetchall():
+        last = None
+        if r[8] is not None:
+            last = NoticeRow(
+                int(r[0]),
+                r[8].timestamp(),
+                r[9].timestamp(),
+                r[10].timestamp(),
+                r[11].timestamp(),
+                r[12].timestamp(),
+                int(r[13]),
+            )
+        out.append(EtrCandidate(_context(r[:8]), last))
+    return out
+
+
+async def etr_notice_in(conn: AsyncConnection, outage_id: int) -> NoticeRow | None:
+    cur = await conn.execute(
+        "SELECT outage_id, first_at, last_at, window_start, window_end, p50, updates_sent"
+        " FROM etr_notices WHERE outage_id = %s",
+        [outage_id],
+    )
+    r = await cur.fetchone()
+    if r is None:
+        return None
+    return NoticeRow(
+        int(r[0]),
+        r[1].timestamp(),
+        r[2].timestamp(),
+        r[3].timestamp(),
+        r[4].timestamp(),
+        r[5].timestamp(),
+        int(r[6]),
+    )
+
+
+__all__ = [
+    "EtrCandidate",
+    "OutageNoticeContext",
+    "customers_told",
+    "etr_candidates",
+    "etr_notice_in",
+    "lock_open_outage",
+    "meters_out",
+    "notice_contexts",
+]
