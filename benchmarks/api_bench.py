@@ -27,6 +27,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 
@@ -118,9 +119,11 @@ class RawClient:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
     async def get(self, path: str) -> int:
-        assert self.reader is not None and self.writer is not None
+        assert self.reader is not None
+        assert self.writer is not None
         self.writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {self.token}\r\n\r\n".encode()
+            f"GET {path} HTTP/1.1\r\nHost: bench\r\n"
+            f"Authorization: Bearer {self.token}\r\n\r\n".encode()
         )
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
@@ -134,6 +137,10 @@ class RawClient:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text()  # /proc: never blocks
 
 
 def pct(values: list[float], q: float) -> float:
@@ -227,7 +234,8 @@ async def sse_fanout(db: Database, port: int, token: str, subscribers: int) -> d
     async def subscribe() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
-            f"GET /api/v1/stream/outages HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+            "GET /api/v1/stream/outages HTTP/1.1\r\nHost: bench\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n".encode()
         )
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head[:100]
@@ -313,12 +321,9 @@ async def main(args: argparse.Namespace) -> None:
         await seed(db, args.customers, args.outages)
         seed_s = time.perf_counter() - t0
         token = await create_token(db, "viewer", "bench")
+        cpu_lines = _read("/proc/cpuinfo").splitlines()
         cpu = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in open("/proc/cpuinfo")
-                if line.startswith("model name")
-            ),
+            (ln.split(":", 1)[1].strip() for ln in cpu_lines if ln.startswith("model name")),
             platform.processor(),
         )
         print("## Control API (`python -m benchmarks.api_bench`)\n")
@@ -329,19 +334,20 @@ async def main(args: argparse.Namespace) -> None:
         )
         sql = await sql_only(db, 200)
         print(
-            f"Outage list SQL alone (psycopg, first page of 100 active): p50 {sql['p50_ms']:.2f} ms, "
-            f"p99 {sql['p99_ms']:.2f} ms.\n"
+            "Outage list SQL alone (psycopg, first page of 100 active):"
+            f" p50 {sql['p50_ms']:.2f} ms, p99 {sql['p99_ms']:.2f} ms.\n"
         )
         print(
-            "| outage list, 200 clients | cache | requests | errors | req/s | p50 ms | p99 ms | max ms |"
+            "| outage list, 200 clients | cache | requests | errors | req/s | p50 ms"
+            " | p99 ms | max ms | load avg |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         sse: dict[str, float] = {}
         for cache_s in (0.0, 2.0):
             port = free_port()
             proc = start_server(schema, port, cache_s)
             try:
-                label = "on" if cache_s else "off"
+                label = "on" if cache_s else "off (single-flight only)"
                 for name, coro in (
                     (
                         "open loop, 1 req/s each",
@@ -353,9 +359,12 @@ async def main(args: argparse.Namespace) -> None:
                     ),
                 ):
                     r = await coro
+                    # The machine is shared: the 1-minute load average says how much.
+                    load = _read("/proc/loadavg").split()[0]
                     print(
-                        f"| {name} | {label} | {r['requests']:.0f} | {r['errors']:.0f} | {r['rps']:.0f} | "
-                        f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} |"
+                        f"| {name} | {label} | {r['requests']:.0f} | {r['errors']:.0f}"
+                        f" | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f}"
+                        f" | {r['max_ms']:.1f} | {load} |"
                     )
                 if cache_s:
                     sse = await sse_fanout(db, port, token, args.subscribers)
@@ -363,9 +372,9 @@ async def main(args: argparse.Namespace) -> None:
                 proc.terminate()
                 proc.wait(10)
         print(
-            f"\nSSE fan-out of one outage UPDATE to {sse['subscribers']:.0f} subscribers (commit -> event "
-            f"read by the client): first {sse['first_ms']:.0f} ms, p50 {sse['p50_ms']:.0f} ms, "
-            f"p99 {sse['p99_ms']:.0f} ms, all {sse['all_ms']:.0f} ms."
+            f"\nSSE fan-out of one outage UPDATE to {sse['subscribers']:.0f} subscribers"
+            f" (commit -> event read by the client): first {sse['first_ms']:.0f} ms,"
+            f" p50 {sse['p50_ms']:.0f} ms, p99 {sse['p99_ms']:.0f} ms, all {sse['all_ms']:.0f} ms."
         )
     finally:
         await drop_schema(db)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import math
+import re
 import sys
 import time
+from collections import Counter, deque
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -19,11 +22,12 @@ import aiomqtt
 
 from gridwatch._embedded import configured, demo_services
 from gridwatch._errors import BrokerUnavailable
-from gridwatch._service import RunningService, running_service
+from gridwatch._service import NotifyOptions, RunningService, running_service
 from gridwatch._settings import Settings
 from gridwatch.detection import DeferredReplayClock, DetectionSnapshot
 from gridwatch.store import Database, drop_schema, migrate, save_topology, telemetry_summary
 from ingest import BrokerAddress
+from notifier import ConsoleChannel, DispatcherConfig
 from simulators import PublishStats, Simulation, load_scenario, publish_stream
 
 DEMO_SCHEMA = "gridwatch_demo"
@@ -50,8 +54,54 @@ async def _publish_bad_examples(mqtt_url: str, prefix: str, zone: str, meter: st
         raise BrokerUnavailable(f"demo could not publish to {mqtt_url}: {exc}") from exc
 
 
+_NOTICE_LANG = re.compile(r"^\[(\w+) v\d+ -> .*\((vi|en)\)\]")
+
+
+class NoticeFeed(io.StringIO):
+    """The console channel's stream in the demo: keeps the notices that would be sent, so
+    the live view can show the latest ones (a terminal view redraws over plain prints)."""
+
+    def __init__(self, keep: int = 200) -> None:
+        super().__init__()
+        self.lines: deque[str] = deque(maxlen=keep)
+        self.fresh: list[str] = []
+        self.by_kind_language: Counter[tuple[str, str]] = Counter()
+        self._partial = ""
+
+    def write(self, s: str) -> int:
+        text = self._partial + s
+        *done, self._partial = text.split("\n")
+        for line in done:
+            if not line.strip():
+                continue
+            self.lines.append(line)
+            self.fresh.append(line)
+            m = _NOTICE_LANG.match(line)
+            if m:
+                self.by_kind_language[(m.group(1), m.group(2))] += 1
+        return len(s)
+
+    def take_fresh(self) -> list[str]:
+        fresh, self.fresh = self.fresh, []
+        return fresh
+
+
+def _notice_lines(feed: NoticeFeed, width: int = 150, limit: int = 6) -> list[str]:
+    counts = feed.by_kind_language
+    total = sum(counts.values())
+    per = ", ".join(
+        f"{kind} {counts[(kind, 'vi')]} vi / {counts[(kind, 'en')]} en"
+        for kind in dict.fromkeys(k for k, _ in counts)
+    )
+    lines = [f"  notices        {total} sent to the console channel" + (f": {per}" if per else "")]
+    for line in list(feed.lines)[-limit:]:
+        lines.append("    " + (line if len(line) <= width else line[: width - 3] + "..."))
+    return lines
+
+
 class _LiveView:
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, notices: NoticeFeed | None = None) -> None:
+        self._notices = notices
         self._out = out
         self._tty = out.isatty()
         self._last_line_s = 0.0
@@ -96,6 +146,12 @@ class _LiveView:
             lines += _outage_lines(service.detection.snapshot())
         if published is not None:
             lines.append(f"  publisher      done: {published.messages:,} messages")
+        if self._notices is not None and self._tty:
+            lines += _notice_lines(self._notices)
+        elif self._notices is not None:
+            # Plain output: every notice once, as the console channel printed it.
+            for line in self._notices.take_fresh():
+                self._out.write(f"notice {line}\n")
         if self._tty:
             self._out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
             self._out.flush()
@@ -160,7 +216,18 @@ async def run_demo(
                     "mqtt_protocol": urls.mqtt_protocol,
                 }
             )
-            async with running_service(demo_settings, db, clock=clock) as service:
+            # The notices customers would get, printed by the console channel (both
+            # languages); leases run on the demo's event-time clock, hence the speed factor.
+            feed = NoticeFeed()
+            console = ConsoleChannel(feed)
+            notify = NotifyOptions(
+                channels={"sms": console, "push": console},
+                dispatch=True,
+                dispatcher=DispatcherConfig(
+                    worker_id="demo", lease_s=60.0 * speed, poll_interval_s=0.2
+                ),
+            )
+            async with running_service(demo_settings, db, clock=clock, notify=notify) as service:
                 out.write(f"gridwatch API on {service.api_url}\n")
                 # A first-ever session has no queue yet: publish once we are subscribed.
                 for _ in range(300):
@@ -186,7 +253,7 @@ async def run_demo(
                         window=(sim.start_s, sim.end_s),
                     )
                 )
-                view = _LiveView(out)
+                view = _LiveView(out, feed)
                 started = time.monotonic()
                 published: PublishStats | None = None
                 limit_s = math.inf if duration_s is None else duration_s

@@ -28,7 +28,7 @@ import contextlib
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
@@ -53,6 +53,7 @@ from gridwatch.store._notify_bridge import (
     etr_candidates,
     etr_notice_in,
     lock_open_outage,
+    meter_customers,
     meters_out,
     notice_contexts,
 )
@@ -87,14 +88,18 @@ class CustomerStatus:
     restored: frozenset[str]
 
 
-def customer_status(meters: Iterable[OutageMeterRow]) -> CustomerStatus:
+def customer_status(
+    meters: Iterable[OutageMeterRow], owners: Mapping[str, str] | None = None
+) -> CustomerStatus:
     """Customers by their meters' statuses in one outage. A customer with several meters is
     out while any is out, and restored only when all are restored ("transferred" to a
-    nested outage and "unverified" are neither: those customers are not told "restored")."""
+    nested outage and "unverified" are neither: those customers are not told "restored").
+    ``owners`` (meter -> customer, from the store) fills rows without a customer."""
     statuses: dict[str, set[str]] = {}
     for m in meters:
-        if m.customer_id is not None:
-            statuses.setdefault(m.customer_id, set()).add(m.status)
+        customer = m.customer_id or (owners or {}).get(m.meter_id)
+        if customer is not None:
+            statuses.setdefault(customer, set()).add(m.status)
     out = frozenset(c for c, s in statuses.items() if "out" in s)
     restored = frozenset(c for c, s in statuses.items() if s == {"restored"})
     return CustomerStatus(out, restored)
@@ -109,9 +114,11 @@ class PlannedNotice:
     candidates: frozenset[str]  # customers, before removing those already told
 
 
-def plan_notices(p: PersistedOutages) -> list[PlannedNotice]:
+def plan_notices(
+    p: PersistedOutages, owners: Mapping[str, str] | None = None
+) -> list[PlannedNotice]:
     """What a persisted step may announce, outage by outage (pure; no I/O). Parents come
-    before nested outages, as detection writes them."""
+    before nested outages, as detection writes them. ``owners``: meter -> customer."""
     meters: dict[str, list[OutageMeterRow]] = {}
     for m in p.meters:
         meters.setdefault(m.engine_key, []).append(m)
@@ -119,7 +126,7 @@ def plan_notices(p: PersistedOutages) -> list[PlannedNotice]:
     for row in p.outages:
         if row.confirmed_s is None or row.state == "cancelled":
             continue  # never confirmed (or merged away): nobody was or will be told from it
-        status = customer_status(meters.get(row.engine_key, ()))
+        status = customer_status(meters.get(row.engine_key, ()), owners)
         first: NoticeKind = "still_out_nested" if row.parent_key is not None else "outage_detected"
         if status.out:
             plans.append(PlannedNotice(row.engine_key, first, status.out))
@@ -146,7 +153,12 @@ class NotifyBridge:
 
     async def on_persisted(self, p: PersistedOutages, conn: AsyncConnection) -> None:
         """``DetectionRunner``'s ``on_persisted`` hook: enqueue in the step's transaction."""
-        plans = plan_notices(p)
+        if not any(r.confirmed_s is not None for r in p.outages):
+            return  # nothing confirmed was touched: the common step, kept cheap
+        # The runner's topology may not carry meter owners: the store's meters table does.
+        unowned = [m.meter_id for m in p.meters if m.customer_id is None]
+        owners = await meter_customers(conn, unowned)
+        plans = plan_notices(p, owners)
         if not plans:
             return
         rows = {r.engine_key: r for r in p.outages}

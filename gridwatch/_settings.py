@@ -16,6 +16,7 @@ from gridwatch._errors import ConfigError
 DEV_SECRET = "dev-only-change-me"  # noqa: S105 - the well-known value production refuses
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8080"
 
 
 class Settings(BaseSettings):
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
     # scheme://host[:port] as Twilio and browsers reach the service: Twilio's signatures
     # cover it, status callbacks and customer links point at it.
     public_base_url: str = Field(
-        default="http://127.0.0.1:8080", pattern=r"^https?://[A-Za-z0-9.\-]{1,200}(:[0-9]{1,5})?$"
+        default=DEFAULT_PUBLIC_BASE_URL, pattern=r"^https?://[A-Za-z0-9.\-]{1,200}(:[0-9]{1,5})?$"
     )
     notify_link_secret: SecretStr = SecretStr(DEV_SECRET)
     vapid_private_key_path: Path | None = None
@@ -95,8 +96,8 @@ class Settings(BaseSettings):
             unsafe.append("utility_webhook_secret")
         if self.database_url.get_secret_value() == DEFAULT_DATABASE_URL:
             unsafe.append("database_url")
-        if not self.public_base_url.startswith("https://"):
-            unsafe.append("public_base_url (https required)")
+        if self.public_base_url == DEFAULT_PUBLIC_BASE_URL:
+            unsafe.append("public_base_url")
         if unsafe:
             raise ValueError(
                 "production profile refuses default values for: " + ", ".join(sorted(unsafe))

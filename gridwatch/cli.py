@@ -159,6 +159,23 @@ def _cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_vapid_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from gridwatch._errors import ConfigError
+    from notifier import NotifierError, generate_vapid_keys
+
+    try:
+        keys = generate_vapid_keys(args.path)
+    except NotifierError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write a VAPID key at {_shown(str(args.path), 200)}: {exc}"
+        ) from None
+    print(f"private key: {args.path} (set GRIDWATCH_VAPID_PRIVATE_KEY_PATH to it)", file=sys.stderr)
+    print(keys.public_key_b64url)
+    return 0
+
+
 def _epoch_s(text: str) -> float:
     from datetime import datetime
 
@@ -252,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default="breaker_trip")
     p.set_defaults(handler=_cmd_demo)
     _add_replay_commands(sub)
+
+    p = sub.add_parser("notify", help="customer notifications")
+    notify = p.add_subparsers(dest="notify_command", required=True, metavar="ACTION")
+    n = notify.add_parser(
+        "vapid-keys", help="create the Web Push (VAPID) key pair; prints the public key"
+    )
+    n.add_argument("path", type=Path, help="where to write the private key (PEM, mode 0600)")
+    n.set_defaults(handler=_cmd_vapid_keys)
     return parser
 
 

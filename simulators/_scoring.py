@@ -82,6 +82,20 @@ class ScoreReport:
     etr_outages: int
     notifications_per_customer: float
     momentaries_declared: int  # recorded outages that match only a momentary interruption
+    # True outages no telemetry could show (wholly inside an already-dark outage): not in
+    # the recall denominator, listed here and counted separately, never silently dropped.
+    unobservable_outages: int = 0
+    unobservable_ids: list[str] = field(default_factory=list)
+    unobservable_matched: int = 0  # of those, recorded anyway (they count as matched)
+    outage_recall_all: float = math.nan  # recall with the unobservable ones counted as misses
+    # Right device: of the observable outages some recorded outage overlaps (time and
+    # customers), the share where one of those names the true device.
+    detected_any_device: int = 0
+    right_device: int = 0
+    right_device_share: float = math.nan
+    detection_latency_s: list[float] = field(default_factory=list)  # per matched outage
+    missed_ids: list[str] = field(default_factory=list)  # observable, not matched
+    false_ids: list[str] = field(default_factory=list)  # recorded, matching nothing true
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -115,6 +129,17 @@ class ScoreReport:
                 f(base.get("outage_precision", math.nan)),
             ),
             ("outage recall", f(self.outage_recall), f(base.get("outage_recall", math.nan))),
+            (
+                "unobservable true outages (not in recall)",
+                f"{self.unobservable_outages} ({self.unobservable_matched} recorded anyway;"
+                f" recall counting them {f(self.outage_recall_all)})",
+                "",
+            ),
+            (
+                "right device (of outages detected)",
+                f"{f(self.right_device_share)} ({self.right_device} of {self.detected_any_device})",
+                "",
+            ),
             (
                 "customer precision",
                 f(self.customer_precision),
@@ -165,6 +190,13 @@ class ScoreReport:
         w1 = max(max(len(r[1]) for r in rows), len("gridwatch"))
         lines = [f"{'metric':<{w0}}  {'gridwatch':<{w1}}  baseline", "-" * (w0 + w1 + 12)]
         lines += [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
+        for label, ids in (
+            ("missed (observable)", self.missed_ids),
+            ("recorded, matching nothing true", self.false_ids),
+            ("unobservable", self.unobservable_ids),
+        ):
+            if ids:
+                lines.append(f"{label}: {', '.join(ids)}")
         lines.append("baseline: every dark meter its own outage; ETR = global median duration")
         return "\n".join(lines)
 
@@ -246,6 +278,54 @@ def observable_from_s(t: TruthOutage, chain: dict[str, list[TruthOutage]]) -> fl
     return max([t.start_s] + [o.end_s for o in chain.get(t.outage_id, [])])
 
 
+def unobservable(
+    t: TruthOutage, chain: dict[str, list[TruthOutage]], grid: SimGrid | None = None
+) -> bool:
+    """A fault wholly inside an outage that was already dark: it began after an enclosing
+    outage began and was repaired before that one ended, so its customers' supply never
+    depended on it while anything could be seen. When the enclosing outage switched part of
+    its area onto a tie before the repair, the fault counts as unobservable only if its
+    section stayed dark: no other meter of the enclosing outage in the same section (under
+    the faulted device's parent) had supply back before the repair. Without the grid, any
+    such switching makes it observable (the conservative side)."""
+    for o in chain.get(t.outage_id, []):
+        if not (o.start_s <= t.start_s and t.end_s <= o.end_s):
+            continue
+        if o.switched_s is None or o.switched_s >= t.end_s:
+            return True
+        if grid is not None and _section_stayed_dark(t, o, grid):
+            return True
+    return False
+
+
+def _section_stayed_dark(t: TruthOutage, outer: TruthOutage, grid: SimGrid) -> bool:
+    topo = grid.topology
+    idx = topo.device_index.get(t.device_id)
+    if idx is None:
+        return False
+    parent = int(topo.devices.parent[idx])
+    if parent < 0:
+        return False
+    # The section: meters under the parent, except behind another sectioning device
+    # (breaker, recloser, sectionalizer, switch: kind codes 1-4) hanging off it, which a
+    # crew may have re-fed through a tie on its own.
+    section_idx = set(grid.subtree_meters(parent).tolist())
+    for child in np.flatnonzero(topo.devices.parent == parent).tolist():
+        if child != idx and 1 <= int(topo.devices.kind[child]) <= 4:
+            section_idx -= set(grid.subtree_meters(child).tolist())
+    section = {str(topo.meters.ids[m]) for m in section_idx} - set(t.meter_ids)
+    back = dict(zip(outer.meter_ids, outer.restore_s, strict=True))
+    lit = [back[m] < t.end_s for m in section if m in back]
+    return bool(lit) and not any(lit)
+
+
+def observable_end_s(t: TruthOutage, chain: dict[str, list[TruthOutage]]) -> float:
+    """When the end of ``t`` first shows: its repair, or for a fault repaired while an
+    enclosing outage kept its meters dark, the end of that enclosing outage."""
+    ends = [o.end_s for o in chain.get(t.outage_id, []) if o.start_s <= t.end_s <= o.end_s]
+    return max([t.end_s, *ends])
+
+
 def _match(
     truth: list[TruthOutage], recorded: list[RecordedOutage], tol_s: float
 ) -> list[tuple[TruthOutage, RecordedOutage]]:
@@ -293,6 +373,7 @@ def score(
         naive = _dark_meter_baseline(truth, published)
         b = _score(truth, naive, grid, match_tolerance_s)
         report.baselines["every_dark_meter"] = {
+            "true_outages": b.true_outages,
             "recorded_outages": b.recorded_outages,
             "matched": b.matched,
             "outage_precision": b.outage_precision,
@@ -326,6 +407,14 @@ def _score(
     unmatched = [r for r in rec if id(r) not in used]
     moment = _match([o for o in truth.outages if o.momentary], unmatched, tol_s)
     lookup = _CustomerLookup(truth, grid)
+    chain = _outer_chain(truth.outages)
+    hidden = [t for t in true_o if unobservable(t, chain, grid)]
+    hidden_ids = {t.outage_id for t in hidden}
+    matched_ids = {t.outage_id for t, _ in pairs}
+    observable = [t for t in true_o if t.outage_id not in hidden_ids]
+    matched_observable = sum(1 for t in observable if t.outage_id in matched_ids)
+    any_dev, right_dev = _right_device(observable, rec, lookup, chain, tol_s)
+    moment_ids = {id(r) for _, r in moment}
 
     true_cust: set[str] = set()
     true_spans: dict[str, list[tuple[float, float]]] = {}
@@ -343,7 +432,6 @@ def _score(
             rec_spans.setdefault(c, []).append((r.started_at_s, max(end, r.started_at_s)))
     both = true_cust & rec_cust
 
-    chain = _outer_chain(truth.outages)
     # From when the outage became observable (a nested fault: when the outer one ended);
     # a recording that knew earlier is measured from the true start.
     detect = []
@@ -351,7 +439,11 @@ def _score(
         at = r.confirmed_at_s or r.started_at_s
         seen = observable_from_s(t, chain)
         detect.append(at - (seen if at >= seen else t.start_s))
-    restore = [r.restored_at_s - t.end_s for t, r in pairs if r.restored_at_s is not None]
+    restore = [
+        r.restored_at_s - observable_end_s(t, chain)
+        for t, r in pairs
+        if r.restored_at_s is not None
+    ]
 
     first_err: list[float] = []
     later_err: list[float] = []
@@ -374,11 +466,12 @@ def _score(
         recorded_outages=len(rec),
         matched=len(pairs),
         outage_precision=len(pairs) / len(rec) if rec else math.nan,
-        outage_recall=len(pairs) / len(true_o) if true_o else math.nan,
+        outage_recall=matched_observable / len(observable) if observable else math.nan,
         customer_precision=len(both) / len(rec_cust) if rec_cust else math.nan,
         customer_recall=len(both) / len(true_cust) if true_cust else math.nan,
         true_customer_minutes=_customer_minutes(true_spans) if true_spans else 0.0,
         recorded_customer_minutes=_customer_minutes(rec_spans) if rec_spans else 0.0,
+        detection_latency_s=detect,
         detection_latency_p50_s=_pct(detect, 50),
         detection_latency_p95_s=_pct(detect, 95),
         restoration_latency_p50_s=_pct(restore, 50),
@@ -394,7 +487,45 @@ def _score(
         if (true_cust and recorded.notifications is not None)
         else math.nan,
         momentaries_declared=len(moment),
+        unobservable_outages=len(hidden),
+        unobservable_ids=sorted(hidden_ids),
+        unobservable_matched=len(hidden_ids & matched_ids),
+        outage_recall_all=len(pairs) / len(true_o) if true_o else math.nan,
+        detected_any_device=any_dev,
+        right_device=right_dev,
+        right_device_share=right_dev / any_dev if any_dev else math.nan,
+        missed_ids=sorted(
+            f"{t.outage_id} ({t.device_id})" for t in observable if t.outage_id not in matched_ids
+        ),
+        false_ids=sorted(
+            f"{r.outage_id} ({r.device_id})" for r in unmatched if id(r) not in moment_ids
+        ),
     )
+
+
+def _right_device(
+    observable: list[TruthOutage],
+    rec: list[RecordedOutage],
+    lookup: _CustomerLookup,
+    chain: dict[str, list[TruthOutage]],
+    tol_s: float,
+) -> tuple[int, int]:
+    """(outages some recording overlaps in time and customers, of those named on the
+    true device). Device-blind matching, so a recording on the wrong device shows here."""
+    any_dev = right = 0
+    for t in observable:
+        lo = min([t.start_s] + [o.start_s for o in chain.get(t.outage_id, [])])
+        cust = t.customers
+        hits = [
+            r
+            for r in rec
+            if (abs(r.started_at_s - t.start_s) <= tol_s or lo - tol_s <= r.started_at_s <= t.end_s)
+            and (not cust or lookup.of_recorded(r) & cust)
+        ]
+        if hits:
+            any_dev += 1
+            right += any(r.device_id == t.device_id for r in hits)
+    return any_dev, right
 
 
 def _false_restored(

@@ -16,7 +16,7 @@ from starlette.types import Message, Scope
 
 from gridwatch import ManualClock, load_settings
 from gridwatch._embedded import free_port
-from gridwatch.api import DEFAULT_MAX_BODY_BYTES, FlagReadiness, create_app
+from gridwatch.api import DEFAULT_MAX_BODY_BYTES, FlagReadiness, create_app, create_token
 from gridwatch.store import (
     Database,
     ensure_partitions,
@@ -102,9 +102,14 @@ def app(db: Database, readiness: FlagReadiness, clock: ManualClock) -> FastAPI:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: FastAPI, db: Database) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    # /api/v1 needs a token (tests/test_api_authz.py checks that); a viewer's is enough here.
+    token = await create_token(db, "viewer", "test_api_app")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as http:
         yield http
 
 
@@ -153,8 +158,11 @@ async def test_database_going_away_and_back(database_url: str, schema_name: str)
             readiness=FlagReadiness(broker_connected=True),
             settings=load_settings(profile="test"),
         )
+        token = await create_token(db, "viewer", "test_api_app")
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://test",
+            headers={"Authorization": f"Bearer {token}"},
         ) as http:
             assert (await http.get("/readyz")).status_code == 200
             await proxy.cut()

@@ -180,3 +180,69 @@ async def test_dropped_stream_tells_the_client(db: Database) -> None:
             kinds = [kind async for kind, _ in _events(response)]
     assert kinds[-1] == "dropped"
     _ = client_for
+
+
+async def test_cached_outage_list_follows_changes(db: Database) -> None:
+    await seed_network(db)
+    ids = await seed_outages(db)
+    tokens = await make_tokens(db)
+    app = make_app(db, outage_list_cache_s=60)
+    h = tokens.headers("viewer")
+    async with ApiServer(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        feed: OutageFeed = app.state.outage_feed
+        await asyncio.wait_for(feed.listening.wait(), 10)
+
+        async def states() -> dict[int, str]:
+            page = (await http.get("/api/v1/outages", params={"active": "true"}, headers=h)).json()
+            return {i["outage_id"]: i["state"] for i in page["items"]}
+
+        assert (await states())[ids["O-T3"]] == "predicted"
+        generation = feed.generation
+        # Another writer (the detection engine) changes the outage behind the API's back.
+        await save_outages(
+            db,
+            [
+                OutageRow(
+                    "O-T3",
+                    "T3",
+                    "Z1",
+                    "confirmed",
+                    "meters",
+                    NOW_S - 600,
+                    NOW_S,
+                    None,
+                    0.9,
+                    1,
+                    1,
+                    0,
+                    0,
+                    None,
+                )
+            ],
+        )
+        for _ in range(200):
+            if feed.generation > generation:
+                break
+            await asyncio.sleep(0.01)
+        assert (await states())[ids["O-T3"]] == "confirmed"
+
+
+async def test_concurrent_misses_build_once() -> None:
+    from gridwatch.api._ops_deps import ResponseCache
+
+    cache = ResponseCache(60)
+    builds = 0
+
+    async def build() -> bytes:
+        nonlocal builds
+        builds += 1
+        await asyncio.sleep(0.05)
+        return b"body"
+
+    bodies = await asyncio.gather(*(cache.get_or_build("k", 1, build) for _ in range(50)))
+    assert bodies == [b"body"] * 50
+    assert builds == 1
+    assert await cache.get_or_build("k", 1, build) == b"body"
+    assert builds == 1
+    assert await cache.get_or_build("k", 2, build) == b"body"  # a change: built again
+    assert builds == 2

@@ -9,16 +9,23 @@ import httpx
 import pytest
 
 from gridwatch import ConfigError, load_settings
-from gridwatch.api import DEFAULT_MAX_BODY_BYTES, ApiServer, FlagReadiness, create_app
+from gridwatch.api import (
+    DEFAULT_MAX_BODY_BYTES,
+    ApiServer,
+    FlagReadiness,
+    create_app,
+    create_token,
+)
 from gridwatch.store import Database
 
 
 async def test_real_uvicorn_serves_probes_metrics_and_limits(db: Database) -> None:
     readiness = FlagReadiness(broker_connected=False)
     app = create_app(db=db, readiness=readiness, settings=load_settings(profile="test"))
+    headers = {"Authorization": f"Bearer {await create_token(db, 'viewer', 'uvicorn test')}"}
     async with ApiServer(app, "127.0.0.1", 0) as server:
         assert server.port > 0
-        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10, headers=headers) as http:
             assert (await http.get("/healthz")).json() == {"status": "ok"}
             not_ready = await http.get("/readyz")
             assert not_ready.status_code == 503

@@ -33,6 +33,12 @@ async def test_demo_against_real_services(
         assert code == 0
         text = out.getvalue()
         assert "gridwatch API on http://127.0.0.1:" in text
+        # The notices customers would get, printed by the console channel, in both languages.
+        notices = [line for line in text.splitlines() if line.startswith("notice [")]
+        assert any(n.startswith("notice [outage_detected") and "(vi)]" in n for n in notices), text
+        assert any(n.startswith("notice [outage_detected") and "(en)]" in n for n in notices), text
+        assert any("Mất điện" in n for n in notices)
+        assert any("Power outage" in n for n in notices)
         db = await Database.open(database_url, schema_name)
         async with db.connection() as conn:
             cur = await conn.execute("SELECT count(*) FROM readings")

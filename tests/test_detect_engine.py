@@ -101,14 +101,21 @@ def test_trip_reclose_is_momentary_lockout_confirms_at_once_close_restores(
     eng.apply(scada_evidence=scada(2, T + 1, d.SCADA_TRIP))
     eng.apply(scada_evidence=scada(2, T + 3, d.SCADA_RECLOSE))
     assert eng.tick(T + 100) == []
-    (m,) = eng.take_momentaries()
-    assert (m.device, m.cause, m.meters) == (2, "scada_reclose", 18)
+    assert eng.take_momentaries() == []  # held: the reclosing sequence may still lock out
     changes = eng.apply(scada_evidence=scada(7, T + 101, d.SCADA_LOCKOUT))
     assert kinds(changes) == [("predicted", 7), ("confirmed", 7)]
     (o,) = eng.open_outages()
     assert o.cause == "scada_lockout"
     assert o.start_s == T + 101
     eng.tick(T + 400)
+    (m,) = eng.take_momentaries()  # no lockout on 2 within reclose_sequence_s
+    assert (m.device, m.cause, m.meters, m.start_s, m.end_s) == (
+        2,
+        "scada_reclose",
+        18,
+        T + 1,
+        T + 3,
+    )
     eng.apply(rows(meters_of(8), T + 401, d.POWER_RESTORE))
     changes = eng.apply(scada_evidence=scada(7, T + 400, d.SCADA_CLOSE))
     assert o.state == "partially_restored"
@@ -185,22 +192,73 @@ def test_still_dark_after_upstream_restored_becomes_nested_no_false_restored(
     assert nested.meters_restored == 6
 
 
-def test_two_outages_merge_when_they_share_the_upstream_device(eng: OutageEngine) -> None:
-    eng.apply(rows(meters_of(5), T + 30, d.READING, 230.0))
+def test_an_outage_grows_when_late_evidence_shows_its_upstream_device_out(
+    eng: OutageEngine,
+) -> None:
     eng.apply(rows(meters_of(4)[::2], T + 1, d.LAST_GASP))
-    eng.apply(rows(meters_of(6)[::2], T + 2, d.LAST_GASP))
     eng.tick(T + 50)
-    assert sorted(o.device for o in eng.open_outages()) == [4, 6]
-    first = next(o for o in eng.open_outages() if o.device == 4)
-    eng.tick(T + 200)
-    changes = eng.apply(rows(meters_of(5)[::2], T + 200, d.LAST_GASP))
+    (first,) = eng.open_outages()
+    assert first.device == 4
+    # Late evidence: transformers 5 and 6 went dark at the same moment (delayed gasps),
+    # within merge_window_s of the outage's start: one fault upstream, one outage.
+    changes = eng.apply(rows(meters_of(5)[::2] + meters_of(6)[::2], T + 2, d.LAST_GASP))
     assert ("grew", 2) in kinds(changes)
-    assert ("merged_into", 6) in kinds(changes)
     (o,) = eng.open_outages()
     assert o is first
     assert o.device == 2
     assert o.start_s == T + 1
     assert o.meters_affected == 18
+
+
+def test_an_earlier_separate_fault_is_not_merged_into_a_later_upstream_outage(
+    eng: OutageEngine,
+) -> None:
+    """Transformers 4 and 6 fail at T+1; transformer 5 is read lit at T+30 and goes dark
+    at T+200 with the rest of the recloser: two faults, not one from T+1. The earlier
+    outages stay open beneath the recloser's (nested), and nobody's start is moved back."""
+    eng.apply(rows(meters_of(5), T + 30, d.READING, 230.0))
+    eng.apply(rows(meters_of(4)[::2], T + 1, d.LAST_GASP))
+    eng.apply(rows(meters_of(6)[::2], T + 2, d.LAST_GASP))
+    eng.tick(T + 50)
+    early = {o.device: o for o in eng.open_outages()}
+    assert sorted(early) == [4, 6]
+    eng.tick(T + 200)
+    eng.apply(rows(meters_of(5)[::2], T + 200, d.LAST_GASP))
+    changes = eng.tick(T + 250)
+    assert ("predicted", 2) in kinds(changes)
+    assert not any(k in ("grew", "merged_into") for k, _ in kinds(changes))
+    by_dev = {o.device: o for o in eng.open_outages()}
+    assert sorted(by_dev) == [2, 4, 6]
+    assert by_dev[4] is early[4] and by_dev[6] is early[6]
+    assert by_dev[2].start_s == T + 200
+    assert sorted(by_dev[2].meters.tolist()) == meters_of(5)  # 4's and 6's stay theirs
+
+
+def test_a_lockout_upstream_of_an_earlier_fault_keeps_it_and_restores_it_on_its_own(
+    eng: OutageEngine,
+) -> None:
+    """A fuse blew a minute before its breaker locked out (storm seed 2): the fuse outage
+    stays open under the breaker's; when the breaker closes, the fuse's meters are still
+    dark and stay in the fuse's outage, nobody there is told "restored"."""
+    eng.apply(rows(meters_of(4) + meters_of(5), T + 1, d.LAST_GASP))
+    eng.tick(T + 50)
+    (fuse,) = eng.open_outages()
+    assert fuse.device == 3
+    changes = eng.apply(scada_evidence=scada(1, T + 60, d.SCADA_LOCKOUT), now_s=T + 60)
+    assert [k for k in kinds(changes) if k[0] in ("predicted", "confirmed")] == [
+        ("predicted", 1),
+        ("confirmed", 1),
+    ]
+    by_dev = {o.device: o for o in eng.open_outages()}
+    assert sorted(by_dev) == [1, 3] and by_dev[3] is fuse
+    brk = by_dev[1]
+    assert brk.start_s == T + 60
+    assert not set(brk.meters.tolist()) & set(meters_of(4) + meters_of(5))
+    eng.apply(scada_evidence=scada(1, T + 600, d.SCADA_CLOSE), now_s=T + 600)
+    eng.apply(rows(meters_of(6), T + 601, d.POWER_RESTORE), now_s=T + 601)
+    eng.tick(T + 700)
+    assert brk.state == "restored"
+    assert fuse.is_open and fuse.meters_out == 12 and fuse.meters_restored == 0
 
 
 def test_planned_outage_suppresses_detection_inside_its_window(eng: OutageEngine) -> None:
@@ -289,3 +347,52 @@ def test_configuration_and_topology_are_validated() -> None:
         Network.build([1, 0], [1, 1], np.zeros(0, np.int32))
     with pytest.raises(TopologyError, match="outside"):
         Network.build([-1], [1], np.array([3], np.int32))
+
+
+def test_recloser_shots_before_a_lockout_are_part_of_the_sustained_outage(
+    eng: OutageEngine,
+) -> None:
+    """IEEE 1366: trip, reclose, trip, reclose, trip, lockout is one sustained interruption
+    from the first trip, not two momentaries and an outage."""
+    seq = [
+        (T + 1, d.SCADA_TRIP),
+        (T + 3, d.SCADA_RECLOSE),
+        (T + 3.2, d.SCADA_TRIP),
+        (T + 18, d.SCADA_RECLOSE),
+        (T + 18.2, d.SCADA_TRIP),
+        (T + 18.21, d.SCADA_LOCKOUT),
+    ]
+    changes = []
+    for ts, kind in seq:
+        changes += eng.apply(scada_evidence=scada(2, ts, kind), now_s=ts)
+    assert ("confirmed", 2) in kinds(changes)
+    (o,) = eng.open_outages()
+    assert o.start_s == T + 1  # the first trip, not the lockout
+    assert [e.detail["shots"] for e in o.timeline if e.kind == "reclose_shots"] == [2]
+    eng.tick(T + 1000)
+    assert eng.take_momentaries() == []  # never released, however long we wait
+    eng.apply(scada_evidence=scada(2, T + 1001, d.SCADA_CLOSE))
+    eng.tick(T + 2000)
+    assert eng.take_momentaries() == []
+
+
+def test_recloser_shots_that_end_in_a_successful_reclose_are_momentaries(
+    eng: OutageEngine,
+) -> None:
+    for ts, kind in [
+        (T + 1, d.SCADA_TRIP),
+        (T + 3, d.SCADA_RECLOSE),
+        (T + 3.2, d.SCADA_TRIP),
+        (T + 18, d.SCADA_RECLOSE),
+    ]:
+        eng.apply(scada_evidence=scada(2, ts, kind), now_s=ts)
+    eng.tick(T + 18 + 119)
+    assert eng.take_momentaries() == []
+    assert eng.open_outages() == []
+    eng.tick(T + 18 + 120)
+    shots = eng.take_momentaries()
+    assert [(m.device, m.start_s, m.end_s) for m in shots] == [
+        (2, T + 1, T + 3),
+        (2, T + 3.2, T + 18),
+    ]
+    assert eng.open_outages() == []

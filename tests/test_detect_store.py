@@ -82,6 +82,7 @@ async def test_momentaries_planned_and_reports(db: Database) -> None:
             [(2, T + 1, d.SCADA_TRIP), (2, T + 2, d.SCADA_RECLOSE)], dtype=d.SCADA_EVIDENCE_DTYPE
         )
     )
+    eng.tick(T + 2 + eng.config.reclose_sequence_s)  # the sequence ended without a lockout
     assert await record_momentaries(db, momentary_rows(eng.take_momentaries(), NAMES)) == 1
     assert await momentary_customer_interruptions(db, T, T + 10) == 18
     await add_planned_outage(db, PlannedRow("works-7", "D3", "north", T, T + 3600, "pole"))

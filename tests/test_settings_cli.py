@@ -30,6 +30,8 @@ def test_production_with_real_secrets_starts(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("GRIDWATCH_API_SECRET", "s3cret-from-vault")
     monkeypatch.setenv("GRIDWATCH_TWILIO_AUTH_TOKEN", "tw-token-from-vault")
     monkeypatch.setenv("GRIDWATCH_DATABASE_URL", "postgresql://gw:pw@db:5432/gridwatch")
+    monkeypatch.setenv("GRIDWATCH_NOTIFY_LINK_SECRET", "link-secret-from-vault")
+    monkeypatch.setenv("GRIDWATCH_PUBLIC_BASE_URL", "https://gridwatch.example.vn")
     settings = load_settings()
     assert settings.api_secret.get_secret_value() == "s3cret-from-vault"
     assert "s3cret" not in repr(settings)  # secrets never printed

@@ -8,6 +8,11 @@ Model (documented in docs/etr-model.md):
   * Every other outage waits for the next free crew, then takes ``travel_s`` plus a repair
     time drawn from the quiet-day (storm level 0) model of its class: in quiet times there
     is no queue, so quiet-day durations are the best history of "crew time per job".
+  * Outages still to come (``arrival_rate_per_s`` per zone, over ``arrival_horizon_s``):
+    a Poisson number per run, at uniform times, each a copy (priority and class) of one of
+    the zone's open outages drawn at random. A free crew takes the waiting job of highest
+    priority, so a large outage that starts later is served before a small one waiting now
+    (the way a utility dispatches in a storm).
   * A zone's global ETR is the time by which ``zone_fraction`` of its affected customers
     are restored, per run; quantiles are taken over runs.
 Draws are inverse-CDF from uniforms the wrapper generates with ``numpy.random.default_rng
@@ -52,7 +57,13 @@ def _backlog_kernel(
     repair_class: npt.NDArray[np.int64],
     elapsed_s: npt.NDArray[np.float64],
     customers: npt.NDArray[np.float64],
+    priority: npt.NDArray[np.float64],
     uniforms: npt.NDArray[np.float64],
+    arr_zone_start: npt.NDArray[np.int64],
+    arr_time_s: npt.NDArray[np.float64],
+    arr_priority: npt.NDArray[np.float64],
+    arr_class: npt.NDArray[np.int64],
+    arr_uniform: npt.NDArray[np.float64],
     family: npt.NDArray[np.int64],
     p1: npt.NDArray[np.float64],
     p2: npt.NDArray[np.float64],
@@ -63,10 +74,15 @@ def _backlog_kernel(
     travel_s: float,
     zone_fraction: float,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Run r, zone z: future arrivals are ``arr_*[r, arr_zone_start[r, z]:arr_zone_start[r,
+    z + 1]]``, sorted by ``arr_time_s`` (offset from now). A free crew takes the waiting job
+    of highest priority; a known outage wins ties (it has waited longer)."""
     runs, n = uniforms.shape
     n_zones = crews.shape[0]
     finish = np.empty((runs, n))
     zone_done = np.zeros((runs, n_zones))
+    max_arr = arr_time_s.shape[1]
+    taken = np.zeros(max_arr, dtype=np.bool_)
     for r in range(runs):
         for z in range(n_zones):
             lo = zone_start[z]
@@ -74,6 +90,10 @@ def _backlog_kernel(
             m = hi - lo
             if m == 0:
                 continue
+            a_lo = arr_zone_start[r, z]
+            a_hi = arr_zone_start[r, z + 1]
+            for j in range(a_lo, a_hi):
+                taken[j] = False
             n_crew = crews[z]
             heap = np.zeros(n_crew)
             busy = min(n_crew, m)
@@ -94,9 +114,24 @@ def _backlog_kernel(
                 finish[r, i] = t - elapsed_s[i]
                 heap[k] = finish[r, i]
             heap.sort()  # a sorted array is a valid min-heap
-            for k in range(busy, m):
+            k = busy
+            while k < m:
+                now = heap[0]
                 i = order[lo + k]
-                c = repair_class[i]
+                best = -1
+                for j in range(a_lo, a_hi):
+                    if arr_time_s[r, j] > now:
+                        break
+                    if not taken[j] and (best < 0 or arr_priority[r, j] > arr_priority[r, best]):
+                        best = j
+                arrival = best >= 0 and arr_priority[r, best] > priority[i]
+                if arrival:
+                    taken[best] = True
+                    c = arr_class[r, best]
+                    u = arr_uniform[r, best]
+                else:
+                    c = repair_class[i]
+                    u = uniforms[r, i]
                 repair = conditional_quantile(
                     family[c],
                     p1[c],
@@ -106,12 +141,14 @@ def _backlog_kernel(
                     log_min,
                     width,
                     0.0,
-                    uniforms[r, i],
+                    u,
                 )
-                done = heap[0] + travel_s + repair
-                finish[r, i] = done
+                done = now + travel_s + repair
                 heap[0] = done
                 _sift_down(heap, n_crew)
+                if not arrival:
+                    finish[r, i] = done
+                    k += 1
             # Time by which zone_fraction of the zone's customers have power back.
             times = np.empty(m)
             weights = np.empty(m)
@@ -149,12 +186,67 @@ def queue_order(
     priority: npt.NDArray[np.float64],
     elapsed_s: npt.NDArray[np.float64],
     n_zones: int,
+    in_work: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Outages sorted by zone, then priority desc, then oldest first; and zone offsets."""
-    order = np.lexsort((-elapsed_s, -priority, zone_index)).astype(np.int64)
+    """Outages sorted by zone, then known to be in work (a crew on site) first, then priority
+    desc, then oldest first; and zone offsets."""
+    working = np.zeros(zone_index.shape[0]) if in_work is None else in_work.astype(np.float64)
+    order = np.lexsort((-elapsed_s, -priority, -working, zone_index)).astype(np.int64)
     counts = np.bincount(zone_index, minlength=n_zones)
     zone_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return order, zone_start
+
+
+def _draw_arrivals(
+    rng: np.random.Generator,
+    runs: int,
+    zone_index: npt.NDArray[np.int64],
+    priority: npt.NDArray[np.float64],
+    repair_class: npt.NDArray[np.int64],
+    rate_per_s: npt.NDArray[np.float64],
+    horizon_s: float,
+    max_arrivals: int,
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+]:
+    """Future outages per run, grouped by zone and sorted by time within a zone: (zone
+    offsets [runs, n_zones + 1], time, priority, class, repair uniform [runs, width]).
+    A run over ``max_arrivals`` has its zones' counts scaled down to fit."""
+    n_zones = rate_per_s.shape[0]
+    # How long the recent rate lasts is unknown: exponential with mean ``horizon_s`` per run
+    # (a fixed horizon gave intervals too narrow on the development seeds).
+    run_horizon_s = rng.exponential(horizon_s, size=(runs, 1)) if horizon_s > 0 else np.zeros((runs, 1))
+    counts = rng.poisson(rate_per_s[None, :] * run_horizon_s).astype(np.int64)
+    # A zone with no open outage has nothing to copy a size from.
+    counts[:, np.bincount(zone_index, minlength=n_zones) == 0] = 0
+    over = counts.sum(axis=1) > max_arrivals
+    if np.any(over):  # scale down proportionally, keeping the total within the cap
+        scaled = counts[over] * max_arrivals // counts[over].sum(axis=1, keepdims=True)
+        counts[over] = scaled
+    width = max(int(counts.sum(axis=1).max()) if runs else 0, 1)
+    zone_off = np.zeros((runs, n_zones + 1), dtype=np.int64)
+    zone_off[:, 1:] = np.cumsum(counts, axis=1)
+    t = np.full((runs, width), np.inf)
+    prio = np.zeros((runs, width))
+    cls = np.zeros((runs, width), dtype=np.int64)
+    u = np.full((runs, width), 0.5)
+    members = [np.flatnonzero(zone_index == z) for z in range(n_zones)]
+    for r in range(runs):
+        for z in range(n_zones):
+            c = int(counts[r, z])
+            if c == 0:
+                continue
+            lo = int(zone_off[r, z])
+            t[r, lo : lo + c] = np.sort(rng.uniform(0.0, float(run_horizon_s[r, 0]), c))
+            pick = members[z][rng.integers(0, members[z].size, c)]
+            prio[r, lo : lo + c] = priority[pick]
+            cls[r, lo : lo + c] = repair_class[pick]
+            u[r, lo : lo + c] = np.clip(rng.random(c), 1e-9, 1.0 - 1e-9)
+    return zone_off, t, prio, cls, u
 
 
 def backlog_etr(
@@ -171,6 +263,10 @@ def backlog_etr(
     travel_s: float = 1800.0,
     zone_fraction: float = 0.9,
     probs: npt.NDArray[np.float64] = DEFAULT_PROBS,
+    in_work: npt.NDArray[np.bool_] | None = None,
+    arrival_rate_per_s: npt.NDArray[np.float64] | None = None,
+    arrival_horizon_s: float = 0.0,
+    max_arrivals: int = 5000,
 ) -> BacklogResult:
     """Simulate the crew queues; see the module docstring for the model."""
     n = class_code.shape[0]
@@ -198,10 +294,23 @@ def backlog_etr(
         raise ValueError("customers must be finite and >= 0")
     if not (1 <= runs <= 100_000 and 0.0 < zone_fraction <= 1.0 and 0.0 <= travel_s < 86400.0):
         raise ValueError("runs in 1..100000, zone_fraction in (0, 1], travel_s in [0, 1 day)")
-    order, zone_start = queue_order(zone_index, priority, elapsed_s, n_zones)
+    if in_work is not None and (in_work.dtype != np.bool_ or in_work.shape != (n,)):
+        raise ValueError(f"in_work must be bool[{n}]")
+    rate = np.zeros(n_zones) if arrival_rate_per_s is None else arrival_rate_per_s
+    if rate.dtype != np.float64 or rate.shape != (n_zones,):
+        raise ValueError(f"arrival_rate_per_s must be float64[{n_zones}]")
+    if not (np.all(np.isfinite(rate)) and np.all(rate >= 0.0)):
+        raise ValueError("arrival_rate_per_s must be finite and >= 0")
+    if not (0.0 <= arrival_horizon_s <= 7 * 86400.0) or not (0 <= max_arrivals <= 1_000_000):
+        raise ValueError("arrival_horizon_s in [0, 7 days], max_arrivals in 0..1000000")
+    order, zone_start = queue_order(zone_index, priority, elapsed_s, n_zones, in_work)
     rng = np.random.default_rng(seed)
     # Kept off the exact 0/1 ends where a quantile is infinite.
     uniforms = np.clip(rng.random((runs, n)), 1e-9, 1.0 - 1e-9)
+    repair_class = with_storm_level(class_code, 0)
+    arrivals = _draw_arrivals(
+        rng, runs, zone_index, priority, repair_class, rate, arrival_horizon_s, max_arrivals
+    )
     # Zones where nobody is counted as a customer fall back to one per outage.
     weights = customers.copy()
     zone_customers = np.bincount(zone_index, weights=customers, minlength=n_zones)
@@ -210,10 +319,12 @@ def backlog_etr(
         order,
         zone_start,
         crews_per_zone,
-        with_storm_level(class_code, 0),
+        repair_class,
         elapsed_s,
         weights,
+        priority,
         uniforms,
+        *arrivals,
         model.family,
         model.p1,
         model.p2,

@@ -64,9 +64,9 @@ class RunnerConfig:
     max_batches_per_step: int = 500
     persist_retry_min_s: float = 0.5
     persist_retry_max_s: float = 30.0
-    # Re-parent the engine's network when SCADA reports a tie operated. Off by default:
-    # the engine then declares outages on the re-parented open devices (see the report).
-    follow_switching: bool = False
+    # Re-parent the engine's network when SCADA reports a tie operated, so a section fed
+    # through a tie is judged on the tree that feeds it (SCADA acts through the gates).
+    follow_switching: bool = True
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.tick_interval_s) and self.tick_interval_s > 0):

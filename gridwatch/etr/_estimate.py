@@ -41,6 +41,10 @@ class EtrConfig:
     backlog_runs: int = 200
     seed: int = 0
     zone_fraction: float = 0.9
+    # Outages still to come in a backlogged zone: the rate of the open outages that started
+    # in the last ``arrival_window_s``, continued for ``arrival_horizon_s`` (0 = none).
+    arrival_window_s: float = 3600.0
+    arrival_horizon_s: float = 3600.0
     critical_weight: float = 50.0  # one critical load counts like 50 ordinary customers
     min_remaining_s: float = 300.0
     max_override_ahead_s: float = 14 * 86400.0
@@ -65,6 +69,8 @@ class OpenOutage:
     customers_affected: int = 0
     critical_customers: int = 0
     open_at_start: int | None = None  # outages open when it started (storm level); None = now
+    # A crew is dispatched to it or on site: it is in work, not waiting in the crew queue.
+    crew_assigned: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,9 @@ def estimate_etrs(
         ],
         dtype=np.float64,
     )
+    window_s = max(cfg.arrival_window_s, 1.0)
+    recent = (started > now_s - window_s) & (started <= now_s)
+    arrival_rate = np.bincount(zone_index[recent], minlength=len(zone_names)) / window_s
     backlog = backlog_etr(
         model,
         codes,
@@ -230,6 +239,9 @@ def estimate_etrs(
         seed=cfg.seed,
         travel_s=cfg.travel_s,
         zone_fraction=cfg.zone_fraction,
+        in_work=np.array([o.crew_assigned for o in outages], dtype=np.bool_),
+        arrival_rate_per_s=arrival_rate.astype(np.float64),
+        arrival_horizon_s=cfg.arrival_horizon_s,
     )
     per_zone_open = np.bincount(zone_index, minlength=len(zone_names))
     backlogged = per_zone_open[zone_index] > crews[zone_index]
@@ -285,6 +297,8 @@ def estimate_etrs(
                 "runs": backlog.runs,
                 "seed": backlog.seed,
                 "travel_s": cfg.travel_s,
+                "arrivals_per_h": round(float(arrival_rate[z]) * 3600.0, 3),
+                "arrival_horizon_s": cfg.arrival_horizon_s,
             }
             q = backlog_etr_s[i]
         else:

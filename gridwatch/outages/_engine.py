@@ -71,6 +71,8 @@ class OutageEngine:
         self._ping_queue: list[tuple[int, str]] = []  # (meter, reason)
         self._outstanding: dict[int, tuple[str, float, str]] = {}  # meter -> (id, at, reason)
         self._momentaries: list[Momentary] = []
+        # device -> recloser shots (trip + reclose) of a sequence that may still lock out
+        self._shots: dict[int, list[Momentary]] = {}
         self._suspected: dict[int, float] = {}  # device -> when its neighbours were pinged
         self.rejected: Counter[str] = Counter()
         self.last_rejects: list[EvidenceReject] = []
@@ -165,7 +167,27 @@ class OutageEngine:
             self._log(o, at, "topology_changed", {"devices": network.n_devices})
             for o in self._open()
         ]
+        self._recheck_moved_meters()
         return changes + self._reconcile()
+
+    def _recheck_moved_meters(self) -> None:
+        """Meters an open outage holds as out that the switching moved out from under its
+        device (fed through a tie now): their "off" says how things were before the switch,
+        not now. Left as is, the stale gasps would point at the live feeder's devices
+        (a false outage upstream of any new fault there). They become unknown and are
+        pinged: an answer restores them one by one, silence makes them "off" afresh."""
+        ms = self.meter_state
+        for o in self._open():
+            out = o.meters[o.meter_status == METER_OUT]
+            if not out.size:
+                continue
+            moved = out[~np.isin(out, self.network.meters_under(o.device))]
+            moved = moved[ms.state[moved] == det.OFF]
+            if not moved.size:
+                continue
+            ms.state[moved] = det.UNKNOWN
+            for m in moved.tolist():
+                self._ping_queue.append((int(m), "restore"))
 
     def adopt(self, outages: Iterable[Outage]) -> None:
         """Take back open outages persisted before a restart (same keys, same devices).
@@ -272,9 +294,10 @@ class OutageEngine:
                     self._trip_s[dev] = ts
             elif kind == det.SCADA_RECLOSE:
                 if not np.isnan(self._trip_s[dev]) and dev not in self._open_by_device:
-                    # trip + reclose is a momentary by definition, however long it took
+                    # trip + reclose is a momentary by definition, however long it took;
+                    # held until the sequence ends (a lockout folds it into the outage)
                     meters = self.network.meters_under(dev)
-                    self._momentaries.append(
+                    self._shots.setdefault(dev, []).append(
                         Momentary(
                             dev,
                             float(self._trip_s[dev]),
@@ -286,6 +309,12 @@ class OutageEngine:
                     )
                     self._pending.pop(dev, None)
                 self._trip_s[dev] = np.nan
+            elif kind == det.SCADA_LOCKOUT and dev in self._shots:
+                # IEEE 1366: the shots before a lockout are part of the sustained outage,
+                # which began at the first trip of the sequence.
+                first = self._shots[dev][0].start_s
+                t = self._trip_s[dev]
+                self._trip_s[dev] = first if np.isnan(t) else min(float(t), first)
             else:
                 self._trip_s[dev] = np.nan if kind == det.SCADA_CLOSE else self._trip_s[dev]
             if dev in self._open_by_device:
@@ -294,19 +323,25 @@ class OutageEngine:
         return changes
 
     def _forced(self) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
-        kind = self._scada_kind
+        # SCADA acts on the link a device's switch cuts: on a re-parented path that is the
+        # link above another node (``gate``); a device that gates no node forces nothing
+        # (e.g. a recloser opened to isolate a section now fed through a tie).
+        gate = self.network.gates
+        kind = self._scada_kind[gate]
+        scada_ts = self._scada_ts[gate]
+        trip_s = self._trip_s[gate]
         forced = np.zeros(kind.shape[0], dtype=np.int8)
         out = np.isin(kind, (det.SCADA_OPEN, det.SCADA_LOCKOUT, det.SCADA_TRIP))
         forced[out] = det.FORCED_OUT
         closed = np.isin(kind, (det.SCADA_CLOSE, det.SCADA_RECLOSE)) & (
-            self._scada_ts >= self.now_s - self.config.scada_close_trust_s
+            scada_ts >= self.now_s - self.config.scada_close_trust_s
         )
         forced[closed] = det.FORCED_IN
-        onset = np.where(np.isnan(self._trip_s), self._scada_ts, self._trip_s)
+        onset = np.where(np.isnan(trip_s), scada_ts, trip_s)
         return forced, np.ascontiguousarray(onset, dtype=np.float64)
 
     def _suppressed(self) -> npt.NDArray[np.bool_]:
-        sup = self.network.is_open.copy()
+        sup = self.network.cut.copy()
         for p in self._planned.values():
             if p.start_s <= self.now_s < p.end_s and p.device < sup.shape[0]:
                 sup[p.device] = True
@@ -333,7 +368,28 @@ class OutageEngine:
 
     # -------------------------------------------------------- the lifecycle
 
+    def _release_shots(self) -> None:
+        """Recloser shots whose sequence ended without a lockout become momentaries."""
+        window = self.config.reclose_sequence_s
+        for dev, shots in list(self._shots.items()):
+            if dev in self._open_by_device:
+                continue  # folded when the outage on it was declared
+            if self.now_s - shots[-1].end_s >= window and np.isnan(self._trip_s[dev]):
+                self._momentaries.extend(shots)
+                del self._shots[dev]
+
+    def _fold_shots(self, o: Outage) -> list[OutageChange]:
+        """An outage declared on a device with held shots: they were its first
+        interruptions (IEEE 1366), not momentaries; its start is the first trip."""
+        shots = self._shots.pop(int(self.network.gates[o.device]), None)
+        if not shots:
+            return []
+        o.start_s = min(o.start_s, shots[0].start_s)
+        detail: dict[str, object] = {"shots": len(shots), "first_trip_s": shots[0].start_s}
+        return [self._log(o, self.now_s, "reclose_shots", detail)]
+
     def _reconcile(self) -> list[OutageChange]:
+        self._release_shots()
         net = self.network
         forced, forced_onset = self._forced()
         suppressed = self._suppressed()
@@ -368,29 +424,33 @@ class OutageEngine:
                 self._covered_s[d] = self.now_s
                 continue  # already inside a bigger open outage
             onset = float(inf.onset_s[d])
-            # Out since before its parent outage ended: judge it from that end, not from
-            # its old onset (a device left open for seconds after the upstream repair).
-            since = max(onset, self._covered_s.get(d, -math.inf))
-            sustained_scada = (
-                forced[d] == det.FORCED_OUT and int(self._scada_kind[d]) in _SUSTAINED_SCADA
-            )
-            if not (sustained_scada or self.now_s - since >= delay):
-                self._pending.setdefault(d, onset)  # may still be a momentary
-                continue
             below = [o for o in self._open() if o.device != d and net.is_under(o.device, d)]
-            self._pending.pop(d, None)
             own_onset = self._own_onset(d, below, forced, forced_onset)
             # Outages beneath that began well before this device went out are separate,
             # earlier faults: they stay open (nested under it), only the rest merge.
             merging = [o for o in below if o.start_s >= own_onset - self.config.merge_window_s]
+            if below and not merging:
+                onset = own_onset  # a new fault: its own delay, from its own evidence
+            # Out since before its parent outage ended: judge it from that end, not from
+            # its old onset (a device left open for seconds after the upstream repair).
+            since = max(onset, self._covered_s.get(d, -math.inf))
+            sustained_scada = (
+                forced[d] == det.FORCED_OUT
+                and int(self._scada_kind[net.gates[d]]) in _SUSTAINED_SCADA
+            )
+            if not (sustained_scada or self.now_s - since >= delay):
+                self._pending.setdefault(d, onset)  # may still be a momentary
+                continue
+            self._pending.pop(d, None)
             if merging:
                 apart = [o for o in below if o not in merging]
                 changes += self._grow(d, merging, inf, apart=apart, own_onset_s=own_onset)
                 continue
-            under = net.meters_under(d)
-            start = own_onset if below and math.isfinite(own_onset) else onset
-            if not self._already_out(under).all() and not self._all_lit_since(under, start):
-                changes += self._declare(d, inf, sustained_scada, start_s=start)
+            # Only meters nobody else holds and nothing suppresses: after a tie re-parents
+            # the network, an open device can be left with none (nobody dark, no outage).
+            held = self._held_meters(d, inf)
+            if held.size and not self._all_lit_since(held, onset):
+                changes += self._declare(d, inf, sustained_scada, start_s=onset)
 
         # 2. Candidates that vanished before the delay: momentary, or just re-explained.
         for d, onset in list(self._pending.items()):
@@ -515,10 +575,15 @@ class OutageEngine:
             held |= np.isin(meters, o.meters[o.meter_status == METER_OUT])
         return held
 
-    def _new_outage(self, d: int, inf: det.Inference, cause: str, start_s: float) -> Outage:
+    def _held_meters(self, d: int, inf: det.Inference) -> I32:
+        """The meters a new outage on ``d`` would hold: beneath it, not suppressed, not
+        already out in another open outage."""
         meters = self.network.meters_under(d)
         meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
-        meters = meters[~self._already_out(meters)]
+        return meters[~self._already_out(meters)]
+
+    def _new_outage(self, d: int, inf: det.Inference, cause: str, start_s: float) -> Outage:
+        meters = self._held_meters(d, inf)
         o = Outage(
             key=uuid.uuid4().hex,
             device=d,
@@ -538,7 +603,7 @@ class OutageEngine:
     def _declare(
         self, d: int, inf: det.Inference, sustained_scada: bool, *, start_s: float | None = None
     ) -> list[OutageChange]:
-        kind = int(self._scada_kind[d])
+        kind = int(self._scada_kind[self.network.gates[d]])
         cause = f"scada_{det.SCADA_KIND_NAMES[kind]}" if inf.margin[d] > 1e11 else "inferred"
         start = float(inf.onset_s[d]) if start_s is None else start_s
         o = self._new_outage(d, inf, cause, start)
@@ -550,6 +615,7 @@ class OutageEngine:
             "confidence": round(o.confidence, 6),
         }
         changes = [self._log(o, self.now_s, "predicted", detail)]
+        changes += self._fold_shots(o)
         if sustained_scada or cause.startswith("scada"):
             changes.append(self._set_state(o, "confirmed", "confirmed", {"why": cause}))
         else:
@@ -634,6 +700,7 @@ class OutageEngine:
         self._open_by_device[d] = keep.key
         for o in others:
             changes.append(self._set_state(o, "cancelled", "merged_into", {"into": keep.key}))
+        changes += self._fold_shots(keep)
         changes.append(
             self._log(
                 keep,

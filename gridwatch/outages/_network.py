@@ -20,6 +20,10 @@ class Network:
     meter_device: npt.NDArray[np.int32]
     meter_customer: npt.NDArray[np.int32]  # -1 when none
     tree: TreeIndex
+    # Which device's switch cuts the link from each node to its parent. The identity,
+    # except on a path a closed tie re-parented: there the open/closed state and SCADA of
+    # ``gate[n]``, not of ``n``, decide whether ``n``'s subtree is fed.
+    gate: npt.NDArray[np.int32] | None = None
     _meters_by_tin: npt.NDArray[np.int32] = field(init=False, repr=False)
     _meter_tin_sorted: npt.NDArray[np.int32] = field(init=False, repr=False)
 
@@ -32,6 +36,7 @@ class Network:
         *,
         is_open: npt.ArrayLike | None = None,
         meter_customer: npt.ArrayLike | None = None,
+        gate: npt.ArrayLike | None = None,
     ) -> Network:
         """Validate and freeze; every problem becomes a TopologyError."""
         p = np.ascontiguousarray(parent, dtype=np.int32)
@@ -57,13 +62,22 @@ class Network:
         )
         if mc.shape != (n_m,):
             problems.append("meter_customer must have one entry per meter")
+        g = (
+            np.arange(n_dev, dtype=np.int32)
+            if gate is None
+            else np.ascontiguousarray(gate, dtype=np.int32)
+        )
+        if g.shape != (n_dev,) or (n_dev and (int(g.min()) < 0 or int(g.max()) >= n_dev)):
+            problems.append("gate must have one device index per device")
         try:
             tree = tree_index(p)
         except ValueError as exc:
             problems.append(str(exc))
         if problems:
             raise TopologyError(problems)
-        return cls(parent=p, kind=k, is_open=op, meter_device=md, meter_customer=mc, tree=tree)
+        return cls(
+            parent=p, kind=k, is_open=op, meter_device=md, meter_customer=mc, tree=tree, gate=g
+        )
 
     @classmethod
     def from_topology(cls, topology: Topology) -> Network:
@@ -73,6 +87,7 @@ class Network:
             topology.meters.device,
             is_open=topology.devices.is_open,
             meter_customer=topology.meters.customer,
+            gate=topology.devices.gate,
         )
 
     @property
@@ -103,6 +118,17 @@ class Network:
         lo = np.searchsorted(self._meter_tin_sorted, t.tin[device], side="left")
         hi = np.searchsorted(self._meter_tin_sorted, t.tout[device], side="left")
         return np.sort(self._meters_by_tin[lo:hi])
+
+    @property
+    def gates(self) -> npt.NDArray[np.int32]:
+        if self.gate is None:
+            return np.arange(self.n_devices, dtype=np.int32)
+        return self.gate
+
+    @property
+    def cut(self) -> npt.NDArray[np.bool_]:
+        """Per node: the link to its parent is open (its gate device is open)."""
+        return self.is_open[self.gates]
 
     def __post_init__(self) -> None:
         # Meters ordered by the pre-order number of their device: a subtree is a slice.

@@ -40,6 +40,10 @@ class EngineConfig:
     # a separate, earlier fault: it stays open beneath the new upstream outage instead of
     # being merged into it (a fuse blown a minute before its breaker locked out).
     merge_window_s: float = 30.0
+    # Recloser shots (trip + reclose) are held this long after the last reclose: a lockout
+    # (or any outage on that device) within it makes them part of the sustained outage
+    # (IEEE 1366), else they are released as momentaries.
+    reclose_sequence_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not 30.0 <= self.declaration_delay_s <= 60.0:
@@ -51,6 +55,7 @@ class EngineConfig:
             "scada_close_trust_s",
             "suspect_window_s",
             "merge_window_s",
+            "reclose_sequence_s",
         ):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0):

@@ -86,6 +86,18 @@ async def customers_told(conn: AsyncConnection, outage_id: int, kinds: Sequence[
     return {str(r[0]) for r in await cur.fetchall()}
 
 
+async def meter_customers(conn: AsyncConnection, meter_ids: Sequence[str]) -> dict[str, str]:
+    """meter -> customer, for the meters that have one."""
+    if not meter_ids:
+        return {}
+    cur = await conn.execute(
+        "SELECT meter_id, customer_id FROM meters"
+        " WHERE meter_id = ANY(%s) AND customer_id IS NOT NULL",
+        [list(meter_ids)],
+    )
+    return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+
 async def lock_open_outage(conn: AsyncConnection, outage_id: int) -> OutageNoticeContext | None:
     """The outage, row-locked until the caller commits, if it is still open; else None.
     Serialises an ETR notice with the detection step that may be restoring the outage."""
@@ -164,6 +176,7 @@ __all__ = [
     "etr_candidates",
     "etr_notice_in",
     "lock_open_outage",
+    "meter_customers",
     "meters_out",
     "notice_contexts",
 ]

@@ -1,0 +1,191 @@
+"""Notifications end to end: a simulated feeder publishes over the real Mosquitto into the
+running service (ingest -> detection -> PostgreSQL, the outbox written in the outage's
+transaction) and the dispatcher sends every notice through the real ``twilio`` client to
+the loopback stand-in, whose signed status callbacks come back to ``/notify/twilio/status``.
+
+The story (the detection e2e's, 40 minutes at 100x on the toy grid): a recloser momentary,
+a fuse outage, a breaker lockout with partial restoration through the tie, and a
+transformer failing under the dark breaker (a nested outage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from test_detection_e2e import STORY
+from test_notify_support import standin
+from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
+
+from gridwatch import load_settings
+from gridwatch._service import NotifyOptions, running_service
+from gridwatch.detection import DeferredReplayClock
+from gridwatch.store import Database, save_topology
+from notifier import DispatcherConfig
+from simulators import Simulation, publish_stream
+from simulators._scenario import scenario_from_dict
+
+__all__ = ["standin"]  # the fixture, imported
+
+SPEED = 100.0
+FROM = "+15005550006"
+
+
+def _phone(i: int) -> str:
+    return f"+8491{i:07d}"
+
+
+async def _customers_reachable_by_sms(db: Database) -> dict[str, tuple[str, str]]:
+    """Every customer on SMS with a number; languages alternate. customer -> (phone, lang)."""
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT customer_id FROM customers ORDER BY customer_id")
+        ids = [str(r[0]) for r in await cur.fetchall()]
+        out = {c: (_phone(i), "en" if i % 2 else "vi") for i, c in enumerate(ids)}
+        async with conn.cursor() as c2:
+            await c2.executemany(
+                "UPDATE customers SET phone_e164 = %s, language = %s, channels = '{sms}'"
+                " WHERE customer_id = %s",
+                [(p, lang, c) for c, (p, lang) in out.items()],
+            )
+    return out
+
+
+async def _notices(db: Database) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT n.customer_id, n.kind, n.status, n.language, n.body, n.address,"
+            " n.provider_id, n.delivery_status, n.not_before, n.outage_id, o.device_id"
+            " FROM notifications n JOIN outages o USING (outage_id) ORDER BY n.notification_id"
+        )
+        cols = [c.name for c in cur.description or []]
+        return [dict(zip(cols, r, strict=True)) for r in await cur.fetchall()]
+
+
+async def test_outage_to_sms_through_the_real_client(
+    db: Database, mqtt_url: str, topic_prefix: str, schema_name: str, standin: TwilioStandin
+) -> None:
+    sim = Simulation(scenario_from_dict(STORY))
+    truth = sim.truth()
+    await save_topology(db, sim.grid.topology)
+    reach = await _customers_reachable_by_sms(db)
+    settings = load_settings(
+        mqtt_url=mqtt_url,
+        mqtt_prefix=topic_prefix,
+        mqtt_client_id=f"notify-e2e-{schema_name}",
+        database_schema=schema_name,
+        api_port=0,
+        ingest_flush_interval_s=0.05,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from_number=FROM,
+        twilio_api_base_url=standin.base_url,
+        twilio_messages_per_s=1000.0,
+        public_base_url="https://gw.example.vn",
+    )
+    clock = DeferredReplayClock(sim.start_s, SPEED)
+    # Leases run on the service clock (event time): 60 wall seconds at this speed.
+    options = NotifyOptions(
+        dispatcher=DispatcherConfig(worker_id="e2e", lease_s=60.0 * SPEED, poll_interval_s=0.1)
+    )
+    async with running_service(settings, db, clock=clock, notify=options) as service:
+        # Twilio's callbacks reach the service on loopback; signatures cover the public URL.
+        standin.callback_base_url = service.api_url
+        runner = service.detection
+        assert runner is not None
+        assert service.dispatcher is not None
+        for _ in range(300):
+            if service.ingest.ready and runner.ready:
+                break
+            await asyncio.sleep(0.1)
+        clock.start()
+        await publish_stream(
+            sim.messages(),
+            mqtt_url,
+            speed=SPEED,
+            prefix=topic_prefix,
+            pings=sim.telemetry,
+            window=(sim.start_s, sim.end_s),
+            linger_s=3.0,
+        )
+        for _ in range(60):  # the last restorations judged and their notices sent
+            rows = await _notices(db)
+            pending = [r for r in rows if r["status"] in ("pending", "sending")]
+            if not runner.snapshot().open_outages and not pending:
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)  # the stand-in's delivery callbacks
+    notices = await _notices(db)
+    text = "\n".join(
+        f"{r['customer_id']} {r['kind']} {r['status']} {r['device_id']}" for r in notices
+    )
+
+    by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in notices:
+        by_customer[r["customer_id"]].append(r)
+    by_device = {o.device_id: o for o in truth.sustained}
+    fuse = {c for c in by_device["Z01-S01-F02-L003-FU"].customer_ids if c}
+    brk = {c for c in by_device["Z01-S01-F01-BRK"].customer_ids if c}
+    tx_truth = by_device["Z01-S01-F01-L002-T02"]
+    tx = {c for c in tx_truth.customer_ids if c}
+    assert fuse
+    assert brk
+    assert tx
+
+    # Per customer and outage: told it began once, told it ended once, in that order.
+    for customer, rows in by_customer.items():
+        per_outage: dict[int, list[str]] = defaultdict(list)
+        for r in rows:
+            if r["kind"] != "etr_updated":
+                per_outage[r["outage_id"]].append(r["kind"])
+        for outage_id, kinds in per_outage.items():
+            assert kinds in (
+                ["outage_detected"],
+                ["still_out_nested"],
+                ["outage_detected", "restored"],
+                ["still_out_nested", "restored"],
+            ), (customer, outage_id, kinds, text)
+    # The fuse (a clean story): exactly one "detected" and one "restored" each.
+    for customer in fuse:
+        kinds = [r["kind"] for r in by_customer[customer] if r["kind"] != "etr_updated"]
+        assert kinds == ["outage_detected", "restored"], (customer, kinds, text)
+    # Everyone the breaker darkened was told, and the last word they got is "restored".
+    for customer in brk:
+        kinds = [r["kind"] for r in by_customer[customer] if r["kind"] != "etr_updated"]
+        assert kinds[:1] + kinds[-1:] == ["outage_detected", "restored"], (customer, kinds)
+    # The nested outage's customers: "still out" when the breaker came back, never
+    # "restored" by the breaker's outage, and "restored" only once the transformer is.
+    repaired_s = min(tx_truth.restore_s)
+    for customer in tx:
+        rows = [r for r in by_customer[customer] if r["kind"] != "etr_updated"]
+        assert "still_out_nested" in [r["kind"] for r in rows], (customer, text)
+        for r in rows:
+            if r["kind"] == "restored":
+                assert r["device_id"] != "Z01-S01-F01-BRK", (customer, text)
+                assert r["not_before"].timestamp() >= repaired_s - 60, (customer, text)
+
+    # Momentaries notify nobody; nor is anyone outside the sustained outages told anything.
+    momentary = {c for o in truth.outages if o.momentary for c in o.customer_ids if c}
+    assert momentary, "the story has a momentary"
+    affected = fuse | brk | tx
+    assert set(by_customer) <= affected, set(by_customer) - affected
+
+    # Sent through the real client, each once, to the right number, in the right language.
+    assert {r["status"] for r in notices} <= {"sent", "superseded"}, text
+    sent = [r for r in notices if r["status"] == "sent"]
+    by_sid = {m["sid"]: m for m in standin.messages}
+    assert len(standin.messages) == len(sent)
+    for r in sent:
+        message = by_sid[r["provider_id"]]
+        phone, language = reach[r["customer_id"]]
+        assert message["to"] == phone
+        assert message["from"] == FROM
+        assert message["body"] == r["body"]
+        assert r["language"] == language
+        if r["kind"] == "outage_detected":
+            assert ("Power outage" if language == "en" else "Mất điện") in r["body"], r["body"]
+        if r["kind"] == "restored":
+            assert ("Power is back" if language == "en" else "có điện trở lại") in r["body"]
+    # Twilio's signed status callbacks came back through /notify/twilio/status.
+    delivered = [r for r in sent if r["delivery_status"] == "delivered"]
+    assert len(delivered) >= len(sent) * 0.9, (len(delivered), len(sent))
