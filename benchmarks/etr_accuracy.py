@@ -229,7 +229,6 @@ def fit_for_scenario(
     settings: dict[str, Any] = {
         "thresholds": thresholds,
         "crews_per_zone": {ZONE: scenario.world.crew.crews},
-        "travel_s": scenario.world.crew.travel_median_s,
     }
     cfg = EtrConfig(**(settings | (config_overrides or {})))
     cols = history_from_records(records, as_of_s=scenario.start_s, thresholds=thresholds)

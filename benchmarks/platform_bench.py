@@ -30,7 +30,7 @@ from fastapi import FastAPI
 
 from gridwatch._embedded import EmbeddedBroker, EmbeddedPostgres
 from gridwatch._settings import load_settings
-from gridwatch.api import ApiServer, FlagReadiness, create_app
+from gridwatch.api import ApiServer, FlagReadiness, create_app, create_token
 from gridwatch.store import Database, drop_schema, ensure_partitions, migrate, write_telemetry
 
 DATABASE_URL = os.environ.get(
@@ -115,11 +115,17 @@ async def bench_api(requests: int, readings: int) -> list[str]:
             results["ours"], results["bare"] = max(ours_runs), max(bare_runs)
 
             latencies: list[float] = []
-            async with httpx.AsyncClient(base_url=server_ours.url, timeout=60) as http:
+            viewer = await create_token(db, "viewer", "platform bench")
+            async with httpx.AsyncClient(
+                base_url=server_ours.url,
+                timeout=60,
+                headers={"Authorization": f"Bearer {viewer}"},
+            ) as http:
                 for _ in range(20):
                     started = time.perf_counter()
                     response = await http.get("/api/v1/telemetry/summary")
                     latencies.append(time.perf_counter() - started)
+                    response.raise_for_status()  # a 401 must not pass as a figure
                     body = response.json()
             counted = body["readings"]["count"]
         lines += [

@@ -209,7 +209,6 @@ async def running_service(
             f"schema {db.schema} is not up to date ({', '.join(pending)} pending):"
             " run `gridwatch migrate`"
         )
-    topology = await load_topology(db)
     bridge: NotifyBridge | None = None
     channels: Mapping[str, Channel] = {}
     if notify is not None:
@@ -222,6 +221,7 @@ async def running_service(
                 if notify.channels is not None
                 else channels_from_settings(settings, db)
             )
+    topology = await load_topology(db)
     runner: DetectionRunner | None = None
     hook = on_records
     if detection:
@@ -304,7 +304,7 @@ async def run_service(settings: Settings) -> None:
         max_size=settings.database_pool_max,
     )
     try:
-        async with running_service(settings, db, notify=NotifyOptions()) as service:
+        async with running_service(settings, db, notify=NotifyOptions(), etr=True) as service:
             log.info("gridwatch serving", extra={"api_url": service.api_url})
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait(

@@ -227,13 +227,18 @@ def backlog(
     zone_start: Sequence[int],
     crews: Sequence[int],
     quantile: Callable[[int, float, float], float],
+    repair_class: Sequence[int],
     elapsed: Sequence[float],
     customers: Sequence[float],
+    priority: Sequence[float],
     uniforms: Sequence[Sequence[float]],
+    arrivals: Sequence[Sequence[Sequence[tuple[float, float, int, float]]]],
     travel_s: float,
     zone_fraction: float,
 ) -> tuple[list[list[float]], list[list[float]]]:
-    """quantile(i, elapsed, u) -> total duration of outage i's repair class."""
+    """quantile(c, elapsed, u) -> total duration of repair class c (outage i's is
+    repair_class[i]).
+    arrivals[r][z]: (time, priority, class, uniform) of run r's future outages in zone z."""
     runs, n, n_zones = len(uniforms), len(elapsed), len(crews)
     finish = [[0.0] * n for _ in range(runs)]
     zone_done = [[0.0] * n_zones for _ in range(runs)]
@@ -242,22 +247,39 @@ def backlog(
             members = list(order[zone_start[z] : zone_start[z + 1]])
             if not members:
                 continue
+            busy = min(crews[z], len(members))
             free = [0.0] * crews[z]
-            for k, i in enumerate(members):
-                if k < crews[z]:
-                    finish[r][i] = quantile(i, elapsed[i], uniforms[r][i]) - elapsed[i]
-                    free[k] = finish[r][i]
-                    if k == min(crews[z], len(members)) - 1:
-                        heapq.heapify(free)
+            for k in range(busy):
+                i = members[k]
+                finish[r][i] = quantile(repair_class[i], elapsed[i], uniforms[r][i]) - elapsed[i]
+                free[k] = finish[r][i]
+            heapq.heapify(free)
+            waiting_arrivals = sorted(arrivals[r][z])
+            taken = [False] * len(waiting_arrivals)
+            queue = members[busy:]
+            while queue:
+                now = free[0]
+                # Highest-priority arrival already there; the earliest among equals.
+                best = None
+                for j, (t, p, _, _) in enumerate(waiting_arrivals):
+                    if t <= now and not taken[j]:
+                        if best is None or p > waiting_arrivals[best][1]:
+                            best = j
+                i = queue[0]
+                if best is not None and waiting_arrivals[best][1] > priority[i]:
+                    taken[best] = True
+                    _, _, c, u = waiting_arrivals[best]
+                    done = now + travel_s + quantile(c, 0.0, u)
                 else:
-                    start = heapq.heappop(free)
-                    finish[r][i] = start + travel_s + quantile(i, 0.0, uniforms[r][i])
-                    heapq.heappush(free, finish[r][i])
-            done = sorted((finish[r][i], customers[i]) for i in members)
+                    done = now + travel_s + quantile(repair_class[i], 0.0, uniforms[r][i])
+                    finish[r][i] = done
+                    queue.pop(0)
+                heapq.heapreplace(free, done)
+            done_list = sorted((finish[r][i], customers[i]) for i in members)
             need = zone_fraction * sum(customers[i] for i in members)
             acc = 0.0
-            zone_done[r][z] = done[-1][0]
-            for t, w in done:
+            zone_done[r][z] = done_list[-1][0]
+            for t, w in done_list:
                 acc += w
                 if acc >= need * (1 - 1e-12):
                     zone_done[r][z] = t

@@ -229,7 +229,8 @@ def test_an_earlier_separate_fault_is_not_merged_into_a_later_upstream_outage(
     assert not any(k in ("grew", "merged_into") for k, _ in kinds(changes))
     by_dev = {o.device: o for o in eng.open_outages()}
     assert sorted(by_dev) == [2, 4, 6]
-    assert by_dev[4] is early[4] and by_dev[6] is early[6]
+    assert by_dev[4] is early[4]
+    assert by_dev[6] is early[6]
     assert by_dev[2].start_s == T + 200
     assert sorted(by_dev[2].meters.tolist()) == meters_of(5)  # 4's and 6's stay theirs
 
@@ -250,7 +251,8 @@ def test_a_lockout_upstream_of_an_earlier_fault_keeps_it_and_restores_it_on_its_
         ("confirmed", 1),
     ]
     by_dev = {o.device: o for o in eng.open_outages()}
-    assert sorted(by_dev) == [1, 3] and by_dev[3] is fuse
+    assert sorted(by_dev) == [1, 3]
+    assert by_dev[3] is fuse
     brk = by_dev[1]
     assert brk.start_s == T + 60
     assert not set(brk.meters.tolist()) & set(meters_of(4) + meters_of(5))
@@ -258,7 +260,9 @@ def test_a_lockout_upstream_of_an_earlier_fault_keeps_it_and_restores_it_on_its_
     eng.apply(rows(meters_of(6), T + 601, d.POWER_RESTORE), now_s=T + 601)
     eng.tick(T + 700)
     assert brk.state == "restored"
-    assert fuse.is_open and fuse.meters_out == 12 and fuse.meters_restored == 0
+    assert fuse.is_open
+    assert fuse.meters_out == 12
+    assert fuse.meters_restored == 0
 
 
 def test_planned_outage_suppresses_detection_inside_its_window(eng: OutageEngine) -> None:

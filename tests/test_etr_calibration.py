@@ -10,7 +10,13 @@ import pytest
 from detectors.etr import StormThresholds, calibrate_storm_thresholds
 from gridwatch.etr import EtrConfig, HistoryRecord, OpenOutage, estimate_etrs, fit_model
 from gridwatch.etr import history_from_records as to_columns
-from gridwatch.etr._calibration import calibrate_intervals, conformal_scale, set_interval_scales
+from gridwatch.etr._calibration import (
+    BacktestOutage,
+    backtest_scales,
+    calibrate_intervals,
+    conformal_scale,
+    set_interval_scales,
+)
 from gridwatch.etr._estimate import IntervalScale, interval_scales
 
 T0 = 1_700_000_000.0
@@ -58,16 +64,30 @@ def test_a_right_model_keeps_scale_one_a_timid_one_is_widened() -> None:
     cols = to_columns(recs, as_of_s=T0 + 1e9)
     cfg = NO_CAL
     ok = calibrate_intervals(recs, as_of_s=T0 + 1e9, thresholds=StormThresholds(), config=cfg)
-    assert ok["model"].n > 200
-    assert 0.75 < ok["model"].lower < 1.3
-    assert 0.75 < ok["model"].upper < 1.3
+    # Cross-validated: every outage is held out once (minus the ones over at first notice).
+    assert ok["model"].n > 1400
+    assert 0.8 < ok["model"].lower < 1.2
+    assert 0.8 < ok["model"].upper < 1.2
+    assert ok["backlog"].n < 30
+    assert ok["backlog"].upper == 1.0
+    assert len(cols) == 1500
+    with pytest.raises(ValueError, match="folds"):
+        calibrate_intervals(
+            recs, as_of_s=T0 + 1e9, thresholds=StormThresholds(), config=cfg, folds=1
+        )
+    # A model fitted on the calm older 80% is timid for a wilder newest 20%: widened.
     wild = _records(1500, sigma_new=1.5)
-    got = calibrate_intervals(wild, as_of_s=T0 + 1e9, thresholds=StormThresholds(), config=cfg)
+    cut = float(np.quantile([r.started_at_s for r in wild], 0.8))
+    older = [r for r in wild if r.started_at_s < cut]
+    model = fit_model(to_columns(older, as_of_s=cut))
+    outs = [
+        BacktestOutage(r.started_at_s, float(r.duration_s or 0.0), False, "fuse", "equipment")
+        for r in wild
+    ]
+    got = backtest_scales(model, outs, cut, cfg)
     assert got["model"].upper > 1.7
     assert got["model"].lower > 1.7
-    assert got["backlog"].n < 30
-    assert got["backlog"].upper == 1.0
-    assert len(cols) == 1500
+    assert 250 < got["model"].n <= 300
 
 
 def test_scales_widen_around_an_unchanged_p50_and_bad_ones_are_ignored() -> None:

@@ -294,11 +294,15 @@ def test_holdout_loglik_matches_reference(
     crews=st.lists(st.integers(1, 6), min_size=1, max_size=3),
     seed=st.integers(0, 10_000),
     family=st.sampled_from([LOGNORMAL, WEIBULL]),
+    max_arrivals=st.integers(0, 12),
 )
 @FAST
-def test_backlog_matches_reference(n: int, crews: list[int], seed: int, family: int) -> None:
+def test_backlog_matches_reference(
+    n: int, crews: list[int], seed: int, family: int, max_arrivals: int
+) -> None:
     rng = np.random.default_rng(seed)
     model = _model(family, math.log(5400.0), 0.9 if family == LOGNORMAL else 1.5)
+    model.p1[:] += rng.normal(0.0, 0.3, N_CLASSES)  # classes differ, so a mix-up shows
     zone = rng.integers(0, len(crews), n).astype(np.int64)
     prio = rng.integers(0, 4, n).astype(np.float64)
     elapsed = rng.random(n) * 7200.0
@@ -306,7 +310,31 @@ def test_backlog_matches_reference(n: int, crews: list[int], seed: int, family: 
     codes = rng.integers(0, N_CLASSES, n).astype(np.int64)
     uniforms = rng.random((3, n))
     crews_a = np.array(crews, dtype=np.int64)
-    order, zone_start = queue_order(zone, prio, elapsed, len(crews))
+    order, zone_start = queue_order(zone, prio, elapsed, len(crews), rng.random(n) < 0.3)
+    runs, n_zones = 3, len(crews)
+    counts = rng.integers(0, max_arrivals + 1, (runs, n_zones))
+    width = max(int(counts.sum(axis=1).max()), 1)
+    a_off = np.zeros((runs, n_zones + 1), dtype=np.int64)
+    a_off[:, 1:] = np.cumsum(counts, axis=1)
+    a_t = np.full((runs, width), np.inf)
+    a_p = np.zeros((runs, width))
+    a_c = np.zeros((runs, width), dtype=np.int64)
+    a_u = np.full((runs, width), 0.5)
+    ref_arrivals: list[list[list[tuple[float, float, int, float]]]] = []
+    for r in range(runs):
+        ref_arrivals.append([])
+        for z in range(n_zones):
+            lo, c = int(a_off[r, z]), int(counts[r, z])
+            a_t[r, lo : lo + c] = np.sort(rng.random(c) * 20000.0)
+            a_p[r, lo : lo + c] = rng.integers(0, 5, c)
+            a_c[r, lo : lo + c] = rng.integers(0, N_CLASSES, c)
+            a_u[r, lo : lo + c] = rng.random(c)
+            ref_arrivals[r].append(
+                [
+                    (float(a_t[r, j]), float(a_p[r, j]), int(a_c[r, j]), float(a_u[r, j]))
+                    for j in range(lo, lo + c)
+                ]
+            )
     finish, zone_done = _backlog_kernel(
         order,
         zone_start,
@@ -314,7 +342,13 @@ def test_backlog_matches_reference(n: int, crews: list[int], seed: int, family: 
         codes,
         elapsed,
         customers,
+        prio,
         uniforms,
+        a_off,
+        a_t,
+        a_p,
+        a_c,
+        a_u,
         model.family,
         model.p1,
         model.p2,
@@ -326,9 +360,9 @@ def test_backlog_matches_reference(n: int, crews: list[int], seed: int, family: 
         0.9,
     )
 
-    def quantile(i: int, e: float, u: float) -> float:
+    def quantile(c: int, e: float, u: float) -> float:
         return ref.conditional_quantile(
-            family, model.p1[0], model.p2[0], [], 1.0, GRID.log_min, GRID.width, e, u
+            family, model.p1[c], model.p2[c], [], 1.0, GRID.log_min, GRID.width, e, u
         )
 
     want_f, want_z = ref.backlog(
@@ -336,14 +370,63 @@ def test_backlog_matches_reference(n: int, crews: list[int], seed: int, family: 
         zone_start.tolist(),
         crews,
         quantile,
+        codes.tolist(),
         elapsed.tolist(),
         customers.tolist(),
+        prio.tolist(),
         uniforms.tolist(),
+        ref_arrivals,
         900.0,
         0.9,
     )
     np.testing.assert_allclose(finish, np.array(want_f), rtol=1e-6, atol=1e-3)
     np.testing.assert_allclose(zone_done, np.array(want_z), rtol=1e-6, atol=1e-3)
+
+
+def test_backlog_arrivals_delay_small_outages_not_large_ones() -> None:
+    """Future large outages jump ahead of a small one waiting now, not of a large one."""
+    model = _model(LOGNORMAL, math.log(3600.0), 0.6)
+    n = 6
+    prio = np.array([100.0, 100.0, 100.0, 100.0, 100.0, 1.0])
+    args = (
+        model,
+        np.zeros(n, dtype=np.int64),
+        np.full(n, 600.0),
+        np.zeros(n, dtype=np.int64),
+        prio,
+        np.ones(n),
+        np.array([1], dtype=np.int64),
+    )
+    calm = backlog_etr(*args, runs=200, seed=5)
+    busy = backlog_etr(
+        *args,
+        runs=200,
+        seed=5,
+        arrival_rate_per_s=np.array([2.0 / 3600.0]),
+        arrival_horizon_s=7200.0,
+    )
+    assert busy.outage_remaining_s[5, 1] > calm.outage_remaining_s[5, 1] + 1800.0
+    # The large ones: no arrival outranks them (ties go to those already waiting).
+    np.testing.assert_allclose(busy.outage_remaining_s[:5], calm.outage_remaining_s[:5])
+
+
+def test_backlog_in_work_outage_is_not_queued() -> None:
+    model = _model(LOGNORMAL, math.log(3600.0), 0.6)
+    n = 3
+    args = (
+        model,
+        np.zeros(n, dtype=np.int64),
+        np.array([600.0, 600.0, 3000.0]),
+        np.zeros(n, dtype=np.int64),
+        np.array([50.0, 40.0, 1.0]),
+        np.ones(n),
+        np.array([1], dtype=np.int64),
+    )
+    by_priority = backlog_etr(*args, runs=100, seed=1)
+    on_site = backlog_etr(*args, runs=100, seed=1, in_work=np.array([False, False, True]))
+    # The small outage with a crew on site finishes first, not last.
+    assert on_site.outage_remaining_s[2, 1] < by_priority.outage_remaining_s[2, 1]
+    assert on_site.outage_remaining_s[2, 1] < on_site.outage_remaining_s[0, 1]
 
 
 def test_backlog_more_crews_restore_sooner() -> None:
@@ -387,3 +470,20 @@ def test_wrappers_refuse_bad_shapes_and_dtypes() -> None:
             np.ones(1),
             np.array([0], dtype=np.int64),
         )
+    one = (
+        model,
+        np.zeros(1, dtype=np.int64),
+        np.zeros(1),
+        np.zeros(1, dtype=np.int64),
+        np.ones(1),
+        np.ones(1),
+        np.array([1], dtype=np.int64),
+    )
+    with pytest.raises(ValueError, match="arrival_rate_per_s"):
+        backlog_etr(*one, arrival_rate_per_s=np.array([np.nan]))
+    with pytest.raises(ValueError, match="arrival_rate_per_s"):
+        backlog_etr(*one, arrival_rate_per_s=np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="arrival_horizon_s"):
+        backlog_etr(*one, arrival_horizon_s=-1.0)
+    with pytest.raises(ValueError, match="in_work"):
+        backlog_etr(*one, in_work=np.zeros(2, dtype=np.bool_))

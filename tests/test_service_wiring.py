@@ -7,11 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_detection_e2e import STORY
 
 from gridwatch import load_settings
 from gridwatch._errors import ConfigError
 from gridwatch._service import NotifyOptions, channels_from_settings, running_service
-from gridwatch.store import Database
+from gridwatch.store import Database, save_topology
+from simulators import Simulation
+from simulators._scenario import scenario_from_dict
 
 
 def test_channels_follow_the_settings(tmp_path: Path, db: Database) -> None:
@@ -67,6 +70,7 @@ async def test_broken_templates_stop_the_service_at_start(tmp_path: Path, db: Da
 
 
 async def test_twilio_webhooks_are_mounted_and_refuse_unsigned_posts(db: Database) -> None:
+    await save_topology(db, Simulation(scenario_from_dict(STORY)).grid.topology)
     settings = load_settings(api_port=0, database_schema=db.schema)
     async with running_service(
         settings, db, detection=False, etr=False, notify=NotifyOptions()

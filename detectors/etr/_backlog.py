@@ -219,7 +219,9 @@ def _draw_arrivals(
     n_zones = rate_per_s.shape[0]
     # How long the recent rate lasts is unknown: exponential with mean ``horizon_s`` per run
     # (a fixed horizon gave intervals too narrow on the development seeds).
-    run_horizon_s = rng.exponential(horizon_s, size=(runs, 1)) if horizon_s > 0 else np.zeros((runs, 1))
+    run_horizon_s = (
+        rng.exponential(horizon_s, size=(runs, 1)) if horizon_s > 0 else np.zeros((runs, 1))
+    )
     counts = rng.poisson(rate_per_s[None, :] * run_horizon_s).astype(np.int64)
     # A zone with no open outage has nothing to copy a size from.
     counts[:, np.bincount(zone_index, minlength=n_zones) == 0] = 0

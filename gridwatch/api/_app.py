@@ -39,6 +39,7 @@ from gridwatch.api._models import ErrorBody
 from gridwatch.api._observe import RequestMetrics
 from gridwatch.api._ops_deps import ResponseCache
 from gridwatch.api._readiness import Readiness
+from gridwatch.dashboard import dashboard_router
 from gridwatch.store import Database
 
 API_V1_PREFIX = "/api/v1"
@@ -119,6 +120,7 @@ def create_app(
     app.state.stream_tickets = _stream.StreamTickets()
     install_error_handlers(app)
     app.include_router(_health.router)
+    app.include_router(dashboard_router())  # /dashboard/ and /status/: static, public pages
     for router in (*V1_ROUTERS, *routers):
         app.include_router(
             router,

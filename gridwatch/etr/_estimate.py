@@ -37,14 +37,17 @@ class EtrConfig:
     utc_offset_s: float = 7 * 3600.0  # the utility's local time (Asia/Ho_Chi_Minh, no DST)
     crews_per_zone: Mapping[str, int] = field(default_factory=dict)
     default_crews: int = 4
-    travel_s: float = 1800.0
+    # Extra crew time per queued job beyond a quiet-day outage duration, which already
+    # includes the crew's travel (1800 here double-counted it on the development seeds).
+    travel_s: float = 0.0
     backlog_runs: int = 200
     seed: int = 0
     zone_fraction: float = 0.9
     # Outages still to come in a backlogged zone: the rate of the open outages that started
-    # in the last ``arrival_window_s``, continued for ``arrival_horizon_s`` (0 = none).
+    # in the last ``arrival_window_s``, lasting an exponential time of mean
+    # ``arrival_horizon_s`` (0 = no arrivals). Chosen on the development seeds.
     arrival_window_s: float = 3600.0
-    arrival_horizon_s: float = 3600.0
+    arrival_horizon_s: float = 5400.0
     critical_weight: float = 50.0  # one critical load counts like 50 ordinary customers
     min_remaining_s: float = 300.0
     max_override_ahead_s: float = 14 * 86400.0

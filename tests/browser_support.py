@@ -1,0 +1,109 @@
+"""Headless Chromium for the browser tests: Debian's ``chromium`` driven by Playwright
+(never ``playwright install``: it downloads browsers, which this project cannot do).
+
+``watched_page`` collects what must not happen during a test: console errors, uncaught
+page errors and 5xx answers; a test may allow the 4xx it provokes on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("GRIDWATCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+_LOAD_FAILED = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
+
+
+def require_chromium() -> None:
+    if Path(CHROMIUM).is_file():
+        return
+    message = (
+        f"no Chromium at {CHROMIUM}: install Debian's (apt-get install -y chromium) "
+        "or point GRIDWATCH_CHROMIUM at one"
+    )
+    if os.environ.get("GRIDWATCH_BROWSER_TESTS") == "skip":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
+@dataclass
+class PageWatch:
+    problems: list[str] = field(default_factory=list)
+    allowed_statuses: set[int] = field(default_factory=set)
+
+    def on_console(self, message: object) -> None:
+        if getattr(message, "type", None) != "error":
+            return
+        text = str(getattr(message, "text", message))
+        # The browser logs every 4xx a fetch gets; the ones a test provokes are expected.
+        failed = _LOAD_FAILED.search(text)
+        if failed and int(failed.group(1)) in self.allowed_statuses:
+            return
+        self.problems.append(f"console: {text}")
+
+    def on_page_error(self, error: object) -> None:
+        self.problems.append(f"page error: {error}")
+
+    def on_response(self, response: object) -> None:
+        status = int(getattr(response, "status", 0))
+        if status >= 500:
+            self.problems.append(f"HTTP {status}: {getattr(response, 'url', '?')}")
+
+    def assert_clean(self) -> None:
+        assert self.problems == [], "\n".join(self.problems)
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[object]:
+    require_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@asynccontextmanager
+async def watched_page(
+    browser: object, *, width: int = 1280, height: int = 900
+) -> AsyncIterator[tuple[object, PageWatch]]:
+    context = await browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": width, "height": height}, locale="vi-VN"
+    )
+    page = await context.new_page()
+    watch = PageWatch()
+    page.on("console", watch.on_console)
+    page.on("pageerror", watch.on_page_error)
+    page.on("response", watch.on_response)
+    try:
+        yield page, watch
+    finally:
+        await context.close()
+
+
+async def screenshot(page: object, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    await page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path
