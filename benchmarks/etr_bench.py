@@ -33,7 +33,7 @@ from detectors.etr import (
     warm_up,
     with_storm_level,
 )
-from detectors.etr._backlog import _backlog_kernel
+from detectors.etr._backlog import _backlog_kernel, _draw_arrivals
 from detectors.etr._fit_kernels import _fit_km_kernel, _fit_lognormal_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -168,6 +168,10 @@ def main() -> None:
     order, zstart = queue_order(zones, prio, elapsed, 10)
     rep = with_storm_level(codes, 0)
     u = np.random.default_rng(1).random((runs, n_open))
+    # Future arrivals: a quarter of each zone's open count per hour, over ~1.5 h.
+    rate = np.full(10, n_open / 10 / 4 / 3600.0)
+    arr = _draw_arrivals(np.random.default_rng(2), runs, zones, prio, rep, rate, 5400.0, 5000)
+    print(f"crew queue: {arr[0][:, -1].mean():.0f} future arrivals per run on average")
     t_k = timed(
         lambda: _backlog_kernel(
             order,
@@ -176,7 +180,9 @@ def main() -> None:
             rep,
             elapsed,
             cust,
+            prio,
             u,
+            *arr,
             model.family,
             model.p1,
             model.p2,
@@ -184,7 +190,7 @@ def main() -> None:
             model.tail_rate,
             grid.log_min,
             grid.width,
-            1800.0,
+            0.0,
             0.9,
         ),
         3,
@@ -192,9 +198,22 @@ def main() -> None:
     n_small, runs_r = 500, 2
     zs = np.arange(n_small, dtype=np.int64) % 10
     o2, s2 = queue_order(zs, prio[:n_small], elapsed[:n_small], 10)
+    rate_s = np.full(10, n_small / 10 / 4 / 3600.0)
+    off, at, ap, ac, au = _draw_arrivals(
+        np.random.default_rng(3), runs_r, zs, prio[:n_small], rep[:n_small], rate_s, 5400.0, 5000
+    )
+    arrivals = [
+        [
+            [
+                (float(at[r, j]), float(ap[r, j]), int(ac[r, j]), float(au[r, j]))
+                for j in range(int(off[r, z]), int(off[r, z + 1]))
+            ]
+            for z in range(10)
+        ]
+        for r in range(runs_r)
+    ]
 
-    def quantile(i: int, e: float, q: float) -> float:
-        c = int(rep[i])
+    def quantile(c: int, e: float, q: float) -> float:
         return ref.conditional_quantile(
             int(model.family[c]),
             float(model.p1[c]),
@@ -213,10 +232,13 @@ def main() -> None:
             s2.tolist(),
             [5] * 10,
             quantile,
+            rep[:n_small].tolist(),
             elapsed[:n_small].tolist(),
             cust[:n_small].tolist(),
+            prio[:n_small].tolist(),
             u[:runs_r, :n_small].tolist(),
-            1800.0,
+            arrivals,
+            0.0,
             0.9,
         ),
         1,

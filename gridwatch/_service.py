@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
 
-from gridwatch._clock import Clock, SystemClock
+from gridwatch._clock import Clock, ReplayClock, SystemClock
 from gridwatch._errors import ConfigError, StoreError
 from gridwatch._notify_bridge import NotifyBridge
 from gridwatch._settings import DEV_SECRET, Settings
@@ -238,7 +238,15 @@ async def running_service(
             on_persisted=on_persisted,
         )
         hook = _both(runner.on_records, on_records)
-    ingest = IngestService(settings, db, KnownIds.from_topology(topology), clock, hook)
+    ingest = IngestService(
+        settings,
+        db,
+        KnownIds.from_topology(topology),
+        clock,
+        hook,
+        # A deferred replay clock starts with the replay's first message.
+        on_first_message=clock.start if isinstance(clock, ReplayClock) else None,
+    )
     app = create_app(db=db, readiness=_IngestReadiness(ingest), settings=settings, clock=clock)
     if notify is not None:
         # Twilio's webhooks and the customer PWA are public (signed / token-checked by the
@@ -292,8 +300,11 @@ async def running_service(
                     await channel.aclose()
 
 
-async def run_service(settings: Settings) -> None:
-    """``gridwatch serve``: run until SIGTERM/SIGINT, then drain and stop."""
+async def run_service(settings: Settings, clock: Clock | None = None) -> None:
+    """``gridwatch serve``: run until SIGTERM/SIGINT, then drain and stop.
+
+    ``clock`` is the system clock live; an engineer replaying a simulation passes a
+    deferred ``ReplayClock`` so the time rules run on the replay's event time."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -304,7 +315,9 @@ async def run_service(settings: Settings) -> None:
         max_size=settings.database_pool_max,
     )
     try:
-        async with running_service(settings, db, notify=NotifyOptions(), etr=True) as service:
+        async with running_service(
+            settings, db, clock=clock, notify=NotifyOptions(), etr=True
+        ) as service:
             log.info("gridwatch serving", extra={"api_url": service.api_url})
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait(

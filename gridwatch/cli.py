@@ -60,9 +60,31 @@ async def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gridwatch._clock import ReplayClock
     from gridwatch._service import run_service
 
-    await run_service(settings)
+    clock = None
+    if args.replay_from is not None:
+        clock = ReplayClock(args.replay_from, args.replay_speed, deferred=True)
+        print(
+            f"replay mode: event time starts at {args.replay_from:.0f} and runs at"
+            f" {args.replay_speed:g}x from the first message received",
+            flush=True,
+        )
+    await run_service(settings, clock)
+    return 0
+
+
+async def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from gridwatch.api import create_token
+    from gridwatch.store import Database
+
+    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    try:
+        token = await create_token(db, args.role, args.name)
+    finally:
+        await db.close()
+    print(token)  # shown once; only its hash is stored
     return 0
 
 
@@ -115,6 +137,7 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         record=args.record,
         truth=args.truth,
         network=args.network,
+        topology_out=args.topology_out,
     )
     return 0
 
@@ -203,6 +226,9 @@ def _add_replay_commands(sub: Any) -> None:
     p.add_argument("--truth", type=Path, default=Path("truth.json"))
     p.add_argument("--no-publish", action="store_true", help="record / write truth only")
     p.add_argument(
+        "--topology-out", type=Path, default=None, help="also write the grid as topology JSON"
+    )
+    p.add_argument(
         "--network",
         default=None,
         help="run on a published network (pandapower / SimBench name) instead of the"
@@ -251,7 +277,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_migrate)
 
     p = sub.add_parser("serve", help="run the service: MQTT ingest and the API")
+    p.add_argument(
+        "--replay-from",
+        type=_epoch_s,
+        default=None,
+        metavar="TIME",
+        help="serve a replay: event time starts at TIME (RFC 3339 or epoch seconds) when the"
+        " first message arrives (gridwatch simulate prints the scenario's start)",
+    )
+    p.add_argument("--replay-speed", type=_positive_float, default=60.0)
     p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("token", help="API tokens")
+    tok = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    t = tok.add_parser("create", help="create an API token (printed once)")
+    t.add_argument("--role", choices=["viewer", "operator", "admin"], required=True)
+    t.add_argument("--name", required=True, help="who or what holds it")
+    t.set_defaults(handler=_cmd_token_create)
 
     p = sub.add_parser("topology", help="network topology")
     topo = p.add_subparsers(dest="topology_command", required=True, metavar="ACTION")

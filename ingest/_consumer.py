@@ -151,6 +151,7 @@ class IngestService:
         writers: int = 2,
         dedupe_capacity: int = 200_000,
         qos0_queue_limit: int = 10_000,
+        on_first_message: Callable[[], None] | None = None,
     ) -> None:
         if not 1 <= receive_maximum <= 65535:
             raise ConfigError("receive_maximum must be 1..65535 (MQTT v5)")
@@ -158,6 +159,8 @@ class IngestService:
         self._db = db
         self._clock = clock
         self._on_records = on_records
+        # Called once, when the first message arrives: a replay starts its clock here.
+        self._on_first_message = on_first_message
         self._prefix = settings.mqtt_prefix
         self._broker = BrokerAddress.parse(settings.mqtt_url.get_secret_value())
         self._topics = subscription_topics(self._prefix, settings.mqtt_zones)
@@ -328,6 +331,9 @@ class IngestService:
                 await self._take(message)
 
     async def _take(self, message: aiomqtt.Message) -> None:
+        if self._on_first_message is not None:
+            self._on_first_message()
+            self._on_first_message = None
         payload = message.payload
         if not isinstance(payload, bytes):
             payload = bytes(payload) if isinstance(payload, bytearray) else str(payload).encode()

@@ -18,7 +18,7 @@ from simulators._history import (
     median_duration_s,
     write_history_csv,
 )
-from simulators._messages import SimMessage
+from simulators._messages import SimMessage, rfc3339_s
 from simulators._publish import DEFAULT_PREFIX, PublishStats, publish_stream
 from simulators._recording import Recording, write_recording
 from simulators._scenario import Simulation, build_grid, load_scenario
@@ -46,6 +46,7 @@ def cmd_simulate(
     answer_pings: bool = True,
     linger_s: float = 0.0,
     network: str | None = None,
+    topology_out: Path | None = None,
     out: TextIO = sys.stdout,
 ) -> PublishStats | None:
     """Run ``scenario``: write the ground truth to ``truth``, optionally record to ``record``
@@ -68,8 +69,16 @@ def cmd_simulate(
     out.write(
         f"scenario {sc.name} (seed {sim.seed}): {len(sim.grid.topology.meters)} meters,"
         f" {len(sim.world.outages)} true interruptions"
-        f" ({sum(not o.momentary for o in sim.world.outages)} sustained)\n"
+        f" ({sum(not o.momentary for o in sim.world.outages)} sustained);"
+        f" event time starts at {rfc3339_s(sim.start_s)}"
+        f" (serve it with: gridwatch serve --replay-from {rfc3339_s(sim.start_s)}"
+        f" --replay-speed {speed:g})\n"
     )
+    if topology_out is not None:
+        from gridwatch.topology import write_topology_json
+
+        write_topology_json(sim.grid.topology, topology_out)
+        out.write(f"topology written to {topology_out} (load it: gridwatch topology import)\n")
     if record is not None:
         stats = write_recording(
             sim.messages(), record, start_s=sim.start_s, scenario=sc.name, seed=sim.seed

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, ConsoleMessage, Page, Response, async_playwright
 
 CHROMIUM = os.environ.get("GRIDWATCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -47,33 +48,30 @@ class PageWatch:
     problems: list[str] = field(default_factory=list)
     allowed_statuses: set[int] = field(default_factory=set)
 
-    def on_console(self, message: object) -> None:
-        if getattr(message, "type", None) != "error":
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type != "error":
             return
-        text = str(getattr(message, "text", message))
+        text = message.text
         # The browser logs every 4xx a fetch gets; the ones a test provokes are expected.
         failed = _LOAD_FAILED.search(text)
         if failed and int(failed.group(1)) in self.allowed_statuses:
             return
         self.problems.append(f"console: {text}")
 
-    def on_page_error(self, error: object) -> None:
+    def on_page_error(self, error: Exception) -> None:
         self.problems.append(f"page error: {error}")
 
-    def on_response(self, response: object) -> None:
-        status = int(getattr(response, "status", 0))
-        if status >= 500:
-            self.problems.append(f"HTTP {status}: {getattr(response, 'url', '?')}")
+    def on_response(self, response: Response) -> None:
+        if response.status >= 500:
+            self.problems.append(f"HTTP {response.status}: {response.url}")
 
     def assert_clean(self) -> None:
         assert self.problems == [], "\n".join(self.problems)
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[object]:
+async def chromium() -> AsyncIterator[Browser]:
     require_chromium()
-    from playwright.async_api import async_playwright
-
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
@@ -86,11 +84,9 @@ async def chromium() -> AsyncIterator[object]:
 
 @asynccontextmanager
 async def watched_page(
-    browser: object, *, width: int = 1280, height: int = 900
-) -> AsyncIterator[tuple[object, PageWatch]]:
-    context = await browser.new_context(  # type: ignore[attr-defined]
-        viewport={"width": width, "height": height}, locale="vi-VN"
-    )
+    browser: Browser, *, width: int = 1280, height: int = 900
+) -> AsyncIterator[tuple[Page, PageWatch]]:
+    context = await browser.new_context(viewport={"width": width, "height": height}, locale="vi-VN")
     page = await context.new_page()
     watch = PageWatch()
     page.on("console", watch.on_console)
@@ -102,8 +98,8 @@ async def watched_page(
         await context.close()
 
 
-async def screenshot(page: object, name: str) -> Path:
+async def screenshot(page: Page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
-    await page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    await page.screenshot(path=str(path), full_page=True)
     return path

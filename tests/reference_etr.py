@@ -262,9 +262,12 @@ def backlog(
                 # Highest-priority arrival already there; the earliest among equals.
                 best = None
                 for j, (t, p, _, _) in enumerate(waiting_arrivals):
-                    if t <= now and not taken[j]:
-                        if best is None or p > waiting_arrivals[best][1]:
-                            best = j
+                    if (
+                        t <= now
+                        and not taken[j]
+                        and (best is None or p > waiting_arrivals[best][1])
+                    ):
+                        best = j
                 i = queue[0]
                 if best is not None and waiting_arrivals[best][1] > priority[i]:
                     taken[best] = True

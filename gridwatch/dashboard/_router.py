@@ -21,6 +21,8 @@ from fastapi.responses import RedirectResponse
 DASHBOARD_PATH = "/dashboard"
 STATUS_PATH = "/status"
 _STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
 # The customer page is the notifier's PWA; it is served here too so that it exists even
 # where the notifier's webhooks (and their /notify/app/ copy) are not mounted.
 def _notifier_web_dir() -> Path:

@@ -672,12 +672,16 @@ class OutageEngine:
         below.sort(key=lambda o: (o.start_s, o.key))
         keep, others = below[0], below[1:]
         changes: list[OutageChange] = []
-        old_device = keep.device
-        del self._open_by_device[old_device]
         meters = self.network.meters_under(d)
         meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
         for o in apart or []:
             meters = meters[~np.isin(meters, o.meters[o.meter_status == METER_OUT])]
+        if not meters.size:
+            # Nothing to take over (a device a tie left with no meters of its own, all
+            # suppressed): the outages beneath stay as they are.
+            return []
+        old_device = keep.device
+        del self._open_by_device[old_device]
         status = np.zeros(meters.shape[0], dtype=np.int8)
         restored_s = np.full(meters.shape[0], np.nan)
         for o in below:  # carry over what each merged outage already knew per meter

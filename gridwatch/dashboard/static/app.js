@@ -74,6 +74,12 @@ async function refreshHeadline() {
   $("#fig-saidi").textContent = reliability.all_days.saidi_min.toFixed(2);
 }
 
+// Today's times as HH:MM, others with their date (an ETR may fall tomorrow).
+function shortTime(iso) {
+  const full = fmtTime(iso);
+  return full.slice(0, 10) === localDay(serverNowMs()) ? fmtClock(iso) : full.slice(5);
+}
+
 // --- outage list --------------------------------------------------------------------------
 function row(o) {
   const selected = o.outage_id === selectedId;
@@ -91,7 +97,7 @@ function row(o) {
   h("td", {}, o.zone),
   h("td", { class: "num", dataset: { field: "customers-out" } }, customersOut(o)),
   h("td", {}, h("time", { datetime: o.started_at }, fmtTime(o.started_at))),
-  h("td", { dataset: { field: "etr" } }, o.etr && o.etr.p50 ? fmtClock(o.etr.p50) : "–"));
+  h("td", { dataset: { field: "etr" } }, o.etr && o.etr.p50 ? shortTime(o.etr.p50) : "–"));
   return tr;
 }
 

@@ -190,7 +190,7 @@ export function renderDetail(container, o, { api, onChanged, onReveal, serverNow
     h("label", { for: "action-reason" }, "Reason (required)"), actionReason,
     h("div", { class: "actions" }, actionButtons))) : null;
 
-  clear(container).append(
+  clear(container).append(...[
     h("h2", { id: "detail-title" }, `Outage #${o.outage_id} `, badge(o.state)),
     h("p", {}, h("button", {
       type: "button", class: "link", onclick: () => onReveal(o.device_id),
@@ -202,5 +202,5 @@ export function renderDetail(container, o, { api, onChanged, onReveal, serverNow
     open ? actionForm : null,
     h("h3", {}, "Timeline"), timeline(o),
     etrHistory(o), meters(o), notices(o),
-  );
+  ].flat().filter(Boolean));
 }
