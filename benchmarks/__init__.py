@@ -10,8 +10,11 @@ ALL = (
     "topology_memory",
     "sim_bench",
     "detect_inference",
+    "detect_e2e_bench",
     "etr_bench",
+    "etr_accuracy",
     "notify_enqueue",
     "notify_dispatch",
     "platform_bench",
+    "api_bench",
 )
