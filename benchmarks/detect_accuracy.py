@@ -158,11 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         "aggregate: "
-        + ", ".join(
-            f"{k} {v:.3f}" if not v.is_integer() else f"{k} {v:.0f}"
-            for k, v in agg.items()
-            if not math.isnan(v)
-        )
+        + ", ".join(f"{k} {float(v):.3f}" for k, v in agg.items() if not math.isnan(float(v)))
     )
     if args.json is not None:
         body = {

@@ -24,6 +24,7 @@ from gridwatch._embedded import configured, demo_services
 from gridwatch._errors import BrokerUnavailable
 from gridwatch._service import NotifyOptions, RunningService, running_service
 from gridwatch._settings import Settings
+from gridwatch.api import create_token
 from gridwatch.detection import DeferredReplayClock, DetectionSnapshot
 from gridwatch.store import Database, drop_schema, migrate, save_topology, telemetry_summary
 from ingest import BrokerAddress
@@ -228,7 +229,13 @@ async def run_demo(
                 ),
             )
             async with running_service(demo_settings, db, clock=clock, notify=notify) as service:
-                out.write(f"gridwatch API on {service.api_url}\n")
+                # An operator token for the dashboard (printed once, as `token create` does).
+                token = await create_token(db, "operator", "demo operator")
+                out.write(
+                    f"gridwatch API on {service.api_url}\n"
+                    f"operator dashboard: {service.api_url}/dashboard/  (token: {token})\n"
+                    f"customer status page: {service.api_url}/status/\n"
+                )
                 # A first-ever session has no queue yet: publish once we are subscribed.
                 for _ in range(300):
                     if service.ingest.ready:

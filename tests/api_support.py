@@ -148,7 +148,7 @@ def make_app(db: Database, clock: ManualClock | None = None, **api: object) -> F
     return create_app(
         db=db,
         readiness=FlagReadiness(broker_connected=True),
-        settings=load_settings(profile="test", api_secret=SECRET),
+        settings=load_settings(profile="test", api_secret=SECRET, notify_link_secret=SECRET),
         clock=clock or ManualClock(NOW_S),
         api_settings=ApiSettings(**api),  # type: ignore[arg-type]
     )

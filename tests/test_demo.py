@@ -33,6 +33,7 @@ async def test_demo_against_real_services(
         assert code == 0
         text = out.getvalue()
         assert "gridwatch API on http://127.0.0.1:" in text
+        assert "/dashboard/  (token: gw_" in text  # the operator can sign in at once
         # The notices customers would get, printed by the console channel, in both languages.
         notices = [line for line in text.splitlines() if line.startswith("notice [")]
         assert any(n.startswith("notice [outage_detected") and "(vi)]" in n for n in notices), text

@@ -2,7 +2,7 @@
 
 Separate from the operator API: the customer proves who they are with their account number
 and the last four digits of their phone, or with the signed link sent by SMS
-(``<customer_id>.<HMAC-SHA256(api_secret, customer_id)[:32 hex]>``, the notifier's
+(``<customer_id>.<HMAC-SHA256(notify_link_secret, customer_id)[:32 hex]>``, the notifier's
 ``customer_link_token``). Failures count towards the per-address limit (429). The answer
 holds this customer's data only.
 """
@@ -154,7 +154,8 @@ async def status_by_link(
     t: Annotated[str, Query(min_length=1, max_length=200, description="The link's token")],
 ) -> CustomerStatus:
     limiter = _limiter(request)
-    secret = settings.api_secret.get_secret_value().encode()
+    # The same secret the notifier signs SMS links with (one setting, one meaning).
+    secret = settings.notify_link_secret.get_secret_value().encode()
     customer_id = customer_from_token(t, secret)
     row = await q.get_customer(db, customer_id) if customer_id else None
     if row is None:
