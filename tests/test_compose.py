@@ -152,6 +152,9 @@ def test_production_settings_load_from_the_compose_environment(
         "GRIDWATCH_API_SECRET": "api-secret",
         "GRIDWATCH_TWILIO_ACCOUNT_SID": "AC123",
         "GRIDWATCH_TWILIO_AUTH_TOKEN": "twilio-secret",
+        "GRIDWATCH_TWILIO_MESSAGING_SERVICE_SID": "MG" + "0" * 32,
+        "GRIDWATCH_NOTIFY_LINK_SECRET": "link-secret",
+        "GRIDWATCH_PUBLIC_BASE_URL": "https://outages.example.vn",
     }
     for key, value in _env(_services(compose)["gridwatch"]).items():
         monkeypatch.setenv(key, _interpolate(value, secrets))
