@@ -218,15 +218,13 @@ async def run_demo(
                 }
             )
             # The notices customers would get, printed by the console channel (both
-            # languages); leases run on the demo's event-time clock, hence the speed factor.
+            # languages). Leases run on wall time, so the replay speed does not touch them.
             feed = NoticeFeed()
             console = ConsoleChannel(feed)
             notify = NotifyOptions(
                 channels={"sms": console, "push": console},
                 dispatch=True,
-                dispatcher=DispatcherConfig(
-                    worker_id="demo", lease_s=60.0 * speed, poll_interval_s=0.2
-                ),
+                dispatcher=DispatcherConfig(worker_id="demo", poll_interval_s=0.2),
             )
             async with running_service(demo_settings, db, clock=clock, notify=notify) as service:
                 # An operator token for the dashboard (printed once, as `token create` does).

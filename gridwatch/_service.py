@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from gridwatch._clock import Clock, ReplayClock, SystemClock
 from gridwatch._errors import ConfigError, StoreError
 from gridwatch._notify_bridge import NotifyBridge
+from gridwatch._planned_notices import PlannedNoticeConsumer
 from gridwatch._settings import DEV_SECRET, Settings
 from gridwatch.api import ApiServer, create_app
 from gridwatch.detection import DetectionRunner, MqttPingSender, OnPersisted, PersistedOutages
@@ -59,6 +60,7 @@ class NotifyOptions:
     policy: NotifyPolicy = field(default_factory=lambda: NotifyPolicy(etr_min_change_s=0.0))
     etr_policy: UpdatePolicy = field(default_factory=UpdatePolicy)
     etr_notice_poll_s: float = 1.0
+    planned_poll_s: float = 1.0
     templates_dir: str | None = None
 
 
@@ -287,6 +289,15 @@ async def running_service(
                     bridge.run_etr_notices(db, clock, stop, poll_s=poll_s), name="etr-notices"
                 )
             )
+            # Planned work from the API -> outage rows and notices (one transaction each).
+            planned = PlannedNoticeConsumer(
+                db,
+                clock=clock,
+                templates=bridge.templates,
+                policy=notify.policy,
+                poll_interval_s=notify.planned_poll_s,
+            )
+            tasks.append(asyncio.create_task(planned.run(stop), name="planned-notices"))
         if dispatcher is not None:
             graceful.append(asyncio.create_task(dispatcher.run(stop), name="dispatch"))
         try:

@@ -4,6 +4,9 @@ Never lost, never twice: a claim marks a notice ``sending`` with a lease and com
 the provider is called; the result is recorded after. A notice whose lease lapses while
 ``sending`` (the process died, or the call timed out) has an unknown outcome: it is looked
 up in the provider's log and only resent if it is not there.
+
+Leases run on the database's wall clock (process liveness); due times, backoff and rate
+windows run on the service clock (event time), so a replay keeps its quiet hours.
 """
 
 from __future__ import annotations
@@ -50,8 +53,9 @@ class DispatcherConfig:
     batch_size: int = 100
     concurrency: int = 64
     lanes: int = 4  # claim -> send -> record loops running side by side
-    # Must exceed the longest provider call (the channel's timeout), or a slow send would be
-    # reconciled while still in flight.
+    # Wall seconds (the database's clock, not the event clock: leases are about process
+    # liveness). Must exceed the longest provider call (the channel's timeout), or a slow
+    # send would be reconciled while still in flight.
     lease_s: float = 60.0
     poll_interval_s: float = 0.5
     max_attempts: int = 8
@@ -109,7 +113,6 @@ class Dispatcher:
                 worker=cfg.worker_id,
                 limit=cfg.batch_size,
                 lease_s=cfg.lease_s,
-                now_s=self._clock.now_s(),
                 channels=list(self._channels),
             )
         if not lost:
@@ -138,7 +141,7 @@ class Dispatcher:
                     await record_unknown(
                         conn,
                         notice.notification_id,
-                        reconcile_at_s=self._clock.now_s() + cfg.backoff_base_s,
+                        reconcile_after_s=cfg.backoff_base_s,
                         error=result.reason,
                     )
         NOTICES_DISPATCHED.labels("any", "reconciled").inc(stats.reconciled_sent)
@@ -214,7 +217,7 @@ class Dispatcher:
                     await record_unknown(
                         conn,
                         notice.notification_id,
-                        reconcile_at_s=self._clock.now_s() + cfg.backoff_base_s,
+                        reconcile_after_s=cfg.backoff_base_s,
                         error=str(outcome),
                     )
                 else:

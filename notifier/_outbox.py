@@ -241,6 +241,16 @@ async def enqueue_for_outage_change(
             customer_ids=None,
             below_version=change.version,
         )
+    elif change.kind == "planned_notice":
+        # Planned work moved: unsent notices and reminders of the old window must not go out
+        # (the new version's reminder is inserted below, after this).
+        superseded = await supersede_pending(
+            conn,
+            change.outage_id,
+            ("planned_notice", "planned_reminder"),
+            customer_ids=None,
+            below_version=change.version,
+        )
     elif change.kind == "planned_cancelled":
         superseded = await supersede_pending(
             conn,

@@ -213,16 +213,18 @@ def test_an_outage_grows_when_late_evidence_shows_its_upstream_device_out(
 def test_an_earlier_separate_fault_is_not_merged_into_a_later_upstream_outage(
     eng: OutageEngine,
 ) -> None:
-    """Transformers 4 and 6 fail at T+1; transformer 5 is read lit at T+30 and goes dark
-    at T+200 with the rest of the recloser: two faults, not one from T+1. The earlier
-    outages stay open beneath the recloser's (nested), and nobody's start is moved back."""
+    """Transformers 4 and 6 fail at T+1 (confirmed); transformer 5 is read lit at T+30 and
+    goes dark at T+200 with the rest of the recloser: two faults, not one from T+1. The
+    earlier outages stay open beneath the recloser's, and nobody's start is moved back."""
     eng.apply(rows(meters_of(5), T + 30, d.READING, 230.0))
     eng.apply(rows(meters_of(4)[::2], T + 1, d.LAST_GASP))
     eng.apply(rows(meters_of(6)[::2], T + 2, d.LAST_GASP))
     eng.tick(T + 50)
     early = {o.device: o for o in eng.open_outages()}
     assert sorted(early) == [4, 6]
+    eng.pings_wanted()  # the confirm pings go out and are never answered: confirmed
     eng.tick(T + 200)
+    assert {o.state for o in early.values()} == {"confirmed"}
     eng.apply(rows(meters_of(5)[::2], T + 200, d.LAST_GASP))
     changes = eng.tick(T + 250)
     assert ("predicted", 2) in kinds(changes)

@@ -84,10 +84,8 @@ async def test_outage_to_sms_through_the_real_client(
         public_base_url="https://gw.example.vn",
     )
     clock = DeferredReplayClock(sim.start_s, SPEED)
-    # Leases run on the service clock (event time): 60 wall seconds at this speed.
-    options = NotifyOptions(
-        dispatcher=DispatcherConfig(worker_id="e2e", lease_s=60.0 * SPEED, poll_interval_s=0.1)
-    )
+    # Leases run on wall time: the default lease holds at any replay speed.
+    options = NotifyOptions(dispatcher=DispatcherConfig(worker_id="e2e", poll_interval_s=0.1))
     async with running_service(settings, db, clock=clock, notify=options) as service:
         # Twilio's callbacks reach the service on loopback; signatures cover the public URL.
         standin.callback_base_url = service.api_url

@@ -8,7 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-OutageState = Literal["predicted", "confirmed", "partially_restored", "restored", "cancelled"]
+# "scheduled": planned work announced, not begun (gridwatch/_planned_notices.py).
+OutageState = Literal[
+    "scheduled", "predicted", "confirmed", "partially_restored", "restored", "cancelled"
+]
 DeviceKind = Literal[
     "substation", "breaker", "recloser", "sectionalizer", "switch", "fuse", "transformer"
 ]

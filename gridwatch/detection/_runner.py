@@ -26,6 +26,7 @@ from psycopg import AsyncConnection
 import detectors as det
 from gridwatch._clock import Clock
 from gridwatch._errors import StoreError, StoreUnavailable, TopologyError
+from gridwatch._planned_windows import PlannedWindowSync
 from gridwatch.detection._evidence import EvidenceAdapter
 from gridwatch.detection._pings import OutgoingPing, PingSender, ping_payload, ping_topic
 from gridwatch.outages import (
@@ -182,6 +183,7 @@ class DetectionRunner:
         self._scada_opened: set[int] = set()  # opened by SCADA, not (yet) in the topology
         self._retry: list[PersistedOutages] = []
         self._step_lock = asyncio.Lock()
+        self._planned_windows = PlannedWindowSync(db)  # planned work suppresses detection
         self._ready = asyncio.Event()
         self._snapshot = DetectionSnapshot(event_time_s=self.engine.now_s)
         self._rejects_logged: set[str] = set()
@@ -252,6 +254,10 @@ class DetectionRunner:
         """One pass: fold ``batches`` in, advance to the clock's event time, persist the
         changes, send the pings. Returns what was persisted (or queued for a retry)."""
         async with self._step_lock:
+            # Before reading the clock: a slow read must not age this step's event time.
+            await self._planned_windows.refresh(
+                self.engine, self._topology.device_index, self._clock.now_s()
+            )
             now_s = self._clock.now_s()
             out = await asyncio.to_thread(self._step_sync, batches, now_s)
             self._snapshot = out.snapshot

@@ -426,9 +426,14 @@ class OutageEngine:
             onset = float(inf.onset_s[d])
             below = [o for o in self._open() if o.device != d and net.is_under(o.device, d)]
             own_onset = self._own_onset(d, below, forced, forced_onset)
-            # Outages beneath that began well before this device went out are separate,
-            # earlier faults: they stay open (nested under it), only the rest merge.
-            merging = [o for o in below if o.start_s >= own_onset - self.config.merge_window_s]
+            # Confirmed outages beneath that began well before this device went out are
+            # separate, earlier faults: they stay open (nested under it). The rest merge,
+            # and so does any still unconfirmed one (a hypothesis, e.g. one meter whose
+            # restore after a momentary was lost makes its transformer look out earlier).
+            window = self.config.merge_window_s
+            merging = [
+                o for o in below if o.state == "predicted" or o.start_s >= own_onset - window
+            ]
             if below and not merging:
                 onset = own_onset  # a new fault: its own delay, from its own evidence
             # Out since before its parent outage ended: judge it from that end, not from

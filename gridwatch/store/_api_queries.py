@@ -91,7 +91,7 @@ async def list_outages(
         where.append(sql.SQL("o.state = ANY(%(states)s)"))
         params["states"] = list(flt.states)
     if flt.active is True:
-        where.append(sql.SQL("o.state NOT IN ('restored', 'cancelled')"))
+        where.append(sql.SQL("o.state NOT IN ('scheduled', 'restored', 'cancelled')"))
     elif flt.active is False:
         where.append(sql.SQL("o.state IN ('restored', 'cancelled')"))
     if flt.planned is not None:
@@ -575,7 +575,7 @@ async def get_device(db: Database, device_id: str) -> Row | None:
             " (SELECT count(*) FROM devices c WHERE c.parent_id = d.device_id) AS children,"
             " (SELECT count(*) FROM meters m WHERE m.device_id = d.device_id) AS meters,"
             " (SELECT count(*) FROM outages o WHERE o.device_id = d.device_id"
-            "   AND o.state NOT IN ('restored', 'cancelled')) AS open_outages"
+            "   AND o.state NOT IN ('scheduled', 'restored', 'cancelled')) AS open_outages"
             " FROM devices d WHERE d.device_id = %s",
             [device_id],
         )
@@ -590,7 +590,7 @@ async def device_children(
             conn,
             "SELECT " + _DEVICE_COLUMNS + ","
             " (SELECT count(*) FROM outages o WHERE o.device_id = d.device_id"
-            "   AND o.state NOT IN ('restored', 'cancelled')) AS open_outages"
+            "   AND o.state NOT IN ('scheduled', 'restored', 'cancelled')) AS open_outages"
             " FROM devices d WHERE d.parent_id IS NOT DISTINCT FROM %(parent)s"
             " AND (%(after)s::text IS NULL OR d.device_id > %(after)s)"
             " ORDER BY d.device_id LIMIT %(limit)s",
@@ -630,7 +630,7 @@ async def get_meter(db: Database, meter_id: str) -> Row | None:
             "SELECT m.meter_id, m.device_id, m.customer_id, m.zone,"
             " (SELECT o.outage_id FROM outage_meters om JOIN outages o USING (outage_id)"
             "   WHERE om.meter_id = m.meter_id AND om.status = 'out'"
-            "   AND o.state NOT IN ('restored', 'cancelled')"
+            "   AND o.state NOT IN ('scheduled', 'restored', 'cancelled')"
             "   ORDER BY o.started_at DESC LIMIT 1) AS open_outage_id"
             " FROM meters m WHERE m.meter_id = %s",
             [meter_id],
@@ -696,8 +696,8 @@ async def customer_outages(
             " o.etr_p10, o.etr_p50, o.etr_p90, bool_or(om.status = 'out') AS still_out,"
             " max(om.restored_at) AS my_restored_at"
             " FROM outage_meters om JOIN outages o USING (outage_id)"
-            " WHERE om.customer_id = %(c)s AND o.state <> 'cancelled'"
-            " AND (o.started_at >= %(since)s OR o.state NOT IN ('restored', 'cancelled'))"
+            " WHERE om.customer_id = %(c)s AND o.state NOT IN ('scheduled', 'cancelled')"
+            " AND (o.started_at >= %(since)s OR o.state NOT IN ('scheduled', 'restored', 'cancelled'))"
             " GROUP BY o.outage_id"
             " ORDER BY (o.state IN ('restored', 'cancelled')), o.started_at DESC LIMIT %(limit)s",
             {"c": customer_id, "since": since, "limit": limit},
@@ -730,7 +730,7 @@ async def customers_out_by_zone(db: Database) -> list[Row]:
             conn,
             "SELECT zone, count(*) AS active_outages,"
             " sum(greatest(customers_affected - customers_restored, 0)) AS customers_out"
-            " FROM outages WHERE state NOT IN ('restored', 'cancelled')"
+            " FROM outages WHERE state NOT IN ('scheduled', 'restored', 'cancelled')"
             " GROUP BY zone ORDER BY zone",
             [],
         )

@@ -142,7 +142,7 @@ async def fetch_history(db: Database, since_s: float, as_of_s: float) -> list[Hi
             "SELECT o.started_at, CASE WHEN o.restored_at <= %s THEN o.restored_at END,"
             " d.kind, o.cause, o.zone, o.customers_affected"
             " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
-            " WHERE o.state <> 'cancelled' AND NOT o.planned"
+            " WHERE o.state NOT IN ('scheduled', 'cancelled') AND NOT o.planned"
             "   AND o.started_at >= %s AND o.started_at < %s",
             [_ts(as_of_s), _ts(since_s), _ts(as_of_s)],
         )
@@ -168,7 +168,7 @@ async def fetch_outage_intervals(db: Database, since_s: float) -> list[tuple[flo
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT started_at, restored_at FROM outages"
-            " WHERE state <> 'cancelled' AND (restored_at IS NULL OR restored_at >= %s)",
+            " WHERE state NOT IN ('scheduled', 'cancelled') AND (restored_at IS NULL OR restored_at >= %s)",
             [_ts(since_s)],
         )
         rows = await cur.fetchall()

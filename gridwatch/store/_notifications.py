@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, LiteralString
 
 from psycopg import AsyncConnection
 
@@ -295,17 +295,18 @@ def _claimed(r: Sequence[Any]) -> ClaimedNotification:
     )
 
 
+# Leases are about process liveness, so they run on the database's wall clock
+# (clock_timestamp(): one clock for every dispatcher host), never on the service's event
+# clock: a replay at 200x would otherwise expire a 60 s lease in 0.3 s and resend in-flight
+# notices. Which notices are due (not_before) stays on event time.
+_LEASE_END: LiteralString = "clock_timestamp() + %(lease)s * interval '1 second'"
+
+
 def _claim_params(
-    *, worker: str, limit: int, lease_s: float, now_s: float, channels: Sequence[str]
+    *, worker: str, limit: int, lease_s: float, channels: Sequence[str]
 ) -> dict[str, Any]:
-    """The query parameters both claims take (``now`` also starts the lease)."""
-    return {
-        "now": _ts(now_s),
-        "limit": limit,
-        "worker": worker,
-        "lease": lease_s,
-        "channels": list(channels),
-    }
+    """The query parameters both claims take."""
+    return {"limit": limit, "worker": worker, "lease": lease_s, "channels": list(channels)}
 
 
 async def claim_due(
@@ -342,13 +343,17 @@ async def claim_due(
                          WHERE o.channel = 'sms' AND o.address = n.address)
                      THEN 'recipient opted out' ELSE n.last_error END,
             claimed_by = %(worker)s,
-            lease_until = %(now)s + %(lease)s * interval '1 second',
-            attempt_started_at = %(now)s,
+            lease_until = {_LEASE_END},
+            -- Wall time: the provider's log (reconciliation) is dated in wall time.
+            attempt_started_at = clock_timestamp(),
             attempts = n.attempts + 1
         FROM due WHERE n.notification_id = due.notification_id
         RETURNING {_CLAIM_RETURNING}
         """,
-        _claim_params(worker=worker, limit=limit, lease_s=lease_s, now_s=now_s, channels=channels),
+        {
+            **_claim_params(worker=worker, limit=limit, lease_s=lease_s, channels=channels),
+            "now": _ts(now_s),
+        },
     )
     rows = await cur.fetchall()
     claimed = [_claimed(r) for r in rows if r[14] == "sending"]
@@ -361,17 +366,16 @@ async def claim_unknown(
     worker: str,
     limit: int,
     lease_s: float,
-    now_s: float,
     channels: Sequence[str],
 ) -> list[ClaimedNotification]:
-    """Claim in-flight notices whose lease expired: their outcome is unknown (a dispatcher
-    died or timed out between the provider call and the record). They are reconciled with
-    the provider's log before any retry."""
+    """Claim in-flight notices whose lease expired (database wall clock): their outcome is
+    unknown (a dispatcher died or timed out between the provider call and the record). They
+    are reconciled with the provider's log before any retry."""
     cur = await conn.execute(
         f"""
         WITH lost AS (
             SELECT notification_id FROM notifications
-            WHERE status = 'sending' AND lease_until < %(now)s
+            WHERE status = 'sending' AND lease_until < clock_timestamp()
               AND channel = ANY(%(channels)s::text[])
             ORDER BY lease_until
             LIMIT %(limit)s
@@ -379,11 +383,11 @@ async def claim_unknown(
         )
         UPDATE notifications n SET
             claimed_by = %(worker)s,
-            lease_until = %(now)s + %(lease)s * interval '1 second'
+            lease_until = {_LEASE_END}
         FROM lost WHERE n.notification_id = lost.notification_id
         RETURNING {_CLAIM_RETURNING}
         """,
-        _claim_params(worker=worker, limit=limit, lease_s=lease_s, now_s=now_s, channels=channels),
+        _claim_params(worker=worker, limit=limit, lease_s=lease_s, channels=channels),
     )
     return [_claimed(r) for r in await cur.fetchall()]
 
@@ -501,13 +505,15 @@ async def record_failed(
 
 
 async def record_unknown(
-    conn: AsyncConnection, notification_id: int, *, reconcile_at_s: float, error: str
+    conn: AsyncConnection, notification_id: int, *, reconcile_after_s: float, error: str
 ) -> None:
-    """Leave the notice in flight; when the lease lapses it is reconciled, never blindly resent."""
+    """Leave the notice in flight; its lease now lapses ``reconcile_after_s`` wall seconds
+    from now, and then it is reconciled, never blindly resent."""
     await conn.execute(
-        "UPDATE notifications SET lease_until = %s, last_error = %s"
+        "UPDATE notifications SET"
+        " lease_until = clock_timestamp() + %s * interval '1 second', last_error = %s"
         " WHERE notification_id = %s AND status = 'sending'",
-        [_ts(reconcile_at_s), error[:500], notification_id],
+        [reconcile_after_s, error[:500], notification_id],
     )
 
 
