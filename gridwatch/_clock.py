@@ -53,6 +53,11 @@ class ReplayClock:
         self._wall0_s: float | None = None if deferred else time.monotonic()
 
     @property
+    def speed(self) -> float:
+        """Event seconds per wall second (the system clock's is 1)."""
+        return self._speed
+
+    @property
     def started(self) -> bool:
         return self._wall0_s is not None
 

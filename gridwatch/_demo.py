@@ -20,12 +20,13 @@ from typing import TextIO
 
 import aiomqtt
 
+from gridwatch._clock import ReplayClock
 from gridwatch._embedded import configured, demo_services
 from gridwatch._errors import BrokerUnavailable
 from gridwatch._service import NotifyOptions, RunningService, running_service
 from gridwatch._settings import Settings
 from gridwatch.api import create_token
-from gridwatch.detection import DeferredReplayClock, DetectionSnapshot
+from gridwatch.detection import DetectionSnapshot
 from gridwatch.store import Database, drop_schema, migrate, save_topology, telemetry_summary
 from ingest import BrokerAddress
 from notifier import ConsoleChannel, DispatcherConfig
@@ -114,7 +115,7 @@ class _LiveView:
         service: RunningService,
         db: Database,
         sim: Simulation,
-        clock: DeferredReplayClock,
+        clock: ReplayClock,
         published: PublishStats | None,
     ) -> None:
         stats = service.ingest.stats()
@@ -209,7 +210,7 @@ async def run_demo(
             db = await Database.open(database_url, schema, create_schema=True)
             await migrate(db)
             await save_topology(db, topology)
-            clock = DeferredReplayClock(sim.start_s, speed)
+            clock = ReplayClock(sim.start_s, speed, deferred=True)
             demo_settings = demo_settings.model_copy(
                 update={
                     "mqtt_url": type(settings.mqtt_url)(mqtt_url),

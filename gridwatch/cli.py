@@ -199,6 +199,32 @@ def _cmd_vapid_keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _cmd_etr_fit(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from gridwatch.etr import fit_model, read_history_csv, save_fitted_model
+    from gridwatch.store import Database
+
+    now_s = time.time()
+    columns = read_history_csv(args.history, as_of_s=now_s)
+    for reject in columns.rejects[:10]:
+        print(f"skipped {reject}", file=sys.stderr)
+    if len(columns.rejects) > 10:
+        print(f"... {len(columns.rejects) - 10} more rows skipped", file=sys.stderr)
+    model = fit_model(columns)
+    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    try:
+        loaded = await save_fitted_model(db, model, now_s, columns, activate=not args.no_activate)
+    finally:
+        await db.close()
+    state = "saved" if args.no_activate else "saved and active"
+    print(
+        f"ETR model {loaded.version} {state}: fitted on {len(columns):,} outages"
+        f" ({len(columns.rejects):,} rows skipped)"
+    )
+    return 0
+
+
 def _epoch_s(text: str) -> float:
     from datetime import datetime
 
@@ -287,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--replay-speed", type=_positive_float, default=60.0)
     p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("etr", help="restoration-time models")
+    etr = p.add_subparsers(dest="etr_command", required=True, metavar="ACTION")
+    t = etr.add_parser("fit", help="fit the ETR model on a history CSV and make it active")
+    t.add_argument("history", type=_existing_path, help="CSV (docs/etr-model.md lists columns)")
+    t.add_argument("--no-activate", action="store_true", help="store it without using it")
+    t.set_defaults(handler=_cmd_etr_fit)
 
     p = sub.add_parser("token", help="API tokens")
     tok = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")

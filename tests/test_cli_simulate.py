@@ -45,3 +45,23 @@ def test_history_then_unknown_scenario(tmp_path: Path, capsys: pytest.CaptureFix
     assert "duration_s" in header
     assert main(["history", str(out), "--scenario", "no_such_day"]) == 1
     assert "valid names" in capsys.readouterr().err
+
+
+def test_etr_fit_from_simulated_history(
+    tmp_path: Path,
+    db: object,
+    database_url: str,
+    schema_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GRIDWATCH_DATABASE_URL", database_url)
+    monkeypatch.setenv("GRIDWATCH_DATABASE_SCHEMA", schema_name)
+    history = tmp_path / "history.csv"
+    assert main(["history", str(history), "--scenario", "storm", "--years", "10"]) == 0
+    assert main(["etr", "fit", str(history)]) == 0
+    assert "saved and active: fitted on" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("duration_s,censored\nabc,0\n")
+    assert main(["etr", "fit", str(bad)]) == 1
+    assert "needs a started_at column" in capsys.readouterr().err

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from gridwatch import load_settings
+from gridwatch._clock import ReplayClock
 from gridwatch._service import running_service
-from gridwatch.detection import DeferredReplayClock, PersistedOutages
+from gridwatch.detection import PersistedOutages
 from gridwatch.store import Database, save_topology
 from gridwatch.store._outages import load_outage_meters, load_timeline
 from simulators import Simulation, publish_stream
@@ -80,7 +81,7 @@ async def test_scripted_story_through_mqtt_and_postgres(
         ingest_flush_interval_s=0.05,
     )
     committed: list[PersistedOutages] = []
-    clock = DeferredReplayClock(sim.start_s, SPEED)
+    clock = ReplayClock(sim.start_s, SPEED, deferred=True)
     async with running_service(settings, db, clock=clock) as service:
         runner = service.detection
         assert runner is not None

@@ -19,8 +19,8 @@ from test_notify_support import standin
 from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
 
 from gridwatch import load_settings
+from gridwatch._clock import ReplayClock
 from gridwatch._service import NotifyOptions, running_service
-from gridwatch.detection import DeferredReplayClock
 from gridwatch.store import Database, save_topology
 from notifier import DispatcherConfig
 from simulators import Simulation, publish_stream
@@ -83,7 +83,7 @@ async def test_outage_to_sms_through_the_real_client(
         twilio_messages_per_s=1000.0,
         public_base_url="https://gw.example.vn",
     )
-    clock = DeferredReplayClock(sim.start_s, SPEED)
+    clock = ReplayClock(sim.start_s, SPEED, deferred=True)
     # Leases run on wall time: the default lease holds at any replay speed.
     options = NotifyOptions(dispatcher=DispatcherConfig(worker_id="e2e", poll_interval_s=0.1))
     async with running_service(settings, db, clock=clock, notify=options) as service:

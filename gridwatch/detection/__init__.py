@@ -9,7 +9,6 @@ from gridwatch.detection._pings import (
     ping_topic,
 )
 from gridwatch.detection._replay import (
-    DeferredReplayClock,
     LoopbackPings,
     ReplayStats,
     replay_through_runner,
@@ -25,7 +24,6 @@ from gridwatch.detection._runner import (
 )
 
 __all__ = [
-    "DeferredReplayClock",
     "DetectionRunner",
     "DetectionSnapshot",
     "Evidence",

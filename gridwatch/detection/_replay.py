@@ -10,7 +10,6 @@ measured on whole scenarios; the MQTT path itself is covered by the end-to-end t
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -21,28 +20,6 @@ from gridwatch._clock import ManualClock
 from gridwatch.detection._pings import OutgoingPing
 from gridwatch.detection._runner import DetectionRunner
 from ingest import CommittedBatch, ContractDecoder, KnownIds, MeterEvent
-
-
-class DeferredReplayClock:
-    """A replay clock that holds at ``start_s`` until ``start()``: services take their
-    clock when they start, but the replay's first message is published only once they are
-    ready; starting the clock then keeps event time and the published stream together."""
-
-    def __init__(self, start_s: float, speed: float) -> None:
-        if not (math.isfinite(speed) and speed > 0):
-            raise ValueError("speed must be a positive finite number")
-        self._start_s = start_s
-        self._speed = speed
-        self._wall0_s: float | None = None
-
-    def start(self) -> None:
-        if self._wall0_s is None:
-            self._wall0_s = time.monotonic()
-
-    def now_s(self) -> float:
-        if self._wall0_s is None:
-            return self._start_s
-        return self._start_s + (time.monotonic() - self._wall0_s) * self._speed
 
 
 class _Message(Protocol):

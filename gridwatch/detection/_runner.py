@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RunnerConfig:
     tick_interval_s: float = 1.0  # wall seconds between ticks while no telemetry arrives
+    # ... and at most this many EVENT seconds: a replay at 60x must not tick once a minute
+    # of event time, or declarations wait for the next tick instead of the delay.
+    tick_event_s: float = 1.0
+    tick_min_wall_s: float = 0.01
     queue_max_batches: int = 1000  # committed batches waiting; a full queue holds ingest back
     max_batches_per_step: int = 500
     persist_retry_min_s: float = 0.5
@@ -221,6 +225,12 @@ class DetectionRunner:
         await self._reload_open_outages()
         self._ready.set()
 
+    @property
+    def _tick_wall_s(self) -> float:
+        speed = float(getattr(self._clock, "speed", 1.0))
+        cfg = self.config
+        return max(cfg.tick_min_wall_s, min(cfg.tick_interval_s, cfg.tick_event_s / speed))
+
     async def run(self) -> None:
         """Start, then step on each committed batch and at least every tick interval."""
         await self.start()
@@ -229,9 +239,7 @@ class DetectionRunner:
             while True:
                 batches: list[CommittedBatch] = []
                 with contextlib.suppress(TimeoutError):
-                    first = await asyncio.wait_for(
-                        self._queue.get(), timeout=self.config.tick_interval_s
-                    )
+                    first = await asyncio.wait_for(self._queue.get(), timeout=self._tick_wall_s)
                     batches.append(first)
                 while len(batches) < self.config.max_batches_per_step:
                     try:

@@ -697,7 +697,8 @@ async def customer_outages(
             " max(om.restored_at) AS my_restored_at"
             " FROM outage_meters om JOIN outages o USING (outage_id)"
             " WHERE om.customer_id = %(c)s AND o.state NOT IN ('scheduled', 'cancelled')"
-            " AND (o.started_at >= %(since)s OR o.state NOT IN ('scheduled', 'restored', 'cancelled'))"
+            " AND (o.started_at >= %(since)s"
+            "      OR o.state NOT IN ('scheduled', 'restored', 'cancelled'))"
             " GROUP BY o.outage_id"
             " ORDER BY (o.state IN ('restored', 'cancelled')), o.started_at DESC LIMIT %(limit)s",
             {"c": customer_id, "since": since, "limit": limit},

@@ -168,7 +168,8 @@ async def fetch_outage_intervals(db: Database, since_s: float) -> list[tuple[flo
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT started_at, restored_at FROM outages"
-            " WHERE state NOT IN ('scheduled', 'cancelled') AND (restored_at IS NULL OR restored_at >= %s)",
+            " WHERE state NOT IN ('scheduled', 'cancelled')"
+            " AND (restored_at IS NULL OR restored_at >= %s)",
             [_ts(since_s)],
         )
         rows = await cur.fetchall()

@@ -215,7 +215,8 @@ async def load_open_outages(db: Database) -> list[dict[str, object]]:
             "SELECT outage_id, engine_key, device_id, zone, state, cause, started_at,"
             " confirmed_at, confidence, meters_affected, customers_affected, meters_restored,"
             " parent_outage_id FROM outages"
-            " WHERE state NOT IN ('scheduled', 'restored', 'cancelled') ORDER BY started_at, outage_id"
+            " WHERE state NOT IN ('scheduled', 'restored', 'cancelled')"
+            " ORDER BY started_at, outage_id"
         )
         names = [c.name for c in cur.description or []]
         return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
@@ -228,7 +229,8 @@ async def load_open_outage_meters(db: Database) -> list[tuple[str, str, str, dat
         cur = await conn.execute(
             "SELECT o.engine_key, m.meter_id, m.status, m.restored_at"
             " FROM outage_meters m JOIN outages o USING (outage_id)"
-            " WHERE o.state NOT IN ('scheduled', 'restored', 'cancelled') AND o.engine_key IS NOT NULL"
+            " WHERE o.state NOT IN ('scheduled', 'restored', 'cancelled')"
+            " AND o.engine_key IS NOT NULL"
             " ORDER BY o.engine_key, m.meter_id"
         )
         return [(str(k), str(m), str(s), r) for k, m, s, r in await cur.fetchall()]

@@ -36,7 +36,8 @@ WITH o AS (
     SELECT outage_id, started_at, customers_affected,
            least(coalesce(restored_at, %(until)s), %(until)s) AS ended_at
     FROM outages
-    WHERE state NOT IN ('scheduled', 'cancelled') AND started_at >= %(start)s AND started_at < %(end)s
+    WHERE state NOT IN ('scheduled', 'cancelled')
+      AND started_at >= %(start)s AND started_at < %(end)s
       AND (%(zone)s::text IS NULL OR zone = %(zone)s)
       AND (%(planned)s OR NOT planned)
 ), per_customer AS (
