@@ -305,55 +305,34 @@ async def _act(
     return ActionResult(outage_id=outage_id, action=action, state=state)
 
 
-@router.post(
-    "/outages/{outage_id}/confirm",
-    response_model=ActionResult,
-    summary="Confirm a predicted outage",
-    responses=ACTION_RESPONSES,
-)
-async def confirm_outage(
-    db: DbDep,
-    feed: FeedDep,
-    clock: ClockDep,
-    principal: OperatorDep,
-    outage_id: OutageIdPath,
-    body: OutageActionBody,
-) -> ActionResult:
-    return await _act(db, feed, principal, clock, outage_id, "confirm", body.reason)
+def _add_action_route(action: str, summary: str) -> None:
+    """confirm / cancel / restore differ only in the action they record."""
+
+    async def endpoint(
+        db: DbDep,
+        feed: FeedDep,
+        clock: ClockDep,
+        principal: OperatorDep,
+        outage_id: OutageIdPath,
+        body: OutageActionBody,
+    ) -> ActionResult:
+        return await _act(db, feed, principal, clock, outage_id, action, body.reason)
+
+    endpoint.__name__ = f"{action}_outage"  # FastAPI derives the operation id from it
+    router.post(
+        f"/outages/{{outage_id}}/{action}",
+        response_model=ActionResult,
+        summary=summary,
+        responses=ACTION_RESPONSES,
+    )(endpoint)
 
 
-@router.post(
-    "/outages/{outage_id}/cancel",
-    response_model=ActionResult,
-    summary="Cancel an outage as a false positive",
-    responses=ACTION_RESPONSES,
-)
-async def cancel_outage(
-    db: DbDep,
-    feed: FeedDep,
-    clock: ClockDep,
-    principal: OperatorDep,
-    outage_id: OutageIdPath,
-    body: OutageActionBody,
-) -> ActionResult:
-    return await _act(db, feed, principal, clock, outage_id, "cancel", body.reason)
-
-
-@router.post(
-    "/outages/{outage_id}/restore",
-    response_model=ActionResult,
-    summary="Mark an outage restored (every affected meter back)",
-    responses=ACTION_RESPONSES,
-)
-async def restore_outage(
-    db: DbDep,
-    feed: FeedDep,
-    clock: ClockDep,
-    principal: OperatorDep,
-    outage_id: OutageIdPath,
-    body: OutageActionBody,
-) -> ActionResult:
-    return await _act(db, feed, principal, clock, outage_id, "restore", body.reason)
+for _action, _summary in (
+    ("confirm", "Confirm a predicted outage"),
+    ("cancel", "Cancel an outage as a false positive"),
+    ("restore", "Mark an outage restored (every affected meter back)"),
+):
+    _add_action_route(_action, _summary)
 
 
 @router.post(
