@@ -18,6 +18,8 @@ from gridwatch.outages import (
     METER_TRANSFERRED,
     EngineConfig,
     Network,
+    Outage,
+    OutageChange,
     OutageEngine,
     PlannedOutage,
 )
@@ -27,6 +29,11 @@ PARENT = [-1, 0, 1, 2, 3, 3, 2, 0, 7, 7]
 KIND = [0, 1, 2, 5, 6, 6, 6, 1, 6, 6]
 TX = [4, 5, 6, 8, 9]
 METER_DEVICE = np.repeat(TX, 6).astype(np.int32)
+
+
+def state_of(o: Outage) -> str:
+    """The state read afresh (an earlier ``assert o.state == ...`` narrows it for mypy)."""
+    return o.state
 
 
 def meters_of(tx: int) -> list[int]:
@@ -60,7 +67,7 @@ def eng() -> OutageEngine:
     return e
 
 
-def kinds(changes: list) -> list[tuple[str, int]]:
+def kinds(changes: list[OutageChange]) -> list[tuple[str, int]]:
     return [(c.kind, c.device) for c in changes]
 
 
@@ -123,7 +130,7 @@ def test_trip_reclose_is_momentary_lockout_confirms_at_once_close_restores(
     assert {p.meter for p in eng.pings_wanted()} == set(meters_of(9))
     eng.apply(rows(meters_of(9)[:5], T + 410, d.PING_ON))
     eng.tick(T + 500)  # the last one never answers: closed as unverified, not restored
-    assert o.state == "restored"
+    assert state_of(o) == "restored"
     assert o.meters_restored == 11
 
 
@@ -188,7 +195,7 @@ def test_still_dark_after_upstream_restored_becomes_nested_no_false_restored(
     assert nested.is_open
     assert nested.meters_restored == 0
     eng.apply(rows(meters_of(4), T + 900, d.POWER_RESTORE))
-    assert nested.state == "restored"
+    assert state_of(nested) == "restored"
     assert nested.meters_restored == 6
 
 
@@ -402,3 +409,113 @@ def test_recloser_shots_that_end_in_a_successful_reclose_are_momentaries(
         (2, T + 3.2, T + 18),
     ]
     assert eng.open_outages() == []
+
+
+def _replay_close_with_fine_ticks(
+    eng: OutageEngine, close_s: float, *, lost: set[int]
+) -> list[OutageChange]:
+    """A locked-out breaker 1 closes at ``close_s``; the batch holding the close is judged
+    0.1 s before its time stamp (at its commit time, as the runner does). One tick per
+    event second. Pings are answered truthfully for the time they were sent (transformer
+    4 has a fault of its own, everything else is lit from the close) after a 15 s round
+    trip, except to ``lost`` meters. The meters' own restores (transformers 5 and 6)
+    arrive 20 s after the close."""
+    replies: list[tuple[float, np.ndarray]] = []  # (arrives at, rows)
+
+    def answer_pings() -> None:  # as the runner does after every step
+        for p in eng.pings_wanted():
+            if p.meter in lost:
+                continue
+            lit = p.requested_s >= close_s and p.meter not in meters_of(4)
+            ev = rows([p.meter], p.requested_s + 0.001, d.PING_ON if lit else d.PING_OFF)
+            replies.append((p.requested_s + 15, ev))
+
+    changes = eng.apply(scada_evidence=scada(1, close_s, d.SCADA_CLOSE), now_s=close_s - 0.1)
+    answer_pings()
+    for step in range(1, 121):
+        now = close_s - 0.1 + step
+        if close_s + 20 <= now < close_s + 21:
+            restored = meters_of(5) + meters_of(6)
+            changes += eng.apply(rows(restored, close_s + 0.5, d.POWER_RESTORE), now_s=now)
+        for _, ev in [r for r in replies if r[0] <= now]:
+            changes += eng.apply(ev, now_s=now)
+        replies = [r for r in replies if r[0] > now]
+        changes += eng.tick(now)
+        answer_pings()
+    return changes
+
+
+def _lockout_breaker(eng: OutageEngine) -> Outage:
+    under = meters_of(4) + meters_of(5) + meters_of(6)
+    eng.apply(scada_evidence=scada(1, T + 1, d.SCADA_LOCKOUT), now_s=T + 1)
+    eng.apply(rows(under[::2], T + 1, d.LAST_GASP), now_s=T + 2)
+    (brk,) = eng.open_outages()
+    assert (brk.device, brk.state) == (1, "confirmed")
+    return brk
+
+
+def test_fine_ticks_after_a_scada_close_nest_only_what_stays_dark_after_it(
+    eng: OutageEngine,
+) -> None:
+    """Restore pings sent when the close is applied, 0.1 s before its time stamp, are
+    answered "off", truthfully. Before the fix those answers nested the recloser (all 18
+    meters) at once, confirmed at the breaker's restore, and "restored" 5 s later when
+    the meters' own restores arrived (MQTT replay at 100x). Now only evidence from after
+    the close counts: transformer 4, still dark, is nested; nothing else is."""
+    brk = _lockout_breaker(eng)
+    close_s = T + 600
+    changes = _replay_close_with_fine_ticks(eng, close_s, lost=set())
+    nested = [c for c in changes if c.kind == "nested"]
+    assert [c.device for c in nested] == [4], kinds(changes)
+    assert nested[0].at_s > close_s  # asked after the close, answered dark: then nested
+    assert not [c for c in changes if c.kind in ("predicted", "split", "moved")]
+    (tx4,) = eng.open_outages()
+    assert (tx4.device, tx4.parent_key, tx4.state) == (4, brk.key, "confirmed")
+    assert tx4.confirmed_s is not None
+    assert tx4.confirmed_s > close_s
+    assert brk.state == "restored"
+    assert brk.restored_s is not None
+    assert brk.restored_s > close_s
+    status = dict(zip(brk.meters.tolist(), brk.meter_status.tolist(), strict=True))
+    assert {m for m, s in status.items() if s == METER_TRANSFERRED} == set(meters_of(4))
+    assert all(status[m] == METER_RESTORED for m in meters_of(5) + meters_of(6))
+
+
+def test_restored_meters_whose_restore_pings_are_lost_are_not_made_off_again(
+    eng: OutageEngine,
+) -> None:
+    """Transformer 6's restore pings are never answered, but its meters' own restores
+    arrive 20 s after the close. Their pings must not then time out as "no reply", newer
+    than the restore: 6 x 2 meters "off" again made a false outage on the recloser."""
+    brk = _lockout_breaker(eng)
+    changes = _replay_close_with_fine_ticks(eng, T + 600, lost=set(meters_of(6)))
+    assert [c.device for c in changes if c.kind == "nested"] == [4]
+    assert not [c for c in changes if c.kind in ("predicted", "split", "moved")]
+    assert brk.state == "restored"
+    assert (eng.meter_state.state[meters_of(5) + meters_of(6)] == d.ON).all()
+
+
+def test_an_on_from_before_the_fault_restores_nobody(eng: OutageEngine) -> None:
+    """A momentary on transformer 4 (T+1 to T+3), one meter's restore lost: it stays
+    "off" since T+1. The fuse above fails at T+100; some meters gasp, the rest are silent,
+    still "on" from T+3. The outage may start at T+1 (that meter), but an "on" from before
+    the gasps it was declared on is no restoration (the notify e2e: customers put in the
+    fuse's outage "restored" before it was confirmed, and never told anything)."""
+    tx4, tx5 = meters_of(4), meters_of(5)
+    eng.apply(rows(tx4, T + 1, d.LAST_GASP), now_s=T + 1)
+    eng.apply(rows(tx4[1:], T + 3, d.POWER_RESTORE), now_s=T + 3)
+    eng.tick(T + 60)
+    eng.take_momentaries()
+    eng.apply(rows(tx4[1::2] + tx5[::2], T + 100, d.LAST_GASP), now_s=T + 101)
+    changes: list[OutageChange] = []
+    for t in range(102, 200):
+        changes += eng.tick(T + t)
+        eng.pings_wanted()  # never answered
+    (o,) = eng.open_outages()
+    assert o.device == 3
+    assert o.state == "confirmed"
+    assert o.meters_restored == 0
+    assert not [c for c in changes if c.kind == "meters_restored"]
+    eng.apply(rows(tx4 + tx5, T + 900, d.POWER_RESTORE), now_s=T + 900)
+    assert state_of(o) == "restored"
+    assert o.meters_restored == 12

@@ -28,7 +28,9 @@ from gridwatch._clock import Clock
 from gridwatch._errors import StoreError, StoreUnavailable, TopologyError
 from gridwatch._planned_windows import PlannedWindowSync
 from gridwatch.detection._evidence import EvidenceAdapter
+from gridwatch.detection._operator_actions import OperatorActionFeed
 from gridwatch.detection._pings import OutgoingPing, PingSender, ping_payload, ping_topic
+from gridwatch.detection._reports import CustomerReportFeed
 from gridwatch.outages import (
     METER_OUT,
     METER_STATUS_NAMES,
@@ -188,6 +190,10 @@ class DetectionRunner:
         self._retry: list[PersistedOutages] = []
         self._step_lock = asyncio.Lock()
         self._planned_windows = PlannedWindowSync(db)  # planned work suppresses detection
+        # Operator actions (audit_log) and customer reports (customer_reports) reach the
+        # engine at the start of each step, read by id cursor.
+        self.operator_actions = OperatorActionFeed(db)
+        self.customer_reports = CustomerReportFeed(db, topology.meter_index)
         self._ready = asyncio.Event()
         self._snapshot = DetectionSnapshot(event_time_s=self.engine.now_s)
         self._rejects_logged: set[str] = set()
@@ -222,6 +228,9 @@ class DetectionRunner:
         t0 = time.perf_counter()
         await asyncio.to_thread(det.warm_up)
         log.info("detection kernels ready in %.2f s", time.perf_counter() - t0)
+        # Cursors first: the outages taken back already reflect every earlier action.
+        await self.operator_actions.start()
+        await self.customer_reports.start(self._clock.now_s())
         await self._reload_open_outages()
         self._ready.set()
 
@@ -267,7 +276,9 @@ class DetectionRunner:
                 self.engine, self._topology.device_index, self._clock.now_s()
             )
             now_s = self._clock.now_s()
-            out = await asyncio.to_thread(self._step_sync, batches, now_s)
+            pre = await self.operator_actions.apply_new(self.engine)
+            pre += await self.customer_reports.apply_new(self.engine, now_s)
+            out = await asyncio.to_thread(self._step_sync, batches, now_s, pre)
             self._snapshot = out.snapshot
             if self._pings is not None and out.pings:
                 dropped = self._pings.send(out.pings)
@@ -280,9 +291,11 @@ class DetectionRunner:
 
     # --------------------------------------------------------------- the step
 
-    def _step_sync(self, batches: list[CommittedBatch], now_s: float) -> _StepOut:
+    def _step_sync(
+        self, batches: list[CommittedBatch], now_s: float, pre: list[OutageChange] | None = None
+    ) -> _StepOut:
         eng = self.engine
-        changes: list[OutageChange] = []
+        changes: list[OutageChange] = list(pre or ())  # operator actions, customer reports
         switched: dict[str, bool] = {}
         if batches:
             ev = self._adapter.convert(batches)

@@ -485,6 +485,7 @@ class OutageEngine:
                 # (and verify) afresh, never close the leftovers as "unverified" at once.
                 o.device_restored_s = None
                 o.restore_pings.clear()
+                o.restore_asked.clear()
                 changes += self._maybe_confirm(o, inf)
                 if o.meters_out == 0 and o.state != "predicted":
                     changes.append(
@@ -500,9 +501,10 @@ class OutageEngine:
                 changes += self._move_down(o, inside, inf)
             elif inside:
                 # Meters still "off" right after the device came back may only be slow to
-                # say so: ask them first (restore pings), nest only what stays dark.
+                # say so (their "off" predates the restore): ask them first (restore
+                # pings), nest only what evidence from after the restore says is dark.
                 changes += self._start_restore_pings(o)
-                if not self._restore_pings_pending(o):
+                if not self._restore_waiting(o):
                     changes += self._nest(o, inside, inf)
             else:
                 changes += self._device_back(o)
@@ -587,6 +589,11 @@ class OutageEngine:
         meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
         return meters[~self._already_out(meters)]
 
+    def _newest_off_s(self, meters: I32) -> float:
+        ms = self.meter_state
+        off = meters[ms.state[meters] == det.OFF]
+        return float(ms.since_s[off].max()) if off.size else -math.inf
+
     def _new_outage(self, d: int, inf: det.Inference, cause: str, start_s: float) -> Outage:
         meters = self._held_meters(d, inf)
         o = Outage(
@@ -600,6 +607,7 @@ class OutageEngine:
             meter_restored_s=np.full(meters.shape[0], np.nan),
             customers_affected=self._customers(meters),
             cause=cause,
+            dark_s=self._newest_off_s(meters),
         )
         self.outages[o.key] = o
         self._open_by_device[d] = o.key
@@ -703,6 +711,7 @@ class OutageEngine:
             restored_s,
         )
         keep.customers_affected = self._customers(meters)
+        keep.dark_s = max(keep.dark_s, self._newest_off_s(meters))
         onset = own_onset_s if apart else float(inf.onset_s[d])
         keep.start_s = min([o.start_s for o in below] + [onset])
         keep.confidence = inf.confidence(d)
@@ -739,6 +748,7 @@ class OutageEngine:
         o.meter_status = np.zeros(meters.shape[0], dtype=np.int8)
         o.meter_restored_s = np.full(meters.shape[0], np.nan)
         o.customers_affected = self._customers(meters)
+        o.dark_s = self._newest_off_s(meters)
         o.confidence = inf.confidence(first)
         self._open_by_device[first] = o.key
         o.confirm_pings.clear()
@@ -791,16 +801,32 @@ class OutageEngine:
         idx = np.flatnonzero(out)
         m = o.meters[idx]
         ms = self.meter_state
-        lit = (ms.state[m] == det.ON) & (ms.last_s[m] > o.start_s)
+        # An "on" from before the dark evidence the outage rests on is not a restoration:
+        # a meter back after a momentary, then silent when the fault came (its start can
+        # be that momentary's, from one meter whose restore was lost).
+        lit = (ms.state[m] == det.ON) & (ms.last_s[m] > max(o.start_s, o.dark_s))
         if not lit.any():
             return []
         hit = idx[lit]
         o.meter_status[hit] = METER_RESTORED
         o.meter_restored_s[hit] = np.maximum(ms.since_s[m[lit]], o.start_s)
+        self._drop_restore_pings(m[lit])
         changes = [self._log(o, self.now_s, "meters_restored", {"meters": o.meters[hit].tolist()})]
         if o.state == "confirmed" and o.meters_out > 0:
             changes.append(self._set_state(o, "partially_restored", "partially_restored", {}))
         return changes
+
+    def _drop_restore_pings(self, meters: I32) -> None:
+        """Meters seen on need no restore ping: left to time out, the ping's "no reply"
+        would be newer than their own restore and read as "off" again. A late answer
+        still applies as evidence."""
+        seen = set(meters.tolist())
+        for m in seen:
+            if m in self._outstanding and self._outstanding[m][2] == "restore":
+                del self._outstanding[m]
+        self._ping_queue = [
+            (m, why) for m, why in self._ping_queue if not (why == "restore" and m in seen)
+        ]
 
     def _device_back(self, o: Outage) -> list[OutageChange]:
         """The outage's device is no longer judged out. Restored only as far as evidence
@@ -812,7 +838,7 @@ class OutageEngine:
             return [self._set_state(o, "cancelled", "cancelled", {"why": "evidence withdrawn"})]
         changes = self._start_restore_pings(o)
         still = o.meter_status == METER_OUT
-        if self._restore_pings_pending(o):
+        if self._restore_waiting(o):
             if o.state in ("predicted", "confirmed") and o.meters_restored:
                 changes.append(self._set_state(o, "partially_restored", "partially_restored", {}))
             return changes
@@ -824,22 +850,68 @@ class OutageEngine:
         changes.append(self._set_state(o, "restored", "restored", {"why": "device back"}))
         return changes
 
+    def _back_s(self, o: Outage) -> float:
+        """The event time ``o``'s device is back from: its SCADA close (which may be
+        stamped a little ahead of ``now``: a batch is judged at its commit time), else now."""
+        gate = int(self.network.gates[o.device])
+        kind, ts = int(self._scada_kind[gate]), float(self._scada_ts[gate])
+        if kind in (det.SCADA_CLOSE, det.SCADA_RECLOSE) and ts >= o.start_s:
+            return max(self.now_s, ts)
+        return self.now_s
+
     def _start_restore_pings(self, o: Outage) -> list[OutageChange]:
-        """Once per restoration of ``o``'s device: ping every meter not yet seen on."""
-        if o.device_restored_s is not None:
+        """Once per restoration of ``o``'s device: note when it is back, then ping the
+        meters not yet seen on (``_ask_restore``)."""
+        if o.device_restored_s is None:
+            o.device_restored_s = self._back_s(o)
+            o.restore_asked.clear()
+        return self._ask_restore(o)
+
+    def _stale_out(self, o: Outage) -> I32:
+        """Meters of ``o`` still out with no evidence since its device came back: their
+        "off" says how things were before the restore, not after."""
+        back = o.device_restored_s
+        out: I32 = o.meters[o.meter_status == METER_OUT]
+        if back is None:
+            return out
+        stale: I32 = out[self.meter_state.last_s[out] <= back]
+        return stale
+
+    def _ask_restore(self, o: Outage) -> list[OutageChange]:
+        """Ping, once each, the meters of ``o`` still out with no evidence since its device
+        came back; never before that instant: a ping answered before the SCADA close says
+        "off" truthfully, and that answer would nest the whole feeder (an MQTT replay
+        ticking every event second pinged 0.1 s before the close's own time stamp)."""
+        back = o.device_restored_s
+        if back is None or self.now_s < back:
             return []
-        o.device_restored_s = self.now_s
-        for m in o.meters[o.meter_status == METER_OUT].tolist():
-            o.restore_pings.add(int(m))
-            self._ping_queue.append((int(m), "restore"))
-        if not o.restore_pings:
+        new = [m for m in self._stale_out(o).tolist() if m not in o.restore_asked]
+        if not new:
             return []
-        return [self._log(o, self.now_s, "restore_pings", {"meters": len(o.restore_pings)})]
+        for m in new:
+            o.restore_asked.add(m)
+            o.restore_pings.add(m)
+            self._ping_queue.append((m, "restore"))
+        return [self._log(o, self.now_s, "restore_pings", {"meters": len(new)})]
 
     def _restore_pings_pending(self, o: Outage) -> bool:
         waiting = set(o.meters[o.meter_status == METER_OUT].tolist())
         o.restore_pings = {m for m in o.restore_pings if m in waiting and self._ping_pending(m)}
         return bool(o.restore_pings)
+
+    def _restore_waiting(self, o: Outage) -> bool:
+        """Whether the restoration of ``o``'s device is still being judged: restore pings
+        are out, or meters still out have said nothing since it came back (their restore,
+        a read or a ping answer may be on its way). Bounded: after ``ping_timeout_s`` +
+        ``restore_allowance_s`` of event time, what is still "off" is judged dark."""
+        if self._restore_pings_pending(o):
+            return True
+        back = o.device_restored_s
+        if back is None:
+            return False
+        if self.now_s >= back + self.config.ping_timeout_s + self.config.restore_allowance_s:
+            return False
+        return bool(self._stale_out(o).size)
 
     def _expire_pings(self) -> None:
         limit = self.now_s - self.config.ping_timeout_s
@@ -853,3 +925,221 @@ class OutageEngine:
         for m, _ in late:
             del self._outstanding[m]
         self._apply_meters(ev)
+
+    # ------------------------------------------------------ operator actions
+    # The control API writes an operator's action straight to the store; the runner hands
+    # it here so that the engine's next upsert agrees with the operator instead of quietly
+    # reversing it. Each returns the changes to persist ("operator_applied" entries).
+
+    def operator_confirm(
+        self, key: str, *, at_s: float | None = None, detail: dict[str, object] | None = None
+    ) -> list[OutageChange]:
+        """A predicted outage is confirmed by hand: its ping sample no longer decides it.
+        Once confirmed, evidence can only end it through restoration (verified by pings),
+        never withdraw it silently. Anything but a predicted outage: no-op."""
+        o = self.outages.get(key)
+        if o is None or o.state != "predicted":
+            return []
+        self._operator_time(at_s)
+        o.confirm_pings.clear()
+        if at_s is not None and math.isfinite(at_s):
+            o.confirmed_s = max(float(at_s), o.start_s)
+        info: dict[str, object] = {"action": "confirm", **(detail or {})}
+        return [self._set_state(o, "confirmed", "operator_applied", info)]
+
+    def operator_cancel(
+        self, key: str, *, at_s: float | None = None, detail: dict[str, object] | None = None
+    ) -> list[OutageChange]:
+        """A false positive. The outage is cancelled, and the evidence it rested on is
+        refuted so that it is not declared again from the same evidence: its meters'
+        "off" runs no newer than the cancel become *unknown* (their newest evidence time is
+        kept, so only evidence newer than it makes them "off" again), its pings are
+        dropped (no synthetic timeouts), and a SCADA "out" on its device is cleared (only
+        a newer operation applies again). Whatever the engine decided meanwhile, the
+        operator's word is final: an outage the engine closed is re-marked cancelled."""
+        o = self.outages.get(key)
+        if o is None or o.state == "cancelled":
+            return []
+        at = self._operator_time(at_s)
+        refuted = self._refute_dark_evidence(o, at)
+        self._pending.pop(o.device, None)
+        self._clear_forced_out(o.device)
+        info: dict[str, object] = {"action": "cancel", "meters_refuted": refuted, **(detail or {})}
+        return [self._close_by_operator(o, "cancelled", info)]
+
+    def operator_restore(
+        self, key: str, *, at_s: float | None = None, detail: dict[str, object] | None = None
+    ) -> list[OutageChange]:
+        """Marked restored by hand: the outage is restored and every meter not yet seen
+        back is restored at ``at_s`` (as the API records it). The operator's word is
+        checked, not trusted blindly: those meters' stale "off" becomes *unknown* and each
+        is pinged. Meters still dark (ping off or no answer, or new gasps) form a new
+        outage by the usual rules, which is then linked as *nested* under this one and
+        confirmed (see ``operator_followups``)."""
+        o = self.outages.get(key)
+        if o is None or o.state == "restored":
+            return []
+        at = max(self._operator_time(at_s), o.start_s)
+        back = (o.meter_status == METER_OUT) | (o.meter_status == METER_UNVERIFIED)
+        verify = o.meters[back]
+        o.meter_status[back] = METER_RESTORED
+        o.meter_restored_s[back] = at
+        refuted = self._refute_dark_evidence(o, at, meters=verify)
+        self._pending.pop(o.device, None)
+        self._clear_forced_out(o.device)
+        queued = {m for m, _ in self._ping_queue}
+        for m in verify.tolist():
+            if m not in queued:
+                self._ping_queue.append((int(m), "restore"))
+        existing = frozenset(self._open_by_device.values())
+        window = 2.0 * (self.config.ping_timeout_s + self.config.declaration_delay_s)
+        self._operator_restores()[o.key] = (at, self.now_s + window, verify.copy(), existing)
+        info: dict[str, object] = {
+            "action": "restore",
+            "meters_restored": int(verify.shape[0]),
+            "meters_verifying": int(verify.shape[0]),
+            "meters_refuted": refuted,
+            **(detail or {}),
+        }
+        change = self._close_by_operator(o, "restored", info)
+        o.restored_s = at
+        o.device_restored_s = at
+        return [change]
+
+    def operator_merge(
+        self,
+        key: str,
+        into_key: str,
+        *,
+        at_s: float | None = None,
+        detail: dict[str, object] | None = None,
+    ) -> list[OutageChange]:
+        """Outage ``key`` is folded into ``into_key`` by hand: its meters (with what each
+        already knew) join the other outage, which keeps its device (the operator knows
+        they are one event, the tree may not), and it is cancelled with ``merged_into``.
+        Its device is then not declared again for those meters: they are held by the open
+        outage. If the engine already closed the target, the source is cancelled only."""
+        a, b = self.outages.get(key), self.outages.get(into_key)
+        if a is None or b is None or a is b or a.state == "cancelled":
+            return []
+        self._operator_time(at_s)
+        changes: list[OutageChange] = []
+        if b.is_open and a.is_open:
+            meters = np.union1d(b.meters, a.meters).astype(np.int32)
+            status = np.zeros(meters.shape[0], dtype=np.int8)
+            restored_s = np.full(meters.shape[0], np.nan)
+            for src in (a, b):  # the target's own knowledge wins where both hold a meter
+                pos = np.searchsorted(meters, src.meters)
+                status[pos] = src.meter_status
+                restored_s[pos] = src.meter_restored_s
+            b.meters, b.meter_status, b.meter_restored_s = meters, status, restored_s
+            b.customers_affected = self._customers(meters)
+            b.start_s = min(a.start_s, b.start_s)
+            b.confirm_pings |= a.confirm_pings
+            b.restore_pings |= a.restore_pings
+            changes.append(
+                self._log(
+                    b,
+                    self.now_s,
+                    "operator_applied",
+                    {"action": "merge", "merged": [a.key], "meters": b.meters_affected},
+                )
+            )
+        a.confirm_pings.clear()
+        a.restore_pings.clear()
+        a.parent_key = b.key
+        self._pending.pop(a.device, None)
+        info: dict[str, object] = {"action": "merge", "into": b.key, **(detail or {})}
+        changes.insert(0, self._close_by_operator(a, "cancelled", info))
+        return changes
+
+    def operator_followups(self) -> list[OutageChange]:
+        """Run once per step: a new outage formed from meters whose restore was marked by
+        an operator and that stayed dark under the verification pings is linked *nested*
+        under the restored outage (``parent_key``, cause "nested") and confirmed (those
+        pings were its verification). Records expire after 2 x (ping timeout +
+        declaration delay) of event time."""
+        records = self._operator_restores()
+        if not records:
+            return []
+        changes: list[OutageChange] = []
+        for key, (at, until, verify, existing) in list(records.items()):
+            for n in self._open():
+                if n.key in existing or n.key == key or n.parent_key is not None:
+                    continue
+                dark = n.meters[n.meter_status == METER_OUT]
+                if not np.isin(dark, verify).any():
+                    continue
+                n.parent_key = key
+                n.cause = "nested"
+                info: dict[str, object] = {
+                    "parent": key,
+                    "why": "still dark after an operator marked the upstream restored",
+                    "operator_restored_s": at,
+                }
+                if n.state == "predicted":
+                    n.confirm_pings.clear()
+                    changes.append(self._set_state(n, "confirmed", "nested_linked", info))
+                else:
+                    changes.append(self._log(n, self.now_s, "nested_linked", info))
+            if self.now_s >= until:
+                del records[key]
+        return changes
+
+    def _operator_time(self, at_s: float | None) -> float:
+        """The action's event time (from the same clock as the evidence): event time moves
+        up to it, never back, so the engine's entries follow the operator's."""
+        if at_s is None or not math.isfinite(at_s):
+            return self.now_s
+        self.now_s = max(self.now_s, float(at_s))
+        return float(at_s)
+
+    def _operator_restores(self) -> dict[str, tuple[float, float, I32, frozenset[str]]]:
+        """outage key -> (restored at, link until, meters being verified, outages open
+        then): restores marked by an operator, awaiting their verification."""
+        got: dict[str, tuple[float, float, I32, frozenset[str]]] | None = getattr(
+            self, "_op_restores", None
+        )
+        if got is None:
+            got = {}
+            self._op_restores = got
+        return got
+
+    def _close_by_operator(
+        self, o: Outage, state: OutageState, detail: dict[str, object]
+    ) -> OutageChange:
+        if o.is_open:
+            return self._set_state(o, state, "operator_applied", detail)
+        # The engine closed it meanwhile (e.g. restored by evidence): the operator decides.
+        o.state = state
+        o.restored_s = self.now_s if state == "restored" else None
+        return self._log(o, self.now_s, "operator_applied", detail)
+
+    def _refute_dark_evidence(self, o: Outage, at_s: float, *, meters: I32 | None = None) -> int:
+        """``o``'s meters (or ``meters``) whose "off" run began no later than ``at_s`` and
+        that no other open outage holds out become *unknown*; their pings are dropped."""
+        ms = self.meter_state
+        cand = o.meters if meters is None else meters
+        held = np.zeros(cand.shape[0], dtype=np.bool_)
+        for other in self._open():
+            if other is not o:
+                held |= np.isin(cand, other.meters[other.meter_status == METER_OUT])
+        cand = cand[~held]
+        stale = cand[(ms.state[cand] == det.OFF) & (ms.since_s[cand] <= at_s)]
+        ms.state[stale] = det.UNKNOWN
+        drop = set(cand.tolist())
+        for m in drop:
+            self._outstanding.pop(m, None)
+        self._ping_queue = [(m, r) for m, r in self._ping_queue if m not in drop]
+        o.confirm_pings.clear()
+        o.restore_pings.clear()
+        return int(stale.shape[0])
+
+    def _clear_forced_out(self, device: int) -> None:
+        """Forget a SCADA "out" on ``device``'s gate (its time stays: only a newer
+        operation applies again), and any recloser shots held there."""
+        gate = int(self.network.gates[device])
+        if int(self._scada_kind[gate]) in (det.SCADA_OPEN, det.SCADA_LOCKOUT, det.SCADA_TRIP):
+            self._scada_kind[gate] = -1
+            self._trip_s[gate] = np.nan
+        self._shots.pop(gate, None)

@@ -44,6 +44,10 @@ class EngineConfig:
     # (or any outage on that device) within it makes them part of the sustained outage
     # (IEEE 1366), else they are released as momentaries.
     reclose_sequence_s: float = 120.0
+    # After a device comes back, its meters with no evidence since then are waited for
+    # (restore pings, restores, reads) at most ping_timeout_s plus this allowance (the
+    # ping's round trip) before what is still "off" is judged dark (nested or unverified).
+    restore_allowance_s: float = 15.0
 
     def __post_init__(self) -> None:
         if not 30.0 <= self.declaration_delay_s <= 60.0:
@@ -56,6 +60,7 @@ class EngineConfig:
             "suspect_window_s",
             "merge_window_s",
             "reclose_sequence_s",
+            "restore_allowance_s",
         ):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0):
@@ -94,7 +99,12 @@ class Outage:
     timeline: list[TimelineEntry] = field(default_factory=list)
     confirm_pings: set[int] = field(default_factory=set)  # outstanding sample
     restore_pings: set[int] = field(default_factory=set)  # outstanding after restoration
-    device_restored_s: float | None = None  # when its device stopped being out
+    # The event time its device is back from: the SCADA close, else when judged back.
+    device_restored_s: float | None = None
+    restore_asked: set[int] = field(default_factory=set)  # pinged since device_restored_s
+    # Newest start of "off" among its meters when declared (grown, moved): an "on" older
+    # than that predates the fault and restores nobody.
+    dark_s: float = -math.inf
 
     @property
     def is_open(self) -> bool:

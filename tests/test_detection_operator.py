@@ -1,0 +1,323 @@
+"""Operator actions reach the detection engine: an operator's confirm, cancel, restore and
+merge, made through the control API (httpx ASGI, real tokens) on the real PostgreSQL, are
+picked up by the detection runner's next step; the engine's upserts then agree with the
+operator instead of reversing the action."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import orjson
+
+import detectors as det
+from gridwatch._clock import ManualClock
+from gridwatch.detection import DetectionRunner, OutgoingPing
+from gridwatch.outages import EngineConfig
+from gridwatch.store import Database, save_topology
+from gridwatch.store._outages import load_outage_meters
+from ingest import CommittedBatch, MeterEvent, Reading
+from simulators import toy_grid
+from tests.api_support import client_for, make_app, make_tokens
+
+T = 1_795_413_600.0  # 2026-11-23T06:00:00Z
+GRID = toy_grid(3)
+TOPO = GRID.topology
+FUSE = "Z01-S01-F01-L002-FU"
+FUSE_B = "Z01-S01-F02-L003-FU"
+V1 = "/api/v1"
+
+
+def _meters_under(device_id: str) -> list[str]:
+    idx = GRID.subtree_meters(TOPO.device_index[device_id])
+    return [str(TOPO.meters.ids[i]) for i in idx.tolist()]
+
+
+class _Pings:
+    """The head-end: records pings; ``replies`` answers them (``off`` meters say off,
+    the rest on; ``None`` answers nothing)."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingPing] = []
+
+    def send(self, pings: list[OutgoingPing]) -> int:
+        self.sent += pings
+        return 0
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    def pinged(self) -> set[str]:
+        return {p.topic.rsplit("/", 2)[-2] for p in self.sent}
+
+    def replies(self, at_s: float, off: set[str]) -> CommittedBatch:
+        events = []
+        for p in self.sent:
+            meter = p.topic.rsplit("/", 2)[-2]
+            rid = orjson.loads(p.payload)["request_id"]
+            events.append(MeterEvent(meter, at_s, "ping_reply", None, meter not in off, rid))
+        self.sent = []
+        return CommittedBatch([], events, [])
+
+
+def _events(meters: list[str], at_s: float, kind: str) -> CommittedBatch:
+    return CommittedBatch([], [MeterEvent(m, at_s, kind, None, None, None) for m in meters], [])
+
+
+def _all_on(at_s: float) -> CommittedBatch:
+    return CommittedBatch(
+        [Reading(str(m), at_s, 230.0, None, None) for m in TOPO.meters.ids.tolist()], [], []
+    )
+
+
+async def _rows(db: Database) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT o.outage_id, o.engine_key, o.device_id, o.state, o.cause, o.confirmed_at,"
+            " o.restored_at, o.meters_affected, p.engine_key AS parent_key"
+            " FROM outages o LEFT JOIN outages p ON p.outage_id = o.parent_outage_id"
+            " ORDER BY o.outage_id"
+        )
+        names = [c.name for c in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+
+
+async def _timeline_kinds(db: Database, outage_id: int) -> list[str]:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind FROM outage_timeline WHERE outage_id = %s ORDER BY at, seq", [outage_id]
+        )
+        return [str(r[0]) for r in await cur.fetchall()]
+
+
+async def _fuse_outage(
+    db: Database, clock: ManualClock, *, config: EngineConfig | None = None, confirm: bool = True
+) -> tuple[DetectionRunner, _Pings, dict[str, Any]]:
+    """A runner over the toy grid with one outage on FUSE (half its meters gasped),
+    confirmed by its ping sample answering off (or left predicted)."""
+    await save_topology(db, TOPO)
+    pings = _Pings()
+    runner = DetectionRunner(db, TOPO, clock=clock, ping_sender=pings, engine_config=config)
+    await runner.start()
+    await runner.step([_all_on(T)])
+    clock.set(T + 10)
+    await runner.step([_events(_meters_under(FUSE)[::2], T + 5, "last_gasp")])
+    clock.set(T + 60)
+    await runner.step([])
+    assert pings.sent, "no confirm pings"
+    if confirm:
+        clock.set(T + 61)
+        await runner.step([pings.replies(T + 61, off=set(_meters_under(FUSE)))])
+    (row,) = await _rows(db)
+    assert row["device_id"] == FUSE
+    assert row["state"] == ("confirmed" if confirm else "predicted")
+    return runner, pings, row
+
+
+async def _act(
+    db: Database, clock: ManualClock, outage_id: int, action: str, **body: object
+) -> httpx.Response:
+    tokens = await make_tokens(db)
+    async with client_for(make_app(db, clock)) as http:
+        return await http.post(
+            f"{V1}/outages/{outage_id}/{action}",
+            json={"reason": f"operator says {action}", **body},
+            headers=tokens.headers("operator"),
+        )
+
+
+async def test_cancel_sticks_and_the_same_evidence_does_not_redeclare(db: Database) -> None:
+    clock = ManualClock(T)
+    runner, _pings, row = await _fuse_outage(db, clock)
+    key, oid = row["engine_key"], row["outage_id"]
+    clock.set(T + 70)
+    resp = await _act(db, clock, oid, "cancel")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["state"] == "cancelled"
+
+    clock.set(T + 71)
+    await runner.step([])
+    assert runner.engine.outages[key].state == "cancelled"
+    assert runner.engine.open_outages() == []
+    assert runner.operator_actions.counts["cancel:applied"] == 1
+    (after,) = await _rows(db)
+    assert after["state"] == "cancelled"
+    kinds = await _timeline_kinds(db, oid)
+    assert kinds.index("operator_cancel") < kinds.index("operator_applied")
+    # The refuted gasps are unknown now (not "on": nobody said they are lit).
+    fuse_idx = [TOPO.meter_index[m] for m in _meters_under(FUSE)[::2]]
+    assert (runner.engine.meter_state.state[fuse_idx] == det.UNKNOWN).all()
+
+    # Time passes well beyond the declaration delay and every ping timeout: the same
+    # evidence does not declare the fuse (or anything beneath it) again.
+    for t in (T + 120, T + 200, T + 400):
+        clock.set(t)
+        await runner.step([])
+    assert [r["state"] for r in await _rows(db)] == ["cancelled"]
+    assert runner.engine.open_outages() == []
+
+    # Evidence the engine had for the meters, restated with its old time, changes nothing;
+    # the fuse meters coming back does not turn the cancelled outage into a "restored" one.
+    await runner.step([_events(_meters_under(FUSE)[::2], T + 5, "last_gasp")])
+    clock.set(T + 460)
+    await runner.step([_events(_meters_under(FUSE), T + 450, "power_restore")])
+    clock.set(T + 520)
+    await runner.step([])
+    assert [r["state"] for r in await _rows(db)] == ["cancelled"]
+
+    # New evidence: the suppression ends, a new fault is declared as usual.
+    clock.set(T + 600)
+    await runner.step([_events(_meters_under(FUSE)[::2], T + 595, "last_gasp")])
+    clock.set(T + 650)
+    await runner.step([])
+    rows = await _rows(db)
+    assert next((r["device_id"], r["state"]) for r in rows) == (FUSE, "cancelled")
+    assert len(rows) == 2
+    assert rows[1]["device_id"] == FUSE
+    assert rows[1]["engine_key"] != key
+    assert rows[1]["state"] in ("predicted", "confirmed")
+
+    # A restart: the new runner starts after the newest audit row; it re-applies nothing
+    # and the cancelled outage is not taken back.
+    again = DetectionRunner(db, TOPO, clock=clock, ping_sender=_Pings())
+    await again.start()
+    assert again.operator_actions.last_seen_id == runner.operator_actions.last_seen_id
+    assert key not in again.engine.outages
+    await again.step([])
+    assert (await _rows(db))[0]["state"] == "cancelled"
+
+
+async def test_restore_sticks_and_meters_still_dark_become_a_nested_outage(
+    db: Database,
+) -> None:
+    clock = ManualClock(T)
+    runner, pings, row = await _fuse_outage(db, clock)
+    key, oid = row["engine_key"], row["outage_id"]
+    clock.set(T + 100)
+    resp = await _act(db, clock, oid, "restore")
+    assert resp.status_code == 200, resp.text
+
+    clock.set(T + 101)
+    await runner.step([])
+    (after,) = await _rows(db)
+    assert after["state"] == "restored"
+    assert after["restored_at"].timestamp() == T + 100
+    assert {s for _, s, _ in await load_outage_meters(db, oid)} == {"restored"}
+    o = runner.engine.outages[key]
+    assert o.state == "restored"
+    assert not o.is_open
+    # The operator's word is verified: every meter not seen back is pinged.
+    fuse = set(_meters_under(FUSE))
+    assert pings.pinged() == fuse
+
+    # One transformer under the fuse is still dark; the others answer on.
+    dark_tx = "Z01-S01-F01-L002-T01"
+    dark = set(_meters_under(dark_tx))
+    clock.set(T + 105)
+    await runner.step([pings.replies(T + 105, off=dark)])
+    for t in (T + 130, T + 155, T + 160, T + 161):
+        clock.set(t)
+        await runner.step([])
+    rows = await _rows(db)
+    assert rows[0]["engine_key"] == key
+    assert rows[0]["state"] == "restored"
+    nested = [r for r in rows if r["engine_key"] != key]
+    assert len(nested) == 1, rows
+    (n,) = nested
+    assert (n["device_id"], n["state"], n["cause"]) == (dark_tx, "confirmed", "nested")
+    assert n["parent_key"] == key
+    assert n["meters_affected"] == len(dark)
+    assert "nested_linked" in await _timeline_kinds(db, n["outage_id"])
+    # The restored outage stays restored after all of it.
+    clock.set(T + 300)
+    await runner.step([])
+    assert (await _rows(db))[0]["state"] == "restored"
+
+
+async def test_confirm_sticks(db: Database) -> None:
+    # Pings time out late here: left to itself the engine keeps the outage predicted.
+    clock = ManualClock(T)
+    config = EngineConfig(ping_timeout_s=3600.0)
+    runner, _, row = await _fuse_outage(db, clock, config=config, confirm=False)
+    key, oid = row["engine_key"], row["outage_id"]
+    clock.set(T + 70)
+    resp = await _act(db, clock, oid, "confirm")
+    assert resp.status_code == 200, resp.text
+    clock.set(T + 71)
+    await runner.step([])
+    (after,) = await _rows(db)
+    assert after["state"] == "confirmed"
+    assert after["confirmed_at"].timestamp() == T + 70
+    assert runner.engine.outages[key].state == "confirmed"
+    # A later engine change to the same outage (a meter back) keeps it confirmed, never
+    # predicted again; its confirmation time stays the operator's.
+    one = _meters_under(FUSE)[0]
+    clock.set(T + 90)
+    await runner.step([_events([one], T + 85, "power_restore")])
+    (after,) = await _rows(db)
+    assert after["state"] == "partially_restored"
+    assert after["confirmed_at"].timestamp() == T + 70
+    kinds = await _timeline_kinds(db, oid)
+    assert kinds.count("confirmed") == 0
+    assert "operator_applied" in kinds
+
+
+async def test_merge_folds_one_outage_into_another(db: Database) -> None:
+    clock = ManualClock(T)
+    runner, pings, _row = await _fuse_outage(db, clock)
+    # A second outage, on a fuse of the other feeder.
+    clock.set(T + 70)
+    await runner.step([_events(_meters_under(FUSE_B)[::2], T + 65, "last_gasp")])
+    clock.set(T + 120)
+    await runner.step([])
+    clock.set(T + 121)
+    await runner.step([pings.replies(T + 121, off=set(_meters_under(FUSE_B)))])
+    a, b = await _rows(db)
+    assert (b["device_id"], b["state"]) == (FUSE_B, "confirmed")
+    clock.set(T + 130)
+    resp = await _act(db, clock, b["outage_id"], "merge", into_outage_id=a["outage_id"])
+    assert resp.status_code == 200, resp.text
+    clock.set(T + 131)
+    await runner.step([])
+    a2, b2 = await _rows(db)
+    assert b2["state"] == "cancelled"
+    assert b2["parent_key"] == a["engine_key"]
+    assert a2["state"] == "confirmed"
+    assert a2["meters_affected"] == len(_meters_under(FUSE)) + len(_meters_under(FUSE_B))
+    eng = runner.engine
+    assert [o.key for o in eng.open_outages()] == [a["engine_key"]]
+    # FUSE_B's meters are held by the merged outage: its device is not declared again.
+    for t in (T + 200, T + 300):
+        clock.set(t)
+        await runner.step([])
+    assert len(await _rows(db)) == 2
+    # Meters of the merged-in part come back one by one inside the surviving outage.
+    clock.set(T + 320)
+    await runner.step([_events(_meters_under(FUSE_B), T + 315, "power_restore")])
+    a3, b3 = await _rows(db)
+    assert b3["state"] == "cancelled"
+    assert a3["state"] == "partially_restored"
+
+
+async def test_actions_on_outages_the_engine_never_made_are_ignored(db: Database) -> None:
+    """Hostile or foreign audit rows (a non-numeric target, an unknown outage, a planned
+    outage row without an engine key) are skipped; the feed keeps going."""
+    clock = ManualClock(T)
+    runner, _, row = await _fuse_outage(db, clock)
+    async with db.connection() as conn:
+        for target in ("not-a-number'; DROP TABLE outages; --", "999999999999", "1" * 40):
+            await conn.execute(
+                "INSERT INTO audit_log (actor, role, action, target_kind, target_id, reason)"
+                " VALUES ('x', 'operator', 'outage.cancel', 'outage', %s, 'r')",
+                [target],
+            )
+    clock.set(T + 70)
+    resp = await _act(db, clock, row["outage_id"], "cancel")
+    assert resp.status_code == 200
+    clock.set(T + 71)
+    await runner.step([])
+    c = runner.operator_actions.counts
+    assert c["cancel:ignored"] == 3
+    assert c["cancel:applied"] == 1
+    assert runner.engine.outages[row["engine_key"]].state == "cancelled"
