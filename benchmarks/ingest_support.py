@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import shutil
 import signal
 import socket
@@ -157,7 +158,7 @@ def publish_readings_process(
     steals the consumer's event loop). Returns the running process."""
     return subprocess.Popen(
         [
-            os.environ.get("PYTHON", "python"),
+            sys.executable,  # this interpreter (the venv's), whatever PATH says
             "-m",
             "benchmarks.ingest_publisher",
             "--port",
