@@ -180,11 +180,18 @@ async def _stop_tasks(
     stop.set()
     if graceful:
         await asyncio.wait(graceful, timeout=STOP_GRACE_S)
-    for task in (*graceful, *others):
+    tasks = [*graceful, *others]
+    for task in tasks:
         task.cancel()
-    for task in (*graceful, *others):
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    # Bounded: a task that swallows its cancellation must not hang the shutdown.
+    done, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+    for task in pending:
+        log.error(
+            "task %s did not stop within %.0f s of being cancelled", task.get_name(), STOP_GRACE_S
+        )
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed while stopping", task.get_name(), exc_info=task.exception())
 
 
 @contextlib.asynccontextmanager
