@@ -10,16 +10,30 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 import detectors as det
 from gridwatch._clock import ManualClock
 from gridwatch.detection import DetectionRunner, OutgoingPing
 from gridwatch.outages import EngineConfig
 from gridwatch.store import Database, save_topology
-from gridwatch.store._outages import load_outage_meters
+from gridwatch.store._outages import (
+    OutageMeterRow,
+    OutageRow,
+    TimelineRow,
+    load_outage_meters,
+    save_outages,
+)
 from ingest import CommittedBatch, MeterEvent, Reading
 from simulators import toy_grid
-from tests.api_support import client_for, make_app, make_tokens
+from tests.api_support import (
+    NOW_S,
+    client_for,
+    make_app,
+    make_tokens,
+    seed_network,
+    seed_outages,
+)
 
 T = 1_795_413_600.0  # 2026-11-23T06:00:00Z
 GRID = toy_grid(3)
@@ -321,3 +335,148 @@ async def test_actions_on_outages_the_engine_never_made_are_ignored(db: Database
     assert c["cancel:ignored"] == 3
     assert c["cancel:applied"] == 1
     assert runner.engine.outages[row["engine_key"]].state == "cancelled"
+
+
+# --- the race at the upsert ----------------------------------------------------------------
+# The runner polls the audit log at the start of a step and upserts at its end; an action
+# committed in between reaches the engine only at the next step. These tests play that
+# interleaving exactly: the operator acts through the API, then the engine's stale view
+# of the same outage is upserted.
+
+
+def _stale_r1(state: str, restored: int = 0) -> OutageRow:
+    """What an engine that has not seen the operator's action yet writes for O-R1: still
+    open, grown by a meter."""
+    return OutageRow(
+        "O-R1", "R1", "Z1", state, "lockout", NOW_S - 3600, NOW_S - 3500, None, 0.97,
+        5, 5, restored, restored, None,
+    )  # fmt: skip
+
+
+_STALE_METERS = [
+    OutageMeterRow("O-R1", "M1", "C1", "restored", NOW_S - 60),
+    *(OutageMeterRow("O-R1", m, "C" + m[1:], "out", None) for m in ("M2", "M3", "M4", "M5")),
+]
+
+
+async def _seeded_act(db: Database, action: str, **body: object) -> dict[str, int]:
+    await seed_network(db)
+    ids = await seed_outages(db)
+    tokens = await make_tokens(db)
+    async with client_for(make_app(db)) as http:
+        resp = await http.post(
+            f"{V1}/outages/{ids['O-R1']}/{action}",
+            json={"reason": f"operator says {action}", **body},
+            headers=tokens.headers("operator"),
+        )
+    assert resp.status_code == 200, resp.text
+    return ids
+
+
+async def _outage(db: Database, outage_id: int) -> dict[str, Any]:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT state, restored_at, meters_affected, customers_restored, confidence,"
+            " parent_outage_id FROM outages WHERE outage_id = %s",
+            [outage_id],
+        )
+        names = [c.name for c in cur.description or []]
+        row = await cur.fetchone()
+    assert row is not None
+    return dict(zip(names, row, strict=True))
+
+
+@pytest.mark.parametrize("stale_state", ["confirmed", "partially_restored"])
+async def test_a_stale_engine_upsert_does_not_reopen_an_operator_cancel(
+    db: Database, stale_state: str
+) -> None:
+    ids = await _seeded_act(db, "cancel")
+    oid = ids["O-R1"]
+    before = await _outage(db, oid)
+    meters_before = await load_outage_meters(db, oid)
+    got = await save_outages(
+        db,
+        [_stale_r1(stale_state, restored=1)],
+        _STALE_METERS,
+        [TimelineRow("O-R1", NOW_S, "meters_added", {"meters": 1})],
+    )
+    assert got == {"O-R1": oid}  # the id still comes back (the timeline needs it)
+    assert await _outage(db, oid) == before
+    assert before["state"] == "cancelled"
+    assert await load_outage_meters(db, oid) == meters_before  # no M5, no status change
+    assert (await _timeline_kinds(db, oid))[-2:] == ["operator_cancel", "meters_added"]
+
+
+async def test_a_stale_engine_upsert_does_not_undo_an_operator_restore(db: Database) -> None:
+    ids = await _seeded_act(db, "restore")
+    oid = ids["O-R1"]
+    before = await _outage(db, oid)
+    assert before["state"] == "restored"
+    assert before["restored_at"].timestamp() == NOW_S
+    await save_outages(db, [_stale_r1("partially_restored", restored=1)], _STALE_METERS)
+    assert await _outage(db, oid) == before
+    meters = await load_outage_meters(db, oid)
+    assert [(m, s) for m, s, _ in meters] == [(m, "restored") for m in ("M1", "M2", "M3", "M4")]
+    assert {at.timestamp() for _, _, at in meters if at is not None} == {NOW_S}
+
+
+async def test_a_stale_engine_upsert_does_not_reopen_a_merged_away_outage(db: Database) -> None:
+    await seed_network(db)
+    ids = await seed_outages(db)
+    tokens = await make_tokens(db)
+    t3, r1 = ids["O-T3"], ids["O-R1"]
+    async with client_for(make_app(db)) as http:
+        resp = await http.post(
+            f"{V1}/outages/{t3}/merge",
+            json={"into_outage_id": r1, "reason": "same fault"},
+            headers=tokens.headers("operator"),
+        )
+    assert resp.status_code == 200, resp.text
+    before = await _outage(db, t3)
+    stale = OutageRow(
+        "O-T3", "T3", "Z1", "confirmed", "meters", NOW_S - 600, NOW_S - 500, None, 0.9,
+        1, 1, 0, 0, "O-T4",
+    )  # fmt: skip
+    await save_outages(db, [stale], [OutageMeterRow("O-T3", "M5", "C5", "out", None)])
+    after = await _outage(db, t3)
+    assert after == before
+    assert (after["state"], after["parent_outage_id"]) == ("cancelled", r1)
+
+
+async def test_the_engine_still_rewrites_what_it_closed_and_what_an_operator_confirmed(
+    db: Database,
+) -> None:
+    """The guard is on an operator's close only: a confirm by hand does not freeze the
+    row, and the engine may rewrite an outage it closed itself."""
+    await seed_network(db)
+    ids = await seed_outages(db)
+    tokens = await make_tokens(db)
+    t3, t4 = ids["O-T3"], ids["O-T4"]
+    async with client_for(make_app(db)) as http:
+        resp = await http.post(
+            f"{V1}/outages/{t3}/confirm",
+            json={"reason": "crew on site"},
+            headers=tokens.headers("operator"),
+        )
+    assert resp.status_code == 200, resp.text
+    restored = OutageRow(
+        "O-T3", "T3", "Z1", "restored", "meters", NOW_S - 600, NOW_S - 500, NOW_S - 10, 0.9,
+        1, 1, 1, 1, None,
+    )  # fmt: skip
+    engine_closed = OutageRow(
+        "O-T4", "T4", "Z2", "restored", "fuse", NOW_S - 86400, NOW_S - 86000, NOW_S - 79000,
+        1.0, 1, 1, 1, 1, None,
+    )  # fmt: skip
+    await save_outages(
+        db,
+        [restored, engine_closed],
+        [
+            OutageMeterRow("O-T3", "M5", "C5", "restored", NOW_S - 10),
+            OutageMeterRow("O-T4", "M6", "C6", "restored", NOW_S - 79000),
+        ],
+    )
+    a3, a4 = await _outage(db, t3), await _outage(db, t4)
+    assert (a3["state"], a3["restored_at"].timestamp()) == ("restored", NOW_S - 10)
+    assert a4["restored_at"].timestamp() == NOW_S - 79000
+    assert await load_outage_meters(db, t3) == [("M5", "restored", a3["restored_at"])]
+    assert (await load_outage_meters(db, t4))[0][2] == a4["restored_at"]

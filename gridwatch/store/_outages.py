@@ -79,7 +79,20 @@ class PlannedRow(NamedTuple):
     reason: str = ""
 
 
-_UPSERT_OUTAGE = """
+def _closed_by_operator(alias: str) -> str:
+    """SQL: the outage row ``alias`` was closed (cancelled, restored, merged away) through
+    the control API. The engine learns of such an action only at its next poll of the
+    audit log, so until then its upserts carry a stale lifecycle; the operator's word is
+    final, so those rows are not rewritten (the engine's state converges to the row's)."""
+    return (
+        f"({alias}.state IN ('restored', 'cancelled') AND EXISTS ("
+        " SELECT 1 FROM audit_log a WHERE a.target_kind = 'outage'"
+        f" AND a.target_id = {alias}.outage_id::text"
+        " AND a.action IN ('outage.cancel', 'outage.restore', 'outage.merge')))"
+    )
+
+
+_UPSERT_OUTAGE = f"""
 INSERT INTO outages (engine_key, device_id, zone, state, cause, planned, started_at,
                      confirmed_at, restored_at, confidence, meters_affected,
                      customers_affected, meters_restored, customers_restored, updated_at)
@@ -92,12 +105,16 @@ ON CONFLICT (engine_key) DO UPDATE SET
     customers_affected = EXCLUDED.customers_affected,
     meters_restored = EXCLUDED.meters_restored,
     customers_restored = EXCLUDED.customers_restored, updated_at = now()
+WHERE NOT {_closed_by_operator("outages")}
 RETURNING outage_id
 """
 
-_UPSERT_METERS = """
+_UPSERT_METERS = f"""
 INSERT INTO outage_meters (outage_id, meter_id, customer_id, status, restored_at)
-SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+SELECT u.* FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+    AS u (outage_id, meter_id, customer_id, status, restored_at)
+WHERE NOT EXISTS (SELECT 1 FROM outages o WHERE o.outage_id = u.outage_id
+                  AND {_closed_by_operator("o")})
 ON CONFLICT (outage_id, meter_id) DO UPDATE SET
     status = EXCLUDED.status, restored_at = EXCLUDED.restored_at,
     customer_id = EXCLUDED.customer_id
@@ -123,8 +140,13 @@ async def save_outages_in(
     timeline: Sequence[TimelineRow] = (),
 ) -> dict[str, int]:
     """``save_outages`` inside the caller's open transaction (so other writes, e.g. the
-    notifier's outbox, commit or roll back together with the outage rows)."""
+    notifier's outbox, commit or roll back together with the outage rows).
+
+    An outage an operator closed through the control API is not rewritten, nor are its
+    meters: its row keeps the operator's state. Its timeline entries are still added
+    (the timeline is a log) and its id is still returned."""
     ids: dict[str, int] = {}
+    refused: set[str] = set()
     async with translated_errors():
         for row in outages:
             if not 0.0 <= row.confidence <= 1.0:
@@ -151,10 +173,16 @@ async def save_outages_in(
                 ],
             )
             got = await cur.fetchone()
-            assert got is not None
+            if got is None:  # closed by an operator: the row stays as the operator left it
+                refused.add(row.engine_key)
+                cur = await conn.execute(
+                    "SELECT outage_id FROM outages WHERE engine_key = %s", [row.engine_key]
+                )
+                got = await cur.fetchone()
+                assert got is not None
             ids[row.engine_key] = int(got[0])
         for row in outages:
-            if row.parent_key is not None:
+            if row.parent_key is not None and row.engine_key not in refused:
                 await conn.execute(
                     "UPDATE outages SET parent_outage_id ="
                     " (SELECT outage_id FROM outages WHERE engine_key = %s)"
