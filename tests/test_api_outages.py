@@ -8,8 +8,11 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from detectors.etr import synthetic_history
+from gridwatch import ManualClock
 from gridwatch.api import DEFAULT_MAX_BODY_BYTES
 from gridwatch.api._ops_models import OutagePage
+from gridwatch.etr import refit_model, refresh_open_etrs
 from gridwatch.store import Database
 from gridwatch.store._audit import audit_entries
 from gridwatch.store._outages import OutageRow, save_outages
@@ -283,6 +286,126 @@ async def test_etr_override_set_and_clear(
     assert again.status_code == 409
     actions = [e.action for e in await audit_entries(db, target_id=str(r1))]
     assert actions == ["outage.etr_override.clear", "outage.etr_override.set"]
+
+
+async def _restored_history(db: Database, n: int) -> None:
+    """Restored outages for the ETR model to fit on."""
+    h = synthetic_history(n, seed=5, span_s=60 * 86400.0, start_s=NOW_S - 61 * 86400.0)
+    async with db.connection() as conn, conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO outages (device_id, zone, state, started_at, restored_at, cause)"
+            " VALUES ('T3', 'Z1', 'restored', %s, %s, 'vegetation')",
+            [
+                (NOW + timedelta(seconds=s - NOW_S), NOW + timedelta(seconds=s + d - NOW_S))
+                for s, d in zip(h.started_at_s, h.true_duration_s, strict=True)
+            ],
+        )
+
+
+async def test_etr_override_set_clear_and_pass_are_in_the_timeline(db: Database) -> None:
+    """Every override set, replaced, cleared by hand and passed unrestored is in the
+    outage's timeline (and so in the detail), with its time and reason."""
+    await seed_network(db)
+    ids = await seed_outages(db)
+    await _restored_history(db, 200)
+    tokens = await make_tokens(db)
+    op = tokens.headers("operator")
+    clock = ManualClock(NOW_S)
+    model = await refit_model(db, clock)
+    r1 = ids["O-R1"]
+    url = f"{V1}/outages/{r1}/etr-override"
+    first, second, third = (NOW + timedelta(hours=h) for h in (2, 3, 1))
+    async with client_for(make_app(db, clock)) as http:
+        for etr_at, reason in ((first, "crew estimate"), (second, "a 2nd pole is down")):
+            resp = await http.put(
+                url, json={"etr_at": etr_at.isoformat(), "reason": reason}, headers=op
+            )
+            assert resp.status_code == 200, resp.text
+        clock.set(NOW_S + 600)
+        cleared = await http.post(f"{url}/clear", json={"reason": "crew left"}, headers=op)
+        assert cleared.status_code == 200, cleared.text
+        resp = await http.put(
+            url, json={"etr_at": third.isoformat(), "reason": "crew back"}, headers=op
+        )
+        assert resp.status_code == 200, resp.text
+        # The third override's time passes unrestored: the ETR refresh clears it.
+        clock.set(third.timestamp() + 60)
+        batch = await refresh_open_etrs(db, clock, model)
+        assert batch.expired_overrides == [r1]
+        detail = (await http.get(f"{V1}/outages/{r1}", headers=tokens.headers("viewer"))).json()
+    got = [
+        (t["at"], t["kind"], t["detail"])
+        for t in detail["timeline"]
+        if t["kind"].startswith("etr_override")
+    ]
+    ids_set = [d["override_id"] for _, k, d in got if k == "etr_override_set"]
+    assert len(ids_set) == 3
+    at0, at1, at2 = (
+        (NOW + timedelta(seconds=s)).isoformat().replace("+00:00", "Z") for s in (0, 600, 3660)
+    )
+    assert got == [
+        (
+            at0,
+            "etr_override_set",
+            {
+                "override_id": ids_set[0],
+                "etr_at": first.isoformat(),
+                "reason": "crew estimate",
+                "set_by": "operator one",
+            },
+        ),
+        (
+            at0,
+            "etr_override_cleared",
+            {
+                "override_id": ids_set[0],
+                "etr_at": first.isoformat(),
+                "set_by": "operator one",
+                "cleared_reason": "replaced",
+            },
+        ),
+        (
+            at0,
+            "etr_override_set",
+            {
+                "override_id": ids_set[1],
+                "etr_at": second.isoformat(),
+                "reason": "a 2nd pole is down",
+                "set_by": "operator one",
+            },
+        ),
+        (
+            at1,
+            "etr_override_cleared",
+            {
+                "override_id": ids_set[1],
+                "etr_at": second.isoformat(),
+                "set_by": "operator one",
+                "cleared_reason": "crew left",
+            },
+        ),
+        (
+            at1,
+            "etr_override_set",
+            {
+                "override_id": ids_set[2],
+                "etr_at": third.isoformat(),
+                "reason": "crew back",
+                "set_by": "operator one",
+            },
+        ),
+        (
+            at2,
+            "etr_override_cleared",
+            {
+                "override_id": ids_set[2],
+                "etr_at": third.isoformat(),
+                "set_by": "operator one",
+                "cleared_reason": "passed",
+            },
+        ),
+    ]
+    assert detail["etr_override"] is None
 
 
 @pytest.mark.parametrize(

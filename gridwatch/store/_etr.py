@@ -264,35 +264,65 @@ async def etr_history(db: Database, outage_id: int, limit: int = 100) -> list[Et
     ]
 
 
+async def _override_timeline(
+    conn: AsyncConnection, outage_id: int, at_s: float, kind: str, detail: dict[str, Any]
+) -> None:
+    """An override's entry in the outage's timeline, in the override's own transaction.
+    The key is ``etr_at``, never ``p50``: the timeline holds no published ETRs."""
+    await conn.execute(
+        "INSERT INTO outage_timeline (outage_id, at, kind, detail) VALUES (%s, %s, %s, %s)",
+        [outage_id, _ts(at_s), kind, Jsonb(detail)],
+    )
+
+
+async def _clear_active_in(conn: AsyncConnection, outage_id: int, at_s: float, reason: str) -> bool:
+    cur = await conn.execute(
+        "UPDATE etr_overrides SET cleared_at = %s, cleared_reason = %s"
+        " WHERE outage_id = %s AND cleared_at IS NULL RETURNING override_id, etr_at, set_by",
+        [_ts(at_s), reason, outage_id],
+    )
+    rows = await cur.fetchall()
+    for override_id, etr_at, set_by in rows:  # at most one (etr_overrides_active_idx)
+        detail = {
+            "override_id": int(override_id),
+            "etr_at": etr_at.isoformat(),
+            "set_by": str(set_by),
+            "cleared_reason": reason,
+        }
+        await _override_timeline(conn, outage_id, at_s, "etr_override_cleared", detail)
+    return bool(rows)
+
+
 async def insert_override(
     db: Database, outage_id: int, etr_at_s: float, reason: str, set_by: str, set_at_s: float
 ) -> int:
-    """A new override replaces the one in force (cleared as 'replaced')."""
+    """A new override replaces the one in force (cleared as 'replaced'). Both leave an
+    ``outage_timeline`` entry in the same transaction."""
     async with db.connection() as conn:
-        await conn.execute(
-            "UPDATE etr_overrides SET cleared_at = %s, cleared_reason = 'replaced'"
-            " WHERE outage_id = %s AND cleared_at IS NULL",
-            [_ts(set_at_s), outage_id],
-        )
+        await _clear_active_in(conn, outage_id, set_at_s, "replaced")
         cur = await conn.execute(
             "INSERT INTO etr_overrides (outage_id, etr_at, reason, set_by, set_at)"
             " VALUES (%s, %s, %s, %s, %s) RETURNING override_id",
             [outage_id, _ts(etr_at_s), reason, set_by, _ts(set_at_s)],
         )
         row = await cur.fetchone()
-    if row is None:  # pragma: no cover - RETURNING always yields a row
-        raise StoreError("override insert returned nothing")
+        if row is None:  # pragma: no cover - RETURNING always yields a row
+            raise StoreError("override insert returned nothing")
+        detail = {
+            "override_id": int(row[0]),
+            "etr_at": _ts(etr_at_s).isoformat(),
+            "reason": reason,
+            "set_by": set_by,
+        }
+        await _override_timeline(conn, outage_id, set_at_s, "etr_override_set", detail)
     return int(row[0])
 
 
 async def clear_override(db: Database, outage_id: int, at_s: float, reason: str) -> bool:
+    """Clear the override in force (``reason`` is ``passed`` when its time went by
+    unrestored), with an ``etr_override_cleared`` timeline entry. False if none."""
     async with db.connection() as conn:
-        cur = await conn.execute(
-            "UPDATE etr_overrides SET cleared_at = %s, cleared_reason = %s"
-            " WHERE outage_id = %s AND cleared_at IS NULL",
-            [_ts(at_s), reason, outage_id],
-        )
-        return cur.rowcount > 0
+        return await _clear_active_in(conn, outage_id, at_s, reason)
 
 
 async def active_overrides(db: Database, outage_ids: Sequence[int]) -> dict[int, OverrideRow]:
