@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,106 @@ async def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int
     finally:
         await db.close()
     print(token)  # shown once; only its hash is stored
+    return 0
+
+
+def _token_ref(text: str) -> str:
+    """``token revoke``'s NAME_OR_ID: a token name as ``token create`` accepts it (1 to 200
+    characters, surrounding blanks dropped) or a token id."""
+    ref = text.strip()
+    if not 1 <= len(ref) <= 200:
+        raise argparse.ArgumentTypeError(
+            f"a token name (1 to 200 characters) or id is needed, got {_shown(text)}"
+        )
+    return ref
+
+
+def _printable(text: str) -> str:
+    # Names are free text: control characters would rewrite the operator's terminal.
+    return text if text.isprintable() else repr(text)
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from gridwatch.store import Database
+    from gridwatch.store._auth import list_api_tokens
+
+    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    try:
+        tokens = await list_api_tokens(db)
+    finally:
+        await db.close()
+    if args.live:
+        tokens = [t for t in tokens if not t.revoked]
+    # Never the secret (not stored) nor its digest: ids, names, roles and dates only.
+    rows = [("ID", "NAME", "ROLE", "CREATED", "LAST USED", "REVOKED")] + [
+        (
+            str(t.token_id),
+            _printable(t.name),
+            t.role,
+            _when(t.created_at),
+            _when(t.last_used_at),
+            _when(t.revoked_at),
+        )
+        for t in tokens
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+async def _cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from gridwatch.api import ApiSettings
+    from gridwatch.store import Database
+    from gridwatch.store._auth import api_tokens_matching, revoke_api_token
+
+    ref: str = args.token
+    shown = _shown(ref)
+    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    try:
+        found = await api_tokens_matching(db, ref)
+        as_id = int(ref) if ref.isascii() and ref.isdigit() else None
+        by_id = [t for t in found if t.token_id == as_id]
+        by_name = [t for t in found if t.name == ref]
+        if args.by == "id":
+            candidates = by_id
+        elif args.by == "name":
+            candidates = by_name
+        elif by_id and by_name and {t.token_id for t in by_name} != {by_id[0].token_id}:
+            raise GridwatchError(
+                f"{shown} is the id of token {by_id[0].token_id} and the name of token(s)"
+                f" {', '.join(str(t.token_id) for t in by_name)}: add --by id or --by name"
+            )
+        else:
+            candidates = by_id or by_name
+        if not candidates:
+            what = {"id": "with id", "name": "named"}.get(args.by, "named or with id")
+            raise GridwatchError(f"no API token {what} {shown} (see: gridwatch token list)")
+        live = [t for t in candidates if not t.revoked]
+        if len(live) > 1:
+            raise GridwatchError(
+                f"{len(live)} live tokens are named {shown} (ids"
+                f" {', '.join(str(t.token_id) for t in live)}): revoke one by its id"
+            )
+        if not live or not await revoke_api_token(db, live[0].token_id):
+            done = live[0] if live else candidates[-1]
+            print(f"token {done.token_id} ({_printable(done.name)}) was already revoked")
+            return 0
+    finally:
+        await db.close()
+    token = live[0]
+    try:
+        within = f"{ApiSettings().token_cache_s:g} s"
+    except ValueError:  # the API's own settings are broken: it reports that itself
+        within = "its cache time"
+    print(
+        f"revoked token {token.token_id} ({_printable(token.name)}, {token.role}); a running"
+        f" API refuses it within GRIDWATCH_TOKEN_CACHE_S ({within})"
+    )
     return 0
 
 
@@ -327,6 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--role", choices=["viewer", "operator", "admin"], required=True)
     t.add_argument("--name", required=True, help="who or what holds it")
     t.set_defaults(handler=_cmd_token_create)
+    t = tok.add_parser("list", help="list API tokens (never their secrets)")
+    t.add_argument("--live", action="store_true", help="leave out revoked tokens")
+    t.set_defaults(handler=_cmd_token_list)
+    t = tok.add_parser(
+        "revoke", help="revoke an API token (the API refuses it within GRIDWATCH_TOKEN_CACHE_S)"
+    )
+    t.add_argument("token", type=_token_ref, metavar="NAME_OR_ID", help="its name or id")
+    t.add_argument(
+        "--by", choices=["id", "name"], default=None, help="when NAME_OR_ID could be either"
+    )
+    t.set_defaults(handler=_cmd_token_revoke)
 
     p = sub.add_parser("topology", help="network topology")
     topo = p.add_subparsers(dest="topology_command", required=True, metavar="ACTION")

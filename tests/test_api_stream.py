@@ -228,7 +228,7 @@ async def test_cached_outage_list_follows_changes(db: Database) -> None:
 
 
 async def test_concurrent_misses_build_once() -> None:
-    from gridwatch.api._ops_deps import ResponseCache
+    from gridwatch.api._response_cache import ResponseCache
 
     cache = ResponseCache(60)
     builds = 0

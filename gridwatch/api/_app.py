@@ -37,8 +37,8 @@ from gridwatch.api._feed import OutageFeed
 from gridwatch.api._limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from gridwatch.api._models import ErrorBody
 from gridwatch.api._observe import RequestMetrics
-from gridwatch.api._ops_deps import ResponseCache
 from gridwatch.api._readiness import Readiness
+from gridwatch.api._response_cache import ResponseCache
 from gridwatch.dashboard import dashboard_router
 from gridwatch.store import Database
 

@@ -1,38 +1,38 @@
-"""Request dependencies: the objects ``create_app`` was given, read back from ``app.state``."""
+"""Request dependencies: the objects ``create_app`` put on ``app.state``, read back.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its thread
+pool, and a thread hop per dependency per request was a measurable share of the outage
+list's cost under load (docs/benchmarks/api.md).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from gridwatch._clock import Clock
 from gridwatch._settings import Settings
+from gridwatch.api._api_settings import ApiSettings
+from gridwatch.api._feed import OutageFeed
 from gridwatch.api._readiness import Readiness
+from gridwatch.api._response_cache import ResponseCache
 from gridwatch.store import Database
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+def _from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    async def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    dependency.__name__ = f"app_state_{name}"
+    return dependency
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _readiness(request: Request) -> Readiness:
-    readiness: Readiness = request.app.state.readiness
-    return readiness
-
-
-def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-DbDep = Annotated[Database, Depends(_db)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
-ReadinessDep = Annotated[Readiness, Depends(_readiness)]
-ClockDep = Annotated[Clock, Depends(_clock)]
+DbDep = Annotated[Database, Depends(_from_state("db"))]
+SettingsDep = Annotated[Settings, Depends(_from_state("settings"))]
+ReadinessDep = Annotated[Readiness, Depends(_from_state("readiness"))]
+ClockDep = Annotated[Clock, Depends(_from_state("clock"))]
+ApiSettingsDep = Annotated[ApiSettings, Depends(_from_state("api_settings"))]
+FeedDep = Annotated[OutageFeed, Depends(_from_state("outage_feed"))]
+ListCacheDep = Annotated[ResponseCache, Depends(_from_state("outage_list_cache"))]

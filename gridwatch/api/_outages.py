@@ -14,9 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
 from gridwatch.api._auth import OperatorDep, ViewerDep
-from gridwatch.api._deps import ClockDep, DbDep
+from gridwatch.api._deps import ClockDep, DbDep, FeedDep, ListCacheDep
 from gridwatch.api._errors import ERROR_RESPONSES
-from gridwatch.api._ops_deps import FeedDep, ListCacheDep
 from gridwatch.api._ops_models import (
     ActionResult,
     AffectedMeter,

@@ -16,9 +16,8 @@ from pydantic import AwareDatetime
 
 from gridwatch.api._api_settings import ApiSettings
 from gridwatch.api._auth import OperatorDep, ViewerDep
-from gridwatch.api._deps import ClockDep, DbDep
+from gridwatch.api._deps import ApiSettingsDep, ClockDep, DbDep
 from gridwatch.api._errors import ERROR_RESPONSES
-from gridwatch.api._ops_deps import ApiSettingsDep
 from gridwatch.api._ops_models import (
     Id,
     PlannedCancelBody,

@@ -16,9 +16,8 @@ from gridwatch._reliability import (
     reliability_report,
 )
 from gridwatch.api._auth import ViewerDep
-from gridwatch.api._deps import ClockDep, DbDep
+from gridwatch.api._deps import ApiSettingsDep, ClockDep, DbDep
 from gridwatch.api._errors import ERROR_RESPONSES
-from gridwatch.api._ops_deps import ApiSettingsDep
 from gridwatch.api._ops_models import Id
 from gridwatch.api._outages import _invalid
 from gridwatch.store._reliability import customers_served, daily_interruption_sums

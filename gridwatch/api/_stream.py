@@ -23,9 +23,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from gridwatch.api._auth import Principal, ViewerDep, authenticate
+from gridwatch.api._deps import ApiSettingsDep, FeedDep
 from gridwatch.api._errors import ERROR_RESPONSES
 from gridwatch.api._feed import FeedFull, OutageFeed, Subscription
-from gridwatch.api._ops_deps import ApiSettingsDep, FeedDep
 
 router = APIRouter(tags=["live stream"])
 TICKET_TTL_S = 60.0
