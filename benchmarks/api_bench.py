@@ -6,7 +6,8 @@ measures from this process over loopback:
 
 (a) GET /api/v1/outages?active=true&limit=100 under 200 concurrent keep-alive clients:
     closed loop (each client sends its next request as soon as the answer arrives: the
-    saturation case) and open loop (each client polls once a second, as dashboards do);
+    saturation case) and open loop (each client polls once a second, as dashboards do, and
+    at 2 and 4 requests a second, `--rates`, to find where the p99 target stops holding);
     with the change-invalidated list cache on and off; and the same SQL through psycopg
     alone, for the part the database takes;
 (b) SSE fan-out: 1,000 subscribers on /api/v1/stream/outages, one outage UPDATE committed,
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import os
 import platform
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -348,17 +351,23 @@ async def main(args: argparse.Namespace) -> None:
             proc = start_server(schema, port, cache_s)
             try:
                 label = "on" if cache_s else "off (single-flight only)"
-                for name, coro in (
+                # Open loop at rising per-client rates shows the load up to which the p99
+                # target holds; the closed loop shows the ceiling (saturation).
+                runs: list[tuple[str, Callable[[], Awaitable[dict[str, float]]]]] = [
                     (
-                        "open loop, 1 req/s each",
-                        open_loop(port, token, args.clients, args.seconds, 1.0),
-                    ),
+                        f"open loop, {rate:g} req/s each",
+                        functools.partial(open_loop, port, token, args.clients, args.seconds, rate),
+                    )
+                    for rate in args.rates
+                ]
+                runs.append(
                     (
                         "closed loop (saturation)",
-                        closed_loop(port, token, args.clients, args.seconds),
-                    ),
-                ):
-                    r = await coro
+                        functools.partial(closed_loop, port, token, args.clients, args.seconds),
+                    )
+                )
+                for name, run in runs:
+                    r = await run()
                     # The machine is shared: the 1-minute load average says how much.
                     load = _read("/proc/loadavg").split()[0]
                     print(
@@ -389,6 +398,12 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=[1.0, 2.0, 4.0],
+        help="open-loop requests per second per client, comma-separated (default 1,2,4)",
+    )
     a = parser.parse_args()
     if a.serve:
         serve(a.serve[0], int(a.serve[1]), float(a.serve[2]))
