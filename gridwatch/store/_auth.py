@@ -21,6 +21,26 @@ class TokenRecord:
     token_sha256: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as an administrator may see it: never its secret, never its digest."""
+
+    token_id: int
+    name: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+_INFO_COLUMNS = "token_id, name, role, created_at, last_used_at, revoked_at"
+_BIGINT_MAX = 2**63 - 1
+
+
 async def insert_api_token(db: Database, *, name: str, role: str, token_sha256: bytes) -> int:
     if role not in ROLES:
         raise StoreError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
@@ -69,3 +89,37 @@ async def revoke_api_token(db: Database, token_id: int) -> bool:
             [token_id],
         )
         return cur.rowcount == 1
+
+
+def _info(row: tuple[object, ...]) -> TokenInfo:
+    token_id, name, role, created_at, last_used_at, revoked_at = row
+    assert isinstance(created_at, datetime)
+    return TokenInfo(
+        int(str(token_id)),
+        str(name),
+        str(role),
+        created_at,
+        last_used_at if isinstance(last_used_at, datetime) else None,
+        revoked_at if isinstance(revoked_at, datetime) else None,
+    )
+
+
+async def list_api_tokens(db: Database) -> list[TokenInfo]:
+    """Every token, live and revoked, oldest first."""
+    async with db.connection() as conn:
+        cur = await conn.execute(f"SELECT {_INFO_COLUMNS} FROM api_tokens ORDER BY token_id")
+        return [_info(r) for r in await cur.fetchall()]
+
+
+async def api_tokens_matching(db: Database, name_or_id: str) -> list[TokenInfo]:
+    """Tokens whose name is ``name_or_id``, or whose id it is (when it is one), by id."""
+    token_id = int(name_or_id) if name_or_id.isascii() and name_or_id.isdigit() else None
+    if token_id is not None and token_id > _BIGINT_MAX:
+        token_id = None  # not an id any row can have; still a possible name
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {_INFO_COLUMNS} FROM api_tokens"
+            " WHERE name = %s OR token_id = %s ORDER BY token_id",
+            [name_or_id, token_id],
+        )
+        return [_info(r) for r in await cur.fetchall()]
