@@ -53,6 +53,9 @@ _LOCKOUT_SHOTS: Final = (
     (17.41, "lockout"),
 )
 _SWITCH_KIND: Final = {"breaker", "recloser"}
+# Line devices: a lockout means a fault somewhere on the section behind them, which the
+# crew patrols to find; a transformer (or substation) failure is found where it stands.
+_PATROL_KIND: Final = {"breaker", "recloser", "fuse", "sectionalizer", "switch"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,20 @@ class CrewParams:
         ("substation", 14400.0),
     )
     sigma: float = 0.6
+    # Time of day (local time, Indochina UTC+7) and section size: see docs/simulators.md
+    # ("Crews by time of day") for why these values. A crew idle outside the day shift is
+    # an on-call crew called out from home; set callout_median_s = 0, the factors to 1 and
+    # patrol_s_per_meter = 0 for the old time-free world.
+    utc_offset_h: float = 7.0
+    shift_start_h: float = 7.0  # day shift at the depot, every day
+    shift_end_h: float = 17.0
+    callout_median_s: float = 2400.0  # reach the on-call crew, home -> depot, load the truck
+    callout_sigma: float = 0.5
+    rush_travel_factor: float = 1.8  # travel starting 06:30-08:30 or 16:30-19:00
+    night_travel_factor: float = 0.8  # travel starting 22:00-05:00: empty streets
+    dark_work_factor: float = 1.3  # patrol and repair begun 18:00-06:00 (darkness)
+    patrol_s_per_meter: float = 7.5  # line devices: patrol grows with the dark section
+    patrol_sigma: float = 0.6
 
     def __post_init__(self) -> None:
         check_count("crews", self.crews, 1)
@@ -100,6 +117,36 @@ class CrewParams:
             check_positive(name, getattr(self, name))
         for kind, median in self.repair_median_s:
             check_positive(f"repair median for {kind}", median)
+        for name in ("callout_median_s", "callout_sigma", "patrol_s_per_meter", "patrol_sigma"):
+            check_non_negative(name, getattr(self, name))
+        for name in ("rush_travel_factor", "night_travel_factor", "dark_work_factor"):
+            check_positive(name, getattr(self, name))
+        for name in ("shift_start_h", "shift_end_h"):
+            if not 0.0 <= getattr(self, name) <= 24.0:
+                raise SimulatorError(f"{name} must be in [0, 24], got {getattr(self, name)!r}")
+        if not -12.0 <= self.utc_offset_h <= 14.0:
+            raise SimulatorError(f"utc_offset_h must be in [-12, 14], got {self.utc_offset_h!r}")
+
+    def local_hour(self, t_s: float) -> float:
+        """Local clock hour (0 <= h < 24) of epoch time ``t_s``."""
+        return ((t_s + self.utc_offset_h * 3600.0) % 86400.0) / 3600.0
+
+    def on_shift(self, t_s: float) -> bool:
+        h = self.local_hour(t_s)
+        lo, hi = self.shift_start_h, self.shift_end_h
+        return lo <= h < hi if lo <= hi else (h >= lo or h < hi)
+
+    def travel_factor(self, t_s: float) -> float:
+        h = self.local_hour(t_s)
+        if 6.5 <= h < 8.5 or 16.5 <= h < 19.0:
+            return self.rush_travel_factor
+        if h >= 22.0 or h < 5.0:
+            return self.night_travel_factor
+        return 1.0
+
+    def work_factor(self, t_s: float) -> float:
+        h = self.local_hour(t_s)
+        return self.dark_work_factor if h >= 18.0 or h < 6.0 else 1.0
 
 
 @dataclass(frozen=True)
@@ -354,6 +401,9 @@ def simulate_world(
     """
     check_positive("duration_s", duration_s)
     rng = np.random.default_rng([seed, 0x776F726C64])
+    # Call-out and patrol draws come from their own stream, so the main sequence (faults,
+    # causes, dispatch / travel / repair draws) is the one the time-free world drew.
+    crew_rng = np.random.default_rng([seed, 0x6372657773])
     dev = grid.topology.devices
     kinds = [DEVICE_KINDS[k] for k in dev.kind.tolist()]
     state = _Supply(grid)
@@ -433,8 +483,14 @@ def simulate_world(
         outages.append(o)
         return o
 
-    def dispatch(t: float, o: TrueOutage) -> None:
-        arrive = t + _lognormal(rng, crew_p.travel_median_s, crew_p.sigma)
+    def dispatch(t: float, o: TrueOutage, *, idle: bool) -> None:
+        travel = _lognormal(rng, crew_p.travel_median_s, crew_p.sigma)
+        leave = t
+        if idle and crew_p.callout_median_s > 0 and not crew_p.on_shift(t):
+            # Off shift an idle crew is at home: call it out before it can drive to site.
+            # A crew coming from another job (a storm queue) is already mobilised.
+            leave = t + _lognormal(crew_rng, crew_p.callout_median_s, crew_p.callout_sigma)
+        arrive = leave + travel * crew_p.travel_factor(leave)
         o.arrived_s = arrive
         push(arrive, "arrive", outage=o)
 
@@ -488,7 +544,7 @@ def simulate_world(
             o = ev.data["outage"]  # type: ignore[assignment]
             if free_crews > 0:
                 free_crews -= 1
-                dispatch(t, o)
+                dispatch(t, o, idle=True)
             else:
                 heapq.heappush(queue, (-int(subtree_meters[o.device]), t, seq, o))
                 seq += 1
@@ -501,6 +557,14 @@ def simulate_world(
             fixed = o.announced_end_s
             base = repair_median.get(o.device_kind, 3600.0) * CAUSE_REPAIR_FACTOR.get(o.cause, 1.0)
             repair = fixed if not math.isnan(fixed) else _lognormal(rng, base, crew_p.sigma)
+            if math.isnan(fixed):
+                # Line devices: patrol the dark section to find the fault first; its length
+                # grows with the meters behind the device. Darkness slows patrol and repair.
+                patrol = 0.0
+                if o.device_kind in _PATROL_KIND and crew_p.patrol_s_per_meter > 0:
+                    median = crew_p.patrol_s_per_meter * max(int(subtree_meters[o.device]), 1)
+                    patrol = _lognormal(crew_rng, median, crew_p.patrol_sigma)
+                repair = (patrol + repair) * crew_p.work_factor(t)
             o.announced_end_s = math.nan
             push(t + repair, "repaired", outage=o, plan=plan)
         elif ev.kind == "switch":
@@ -529,7 +593,7 @@ def simulate_world(
                 scada_op(t + 2.0, down, "close")
             if queue:
                 _, _, _, nxt = heapq.heappop(queue)
-                dispatch(t, nxt)
+                dispatch(t, nxt, idle=False)
             else:
                 free_crews += 1
         elif ev.kind == "planned":

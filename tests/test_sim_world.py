@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import orjson
 import pytest
 
 from gridwatch._errors import TopologyError
+from gridwatch.topology._model import F64Array
 from simulators import (
     AmiParams,
     Recording,
@@ -27,7 +29,8 @@ from simulators import (
 )
 from simulators._feeder import make_topology
 from simulators._messages import parse_time
-from simulators._scenario import scenario_from_dict
+from simulators._scenario import build_grid, scenario_from_dict
+from simulators._world import CrewParams, ScriptedFault, simulate_world
 
 
 def test_sizes_follow_parameters() -> None:
@@ -252,3 +255,101 @@ def test_ami_parameters_are_checked() -> None:
         AmiParams(duplicate_p=2.0)
     with pytest.raises(SimulatorError, match="interval_s"):
         AmiParams(interval_s=-5)
+
+
+def _time_free(crew: CrewParams) -> CrewParams:
+    return dataclasses.replace(
+        crew,
+        callout_median_s=0.0,
+        rush_travel_factor=1.0,
+        night_travel_factor=1.0,
+        dark_work_factor=1.0,
+        patrol_s_per_meter=0.0,
+    )
+
+
+def test_crew_time_of_day_and_patrol_leave_the_faults_alone() -> None:
+    """The call-out and patrol draws have their own stream: the faults, causes and
+    momentaries (and so the AMI behaviour built on them) are those of the time-free world."""
+    sc = load_scenario("quiet_day")
+    plain = dataclasses.replace(sc.world, crew=_time_free(sc.world.crew))
+    for seed in (11, 12, 13):
+        grid = build_grid(sc.grid, seed)
+        runs = [
+            simulate_world(
+                grid, w, start_s=sc.start_s, duration_s=sc.duration_s, seed=seed, meter_truth=False
+            )
+            for w in (sc.world, plain)
+        ]
+        a, b = ([(o.device_id, o.start_s, o.cause, o.momentary) for o in r.outages] for r in runs)
+        assert a == b
+        sustained = [o for o in runs[0].outages if not o.momentary]
+        assert all(o.arrived_s > o.requested_s for o in sustained)
+
+
+def _durations_s(
+    hour_local: float, device: str, crew: CrewParams | None = None, n: int = 200
+) -> F64Array:
+    """Durations of one scripted fault at a local hour, over seeds 0..n-1."""
+    start = parse_time("2026-11-23T00:00:00Z") + (hour_local - 7.0) % 24.0 * 3600.0
+    sc = scenario_from_dict(
+        {
+            "grid": {"toy": True},
+            "start": "2026-11-23T00:00:00Z",
+            "duration_s": 86400,
+            "world": {"random_faults": False},
+        }
+    )
+    fault = ScriptedFault(device_id=device, at_s=start - sc.start_s)
+    world = dataclasses.replace(sc.world, faults=(fault,), crew=crew or CrewParams())
+    grid = build_grid(sc.grid, 1)
+    out = []
+    for seed in range(n):
+        res = simulate_world(
+            grid, world, start_s=sc.start_s, duration_s=sc.duration_s, seed=seed, meter_truth=False
+        )
+        out.append(res.outages[0].duration_s)
+    return np.array(out)
+
+
+def test_night_call_out_and_darkness_lengthen_restoration() -> None:
+    day = np.median(_durations_s(10.0, "Z01-S01-F01-L001-T01"))  # transformer: no patrol
+    night = np.median(_durations_s(2.0, "Z01-S01-F01-L001-T01"))
+    # Call-out (median 40 min) and a 1.3x slower repair in the dark, less the faster roads.
+    assert 1.2 < night / day < 1.7
+
+
+@pytest.mark.parametrize(
+    ("device", "meters"),
+    [("Z01-S01-F01-BRK", 72), ("Z01-S01-F01-L001-FU", 18), ("Z01-S01-F01-L001-T01", 0)],
+)
+def test_patrol_grows_with_the_dark_section(device: str, meters: int) -> None:
+    """Line devices: the crew patrols the section behind them first, for a time that grows
+    with its meters; a transformer has no patrol. Same seeds with and without patrol draw the
+    same dispatch, travel and repair, so the difference is the patrol alone."""
+    crew = CrewParams()
+    with_patrol = _durations_s(10.0, device, crew, n=60)
+    without = _durations_s(10.0, device, dataclasses.replace(crew, patrol_s_per_meter=0.0), n=60)
+    extra = with_patrol - without
+    assert np.all(extra >= 0.0)
+    if meters == 0:
+        assert np.all(extra == 0.0)
+    else:
+        ratio = float(np.median(extra)) / (crew.patrol_s_per_meter * meters)
+        assert 0.7 < ratio < 1.4  # lognormal around the per-meter median
+
+
+def test_crew_time_parameters_are_checked() -> None:
+    with pytest.raises(SimulatorError, match="shift_end_h"):
+        CrewParams(shift_end_h=25.0)
+    with pytest.raises(SimulatorError, match="dark_work_factor"):
+        CrewParams(dark_work_factor=0.0)
+    with pytest.raises(SimulatorError, match="callout_median_s"):
+        CrewParams(callout_median_s=-1.0)
+    crew = CrewParams()
+    at = parse_time("2026-11-23T00:00:00Z")  # 07:00 in Ho Chi Minh City
+    assert crew.local_hour(at) == pytest.approx(7.0)
+    assert crew.on_shift(at)
+    assert not crew.on_shift(at - 3600.0)
+    assert crew.travel_factor(at) == crew.rush_travel_factor
+    assert crew.work_factor(at - 2 * 3600.0) == crew.dark_work_factor
