@@ -163,3 +163,25 @@ def test_accuracy_against_global_median(model: SurvivalModel, history, delay_s: 
     )
     assert mae < 0.8 * baseline
     assert 0.75 <= coverage <= 0.85
+
+
+def test_unknown_cause_uses_the_time_of_day() -> None:
+    """A history records every outage's cause, but at first notice the cause is unknown.
+    The unknown-cause class is then empty and must fall back to kind × storm × time of
+    day pooled over causes, so a night outage still gets a night ETR."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    tod = rng.integers(0, 4, n)
+    cause = rng.integers(1, 7, n)  # every row has a known cause
+    kind = np.full(n, 6)
+    median_s = np.where(tod == 0, 9000.0, 4500.0)  # nights take twice as long
+    d = median_s * np.exp(0.4 * rng.standard_normal(n))
+    codes = encode_classes(kind, np.zeros(n, np.int64), cause, tod)
+    m = fit_survival_model(d, np.zeros(n, dtype=np.bool_), codes)
+    unknown = encode_classes(
+        np.array([6, 6]), np.zeros(2, np.int64), np.zeros(2, np.int64), np.array([0, 1])
+    )
+    assert m.n_events[unknown].sum() == 0
+    q = conditional_duration_quantiles(m, unknown, np.zeros(2), np.array([0.5]))
+    assert q[0, 0] == pytest.approx(9000.0, rel=0.1)
+    assert q[1, 0] == pytest.approx(4500.0, rel=0.1)

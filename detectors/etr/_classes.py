@@ -1,16 +1,20 @@
-"""Outage classes: device kind × storm level × cause × time-of-day band, as integer codes.
+"""Outage classes: device kind × storm level × time-of-day band × cause, as integer codes.
 
 The full class code nests its parents, so the hierarchy used for shrinkage is plain
 integer division::
 
-    code = ((kind * N_STORM + storm) * N_CAUSE + cause) * N_TOD + tod
-    level 3 (kind × storm × cause) = code // N_TOD
-    level 2 (kind × storm)         = code // (N_TOD * N_CAUSE)
-    level 1 (kind)                 = code // (N_TOD * N_CAUSE * N_STORM)
-    level 0 (everything)           = 0
+    code = ((kind * N_STORM + storm) * N_TOD + tod) * N_CAUSE + cause
+    level 3 (kind × storm × tod) = code // N_CAUSE
+    level 2 (kind × storm)       = code // (N_CAUSE * N_TOD)
+    level 1 (kind)               = code // (N_CAUSE * N_TOD * N_STORM)
+    level 0 (everything)         = 0
 
-Time of day is the most specific split because it matters least for repair time; cause
-sits above it because a known cause (vegetation vs. equipment) matters most after kind.
+Cause is the most specific split because it is the one usually *missing* when an ETR is
+first needed (the crew reports it on site) while a history records it for almost every
+outage: an ``unknown``-cause class then has (almost) no rows of its own and is its parent,
+kind × storm × time of day pooled over causes, which is the right answer before the cause
+is known. With cause above time of day (the first layout), an unknown cause fell back to
+kind × storm and the time of day, known from the start, was never used at first notice.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ LEVEL_SIZES: tuple[int, ...] = (
     1,
     N_KIND,
     N_KIND * N_STORM,
-    N_KIND * N_STORM * N_CAUSE,
+    N_KIND * N_STORM * N_TOD,
     N_CLASSES,
 )
 
@@ -181,7 +185,7 @@ def encode_classes(
         if values.size and (values.min() < 0 or values.max() >= size):
             raise ValueError(f"{name} code out of range 0..{size - 1}")
     k, s, c, t = (p[1] for p in parts)
-    codes: npt.NDArray[np.int64] = ((k * N_STORM + s) * N_CAUSE + c) * N_TOD + t
+    codes: npt.NDArray[np.int64] = ((k * N_STORM + s) * N_TOD + t) * N_CAUSE + c
     return codes
 
 
@@ -189,10 +193,10 @@ def decode_class(code: int) -> dict[str, str]:
     """Names of the components of one full class code (for logs and the API)."""
     if not 0 <= code < N_CLASSES:
         raise ValueError(f"class code {code} out of range")
-    tod = code % N_TOD
-    cause = (code // N_TOD) % N_CAUSE
-    storm = (code // (N_TOD * N_CAUSE)) % N_STORM
-    kind = code // (N_TOD * N_CAUSE * N_STORM)
+    cause = code % N_CAUSE
+    tod = (code // N_CAUSE) % N_TOD
+    storm = (code // (N_CAUSE * N_TOD)) % N_STORM
+    kind = code // (N_CAUSE * N_TOD * N_STORM)
     return {
         "device_kind": DEVICE_KINDS[kind],
         "storm_level": STORM_LEVELS[storm],
@@ -204,10 +208,10 @@ def decode_class(code: int) -> dict[str, str]:
 def with_storm_level(code: npt.NDArray[np.int64], storm: int) -> npt.NDArray[np.int64]:
     """The same classes with the storm level replaced (quiet-day repair times for the queue)."""
     c = np.asarray(code, dtype=np.int64)
-    tod = c % N_TOD
-    cause = (c // N_TOD) % N_CAUSE
-    kind = c // (N_TOD * N_CAUSE * N_STORM)
-    return ((kind * N_STORM + storm) * N_CAUSE + cause) * N_TOD + tod
+    cause = c % N_CAUSE
+    tod = (c // N_CAUSE) % N_TOD
+    kind = c // (N_CAUSE * N_TOD * N_STORM)
+    return ((kind * N_STORM + storm) * N_TOD + tod) * N_CAUSE + cause
 
 
 def parent_codes(level: int) -> npt.NDArray[np.int64]:

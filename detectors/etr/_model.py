@@ -27,7 +27,7 @@ WEIBULL = 1
 KM = 2
 FAMILY_NAMES: tuple[str, ...] = ("lognormal", "weibull", "km")
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2  # 2: cause below time of day in the class code (see _classes)
 
 
 @dataclass(frozen=True)
