@@ -246,3 +246,34 @@ async def test_concurrent_misses_build_once() -> None:
     assert builds == 1
     assert await cache.get_or_build("k", 2, build) == b"body"  # a change: built again
     assert builds == 2
+
+
+async def test_a_revoked_token_ends_its_stream_and_voids_its_tickets(db: Database) -> None:
+    from gridwatch.store._auth import api_tokens_matching, revoke_api_token
+
+    await seed_network(db)
+    tokens = await make_tokens(db)
+    app = make_app(db, token_cache_s=0.3, stream_heartbeat_s=5.0)
+    (viewer,) = await api_tokens_matching(db, "viewer one")
+    async with ApiServer(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        ticket = (
+            await http.post("/api/v1/stream/tickets", headers=tokens.headers("viewer"))
+        ).json()["ticket"]
+        async with http.stream(
+            "GET", "/api/v1/stream/outages", headers=tokens.headers("viewer")
+        ) as response:
+            assert response.status_code == 200
+            assert await revoke_api_token(db, viewer.token_id)
+            started = asyncio.get_running_loop().time()
+            # Idle stream (heartbeat 5 s): the re-check, not a heartbeat, must end it.
+            kinds = await asyncio.wait_for(_collect_kinds(response), timeout=4.0)
+            waited_s = asyncio.get_running_loop().time() - started
+        assert kinds == ["revoked"]
+        assert waited_s < 2.0
+        refused = await http.get("/api/v1/stream/outages", params={"ticket": ticket})
+        assert refused.status_code == 401
+        assert "revoked" in refused.json()["detail"]
+
+
+async def _collect_kinds(response: httpx.Response) -> list[str]:
+    return [kind async for kind, _ in _events(response)]

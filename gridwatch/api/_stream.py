@@ -8,6 +8,10 @@ connections open.
 Browsers' EventSource cannot send an Authorization header, so a client may first trade
 its token for a one-use ticket (``POST /stream/tickets``, valid 60 s) and open the stream
 with ``?ticket=``; clients that can send headers use their bearer token directly.
+
+A stream outlives any one request, so it re-checks that its token is still live at least
+every ``token_cache_s`` (the same bound a revoked token has on ordinary requests) and ends
+with ``revoked`` when it is not; a ticket is refused once its token is revoked.
 """
 
 from __future__ import annotations
@@ -15,17 +19,20 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from gridwatch._errors import StoreError
 from gridwatch.api._auth import Principal, ViewerDep, authenticate
 from gridwatch.api._deps import ApiSettingsDep, FeedDep
 from gridwatch.api._errors import ERROR_RESPONSES
 from gridwatch.api._feed import FeedFull, OutageFeed, Subscription
+from gridwatch.store import Database
+from gridwatch.store._auth import token_is_live
 
 router = APIRouter(tags=["live stream"])
 TICKET_TTL_S = 60.0
@@ -58,12 +65,23 @@ class StreamTicket(BaseModel):
 
 
 async def _events(
-    request: Request, feed: OutageFeed, sub: Subscription, heartbeat_s: float
+    feed: OutageFeed,
+    sub: Subscription,
+    heartbeat_s: float,
+    still_live: Callable[[], Awaitable[bool]],
+    recheck_s: float,
 ) -> AsyncIterator[bytes]:
     try:
         yield b": connected\nretry: 2000\n\n"
+        recheck_at = time.monotonic() + recheck_s
         while True:
-            event = await sub.next_event(heartbeat_s)
+            wait_s = min(heartbeat_s, max(recheck_at - time.monotonic(), 0.0))
+            event = await sub.next_event(wait_s)
+            if time.monotonic() >= recheck_at:
+                if not await still_live():
+                    yield b'event: revoked\ndata: {"reason": "token revoked"}\n\n'
+                    return
+                recheck_at = time.monotonic() + recheck_s
             if event is not None:
                 yield event
             elif sub.dropped:
@@ -104,19 +122,32 @@ async def stream_outages(
         str | None, Query(max_length=100, description="From POST /stream/tickets")
     ] = None,
 ) -> StreamingResponse:
+    db: Database = request.app.state.db
+    principal: Principal | None
     if ticket is not None and "authorization" not in request.headers:
         tickets: StreamTickets = request.app.state.stream_tickets
-        if tickets.redeem(ticket) is None:
-            raise HTTPException(401, "stream ticket unknown, used or expired")
+        principal = tickets.redeem(ticket)
+        if principal is None or not await token_is_live(db, principal.token_id):
+            raise HTTPException(401, "stream ticket unknown, used, expired or revoked")
     else:
-        await authenticate(request)
+        principal = await authenticate(request)
+    token_id = principal.token_id
+
+    async def still_live() -> bool:
+        try:
+            return await token_is_live(db, token_id)
+        except StoreError:
+            return True  # a database blip must not cut every stream; re-checked next time
+
+    # With no token cache, still re-check at every heartbeat rather than on every event.
+    recheck_s = settings.token_cache_s or settings.stream_heartbeat_s
     try:
         sub = feed.subscribe()
     except FeedFull as exc:
         raise HTTPException(503, str(exc)) from None
     # A subscription made before the LISTEN is up would miss early changes silently.
     return StreamingResponse(
-        _events(request, feed, sub, settings.stream_heartbeat_s),
+        _events(feed, sub, settings.stream_heartbeat_s, still_live, recheck_s),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -82,6 +82,15 @@ async def touch_api_token(db: Database, token_id: int) -> None:
         )
 
 
+async def token_is_live(db: Database, token_id: int) -> bool:
+    """Whether the token exists and is not revoked (long-lived streams re-check this)."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT 1 FROM api_tokens WHERE token_id = %s AND revoked_at IS NULL", [token_id]
+        )
+        return await cur.fetchone() is not None
+
+
 async def revoke_api_token(db: Database, token_id: int) -> bool:
     async with db.connection() as conn:
         cur = await conn.execute(
