@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     # Run the outbox dispatcher inside ``gridwatch serve`` (else: ``gridwatch notify dispatch``).
     notify_dispatch: bool = True
 
+    # Restoration-time estimation: the crews who repair outages (docs/etr-model.md). Crews
+    # per zone, or ``etr_shared_crews`` when one pool of crews serves every zone.
+    etr_default_crews: int = Field(default=4, ge=1, le=10_000)
+    etr_crews_per_zone: dict[str, int] = Field(default_factory=dict)
+    etr_shared_crews: int | None = Field(default=None, ge=1, le=10_000)
+
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
 

@@ -303,25 +303,37 @@ def _cmd_vapid_keys(args: argparse.Namespace, settings: Settings) -> int:
 async def _cmd_etr_fit(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from gridwatch.etr import fit_model, read_history_csv, save_fitted_model
+    from gridwatch.etr import EtrTaskOptions, fit_history_file
     from gridwatch.store import Database
 
-    now_s = time.time()
-    columns = read_history_csv(args.history, as_of_s=now_s)
+    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    try:
+        # The service's own ETR settings (crews), so the interval backtest queues alike.
+        fit = await fit_history_file(
+            db,
+            args.history,
+            as_of_s=time.time(),
+            activate=not args.no_activate,
+            config=EtrTaskOptions.from_settings(settings).etr,
+        )
+    finally:
+        await db.close()
+    columns = fit.columns
     for reject in columns.rejects[:10]:
         print(f"skipped {reject}", file=sys.stderr)
     if len(columns.rejects) > 10:
         print(f"... {len(columns.rejects) - 10} more rows skipped", file=sys.stderr)
-    model = fit_model(columns)
-    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
-    try:
-        loaded = await save_fitted_model(db, model, now_s, columns, activate=not args.no_activate)
-    finally:
-        await db.close()
     state = "saved" if args.no_activate else "saved and active"
+    info = fit.loaded.model.info
     print(
-        f"ETR model {loaded.version} {state}: fitted on {len(columns):,} outages"
-        f" ({len(columns.rejects):,} rows skipped)"
+        f"ETR model {fit.loaded.version} {state}: fitted on {len(columns):,} outages"
+        f" ({len(columns.rejects):,} rows skipped, {fit.planned_skipped:,} planned left out);"
+        f" storm thresholds {info.get('storm_thresholds')} from the history's concurrency"
+        + (
+            f" (the file's storm_level on {fit.storm_levels_ignored:,} rows not used)"
+            if fit.storm_levels_ignored
+            else ""
+        )
     )
     return 0
 

@@ -356,6 +356,34 @@ def _match(
     return pairs
 
 
+@dataclass(frozen=True)
+class EtrScored:
+    """One matched, unplanned outage that got an ETR: the first one published (the first
+    notice) and the newest one published by 30 min after it (``+30 min``)."""
+
+    truth: TruthOutage
+    recorded: RecordedOutage
+    first: EtrPoint
+    later: EtrPoint
+
+    @property
+    def end_s(self) -> float:
+        return self.truth.end_s
+
+
+def etr_scored(pairs: Iterable[tuple[TruthOutage, RecordedOutage]]) -> list[EtrScored]:
+    """The outages ETRs are scored on (outages restored before any ETR was published
+    have none and are not scored)."""
+    out = []
+    for t, r in pairs:
+        if t.planned or not r.etr:
+            continue
+        pts = sorted(r.etr, key=lambda e: e.at_s)
+        later = [e for e in pts if e.at_s <= pts[0].at_s + 1800.0]
+        out.append(EtrScored(t, r, pts[0], later[-1]))
+    return out
+
+
 def score(
     truth: GroundTruth,
     recorded: Recorded,
@@ -445,19 +473,14 @@ def _score(
         if r.restored_at_s is not None
     ]
 
-    first_err: list[float] = []
-    later_err: list[float] = []
-    covered: list[bool] = []
-    for t, r in pairs:
-        if t.planned or not r.etr:
-            continue
-        pts = sorted(r.etr, key=lambda e: e.at_s)
-        first = pts[0]
-        first_err.append(abs(first.p50_s - t.end_s) / 60.0)
-        later = [e for e in pts if e.at_s <= first.at_s + 1800.0]
-        later_err.append(abs(later[-1].p50_s - t.end_s) / 60.0)
-        if first.p10_s is not None and first.p90_s is not None:
-            covered.append(first.p10_s <= t.end_s <= first.p90_s)
+    scored = etr_scored(pairs)
+    first_err = [abs(e.first.p50_s - e.end_s) / 60.0 for e in scored]
+    later_err = [abs(e.later.p50_s - e.end_s) / 60.0 for e in scored]
+    covered = [
+        e.first.p10_s <= e.end_s <= e.first.p90_s
+        for e in scored
+        if e.first.p10_s is not None and e.first.p90_s is not None
+    ]
 
     nested_cust, false_restored, source = _false_restored(truth, recorded, pairs)
     n_notes = len(recorded.notifications) if recorded.notifications is not None else 0

@@ -10,7 +10,7 @@ measured on whole scenarios; the MQTT path itself is covered by the end-to-end t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -91,9 +91,11 @@ async def replay_through_runner(
     commit_s: float = 1.0,
     pings: LoopbackPings | None = None,
     until_s: float | None = None,
+    after_commit: Callable[[float], Awaitable[None]] | None = None,
 ) -> ReplayStats:
     """Feed ``messages`` (publish-time order) to ``runner`` in commits of ``commit_s``
-    event seconds, advancing ``clock``; then keep ticking to ``until_s``."""
+    event seconds, advancing ``clock``; then keep ticking to ``until_s``. ``after_commit``
+    (event time) runs after every commit: the service's other tasks (ETR, notices) there."""
     if not (math.isfinite(commit_s) and commit_s > 0):
         raise ValueError("commit_s must be a positive finite number")
     decoder = ContractDecoder(prefix, known or KnownIds.any_id(), clock)
@@ -108,6 +110,8 @@ async def replay_through_runner(
             batch.meter_events.extend(pings.take())
         await runner.step([batch])
         stats.commits += 1
+        if after_commit is not None:
+            await after_commit(clock.now_s())
         batch = CommittedBatch([], [], [])
 
     for msg in messages:

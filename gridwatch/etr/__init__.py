@@ -22,6 +22,7 @@ from gridwatch.etr._history_import import (
     history_open_counts,
     read_history_csv,
     read_history_csv_text,
+    read_history_records,
 )
 from gridwatch.etr._policy import (
     CustomerWindow,
@@ -33,21 +34,31 @@ from gridwatch.etr._policy import (
     format_window,
 )
 from gridwatch.etr._service import (
+    FileFit,
     LoadedModel,
     clear_override,
+    fit_history_file,
     fit_model,
+    fit_records,
     load_active_model,
     model_version,
     next_refresh_delay_s,
     open_outages,
     refit_model,
     refresh_open_etrs,
+    repair_cause,
     run_etr_loop,
     save_fitted_model,
     set_override,
     warm_up,
 )
-from gridwatch.etr._task import EtrTaskOptions, default_prior_model, etr_task, initial_model
+from gridwatch.etr._task import (
+    EtrRounds,
+    EtrTaskOptions,
+    default_prior_model,
+    etr_task,
+    initial_model,
+)
 
 __all__ = [
     "CustomerWindow",
@@ -55,7 +66,9 @@ __all__ = [
     "EtrConfig",
     "EtrError",
     "EtrEstimate",
+    "EtrRounds",
     "EtrTaskOptions",
+    "FileFit",
     "HistoryColumns",
     "HistoryRecord",
     "HistoryRejected",
@@ -76,7 +89,9 @@ __all__ = [
     "default_prior_model",
     "estimate_etrs",
     "etr_task",
+    "fit_history_file",
     "fit_model",
+    "fit_records",
     "format_window",
     "history_from_records",
     "history_open_counts",
@@ -88,8 +103,10 @@ __all__ = [
     "priority_score",
     "read_history_csv",
     "read_history_csv_text",
+    "read_history_records",
     "refit_model",
     "refresh_open_etrs",
+    "repair_cause",
     "run_etr_loop",
     "save_fitted_model",
     "set_model_thresholds",

@@ -37,6 +37,9 @@ class EtrConfig:
     utc_offset_s: float = 7 * 3600.0  # the utility's local time (Asia/Ho_Chi_Minh, no DST)
     crews_per_zone: Mapping[str, int] = field(default_factory=dict)
     default_crews: int = 4
+    # One pool of this many crews serving every zone (one crew queue), instead of crews per
+    # zone: a small utility's crews go wherever the next job is.
+    shared_crews: int | None = None
     # Extra crew time per queued job beyond a quiet-day outage duration, which already
     # includes the crew's travel (1800 here double-counted it on the development seeds).
     travel_s: float = 0.0
@@ -59,7 +62,16 @@ class EtrConfig:
     calibrate_intervals: bool = True
 
     def crews(self, zone: str) -> int:
+        if self.shared_crews is not None:
+            return int(self.shared_crews)
         return int(self.crews_per_zone.get(zone, self.default_crews))
+
+    def queue_of(self, zone: str) -> str:
+        """The crew queue an outage in ``zone`` waits in."""
+        return SHARED_QUEUE if self.shared_crews is not None else zone
+
+
+SHARED_QUEUE = "*"  # the one queue of a shared crew pool
 
 
 @dataclass(frozen=True)
@@ -215,9 +227,9 @@ def estimate_etrs(
     )
     elapsed = np.maximum(now_s - started, 0.0)
 
-    zone_names = sorted({o.zone for o in outages})
+    zone_names = sorted({cfg.queue_of(o.zone) for o in outages})
     zone_idx = {z: i for i, z in enumerate(zone_names)}
-    zone_index = np.array([zone_idx[o.zone] for o in outages], dtype=np.int64)
+    zone_index = np.array([zone_idx[cfg.queue_of(o.zone)] for o in outages], dtype=np.int64)
     crews = np.array([max(cfg.crews(z), 1) for z in zone_names], dtype=np.int64)
     customers = np.array([max(o.customers_affected, 0) for o in outages], dtype=np.float64)
     priority = np.array(
@@ -293,7 +305,7 @@ def estimate_etrs(
             z = int(zone_index[i])
             source = "backlog"
             inputs["backlog"] = {
-                "zone": o.zone,
+                "zone": zone_names[z],
                 "open_in_zone": int(per_zone_open[z]),
                 "crews": int(crews[z]),
                 "priority": float(priority[i]),

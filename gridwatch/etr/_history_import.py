@@ -38,6 +38,9 @@ _ALIASES = {
     "device_kind": ("device_kind", "kind"),
     "cause": ("cause",),
     "storm_level": ("storm_level", "storm"),
+    "zone": ("zone",),
+    "customers": ("customers", "customers_affected"),
+    "planned": ("planned",),
 }
 _TRUE = {"1", "true", "t", "yes", "y"}
 _FALSE = {"0", "false", "f", "no", "n", ""}
@@ -57,6 +60,7 @@ class HistoryRecord:
     storm_level: int | None = None
     zone: str | None = None  # for the interval backtest's crew queues; None = one zone
     customers: int = 0
+    planned: bool = False  # planned work: not a repair, left out of fits
 
 
 @dataclass(frozen=True)
@@ -227,15 +231,23 @@ def read_history_csv(
     Raises HistoryRejected when the header lacks the required columns; bad rows are
     listed in ``rejects`` with their line number and the rest are used.
     """
+    records, rejects = read_history_records(source, as_of_s=as_of_s, max_rows=max_rows)
+    cols = history_from_records(
+        records, as_of_s=as_of_s, thresholds=thresholds, utc_offset_s=utc_offset_s
+    )
+    return HistoryColumns(
+        cols.duration_s, cols.censored, cols.class_code, cols.started_at_s, rejects
+    )
+
+
+def read_history_records(
+    source: str | Path | TextIO, *, as_of_s: float, max_rows: int = MAX_ROWS
+) -> tuple[list[HistoryRecord], list[RowReject]]:
+    """The CSV's usable rows as records (with ``zone``, ``customers``, ``planned`` when the
+    file has them) and the rejected ones, sorted by line."""
     if isinstance(source, str | Path):
         with open(source, encoding="utf-8", newline="") as fh:
-            return read_history_csv(
-                fh,
-                as_of_s=as_of_s,
-                thresholds=thresholds,
-                utc_offset_s=utc_offset_s,
-                max_rows=max_rows,
-            )
+            return read_history_records(fh, as_of_s=as_of_s, max_rows=max_rows)
     reader = csv.reader(source)
     try:
         header = [h.strip().lower() for h in next(reader)]
@@ -284,6 +296,9 @@ def read_history_csv(
                 device_kind=(cell(row, "device_kind") or "").strip() or None,
                 cause=(cell(row, "cause") or "").strip() or None,
                 storm_level=storm,
+                zone=(cell(row, "zone") or "").strip() or None,
+                customers=int(float((cell(row, "customers") or "0").strip() or "0")),
+                planned=(cell(row, "planned") or "").strip().lower() in _TRUE,
             )
         except (ValueError, OverflowError) as exc:
             rejects.append(RowReject(line, f"unreadable value: {str(exc)[:120]}"))
@@ -294,16 +309,7 @@ def read_history_csv(
             continue
         records.append(rec)
         numbers.append(line)
-    cols = history_from_records(
-        records, as_of_s=as_of_s, thresholds=thresholds, utc_offset_s=utc_offset_s
-    )
-    return HistoryColumns(
-        cols.duration_s,
-        cols.censored,
-        cols.class_code,
-        cols.started_at_s,
-        sorted(rejects, key=lambda r: r.row),
-    )
+    return records, sorted(rejects, key=lambda r: r.row)
 
 
 def read_history_csv_text(text: str, **kwargs: object) -> HistoryColumns:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -43,11 +46,29 @@ from gridwatch.etr._history_import import (
     HistoryRecord,
     history_from_records,
     history_open_counts,
+    read_history_records,
 )
 from gridwatch.store import _etr as store
 from gridwatch.store._database import Database
 
 log = logging.getLogger(__name__)
+
+
+# Detection records how an outage was found ("inferred" from meters, "scada_lockout",
+# "nested" under a restored one), not why it happened. As a repair cause that is unknown
+# (the model's ``unknown`` class, what the history's notices looked like) until a crew
+# reports one; read as free text it would land in ``other``, a class of real causes.
+_DETECTION_CAUSES = frozenset({"inferred", "nested", "nested_linked", "confirmed", "unknown"})
+
+
+def repair_cause(cause: str | None) -> str | None:
+    """The outage's physical cause, or None while only detection's provenance is known."""
+    if cause is None:
+        return None
+    key = cause.strip().lower()
+    if key in _DETECTION_CAUSES or key.startswith("scada_"):
+        return None
+    return cause
 
 
 @dataclass(frozen=True)
@@ -106,6 +127,80 @@ async def save_fitted_model(
     return LoadedModel(version, model)
 
 
+def fit_records(
+    records: Sequence[HistoryRecord],
+    *,
+    as_of_s: float,
+    config: EtrConfig,
+    fit_config: FitConfig | None = None,
+) -> tuple[SurvivalModel, HistoryColumns]:
+    """The one fitting pipeline (CPU-bound; call it in a thread): storm levels from the
+    history's own concurrency with thresholds calibrated on it (``estimate_etrs`` derives
+    them the same way for open outages, with the thresholds stored in the model), then the
+    survival fit and the held-out interval calibration."""
+    thresholds = config.thresholds
+    if config.calibrate_thresholds and records:
+        thresholds = calibrate_storm_thresholds(history_open_counts(records, as_of_s=as_of_s))
+    columns = history_from_records(
+        records, as_of_s=as_of_s, thresholds=thresholds, utc_offset_s=config.utc_offset_s
+    )
+    model = fit_model(columns, fit_config)
+    set_model_thresholds(model, thresholds)
+    if config.calibrate_intervals:
+        scales = calibrate_intervals(
+            records,
+            as_of_s=as_of_s,
+            thresholds=thresholds,
+            config=config,
+            fit_config=fit_config,
+        )
+        set_interval_scales(model, scales)
+    return model, columns
+
+
+@dataclass(frozen=True)
+class FileFit:
+    loaded: LoadedModel
+    columns: HistoryColumns
+    planned_skipped: int  # planned work is not a repair: left out, as a refit does
+    storm_levels_ignored: int  # rows whose own storm level was replaced by concurrency's
+
+
+async def fit_history_file(
+    db: Database,
+    path: str | Path,
+    *,
+    as_of_s: float,
+    activate: bool = True,
+    config: EtrConfig | None = None,
+    fit_config: FitConfig | None = None,
+) -> FileFit:
+    """``gridwatch etr fit``: fit on a history CSV exactly as a refit fits the database's
+    outages, store the model (active by default).
+
+    A file's own ``storm_level`` (say, a weather rating) is not what the service can know
+    about an open outage: it counts the outages open when it started. The model's storm
+    classes must mean that count, so the file's levels are replaced by it."""
+    cfg = config or EtrConfig()
+    records, rejects = read_history_records(path, as_of_s=as_of_s)
+    usable = [dataclasses.replace(r, storm_level=None) for r in records if not r.planned]
+    if len(usable) < len(records) or not usable:
+        log.info("etr fit: %d planned rows left out", len(records) - len(usable))
+    model, cols = await asyncio.to_thread(
+        partial(fit_records, usable, as_of_s=as_of_s, config=cfg, fit_config=fit_config)
+    )
+    columns = HistoryColumns(
+        cols.duration_s, cols.censored, cols.class_code, cols.started_at_s, rejects + cols.rejects
+    )
+    loaded = await save_fitted_model(db, model, as_of_s, columns, activate=activate)
+    return FileFit(
+        loaded,
+        columns,
+        planned_skipped=len(records) - len(usable),
+        storm_levels_ignored=sum(r.storm_level is not None for r in records if not r.planned),
+    )
+
+
 async def refit_model(
     db: Database,
     clock: Clock,
@@ -126,34 +221,17 @@ async def refit_model(
             None,
             False,
             r.device_kind,
-            r.cause,
+            repair_cause(r.cause),
             zone=r.zone,
             customers=r.customers_affected,
         )
         for r in rows
     ]
-    thresholds = cfg.thresholds
-    if cfg.calibrate_thresholds and records:
-        thresholds = calibrate_storm_thresholds(history_open_counts(records, as_of_s=now_s))
-    columns = history_from_records(
-        records, as_of_s=now_s, thresholds=thresholds, utc_offset_s=cfg.utc_offset_s
+    model, columns = await asyncio.to_thread(
+        partial(fit_records, records, as_of_s=now_s, config=cfg, fit_config=fit_config)
     )
     for reject in columns.rejects[:20]:
         log.warning("etr history row skipped: %s", reject.reason)
-    model = await asyncio.to_thread(fit_model, columns, fit_config)
-    set_model_thresholds(model, thresholds)
-    if cfg.calibrate_intervals:
-        scales = await asyncio.to_thread(
-            partial(
-                calibrate_intervals,
-                records,
-                as_of_s=now_s,
-                thresholds=thresholds,
-                config=cfg,
-                fit_config=fit_config,
-            )
-        )
-        set_interval_scales(model, scales)
     return await save_fitted_model(db, model, now_s, columns)
 
 
@@ -191,7 +269,7 @@ async def open_outages(
             outage_id=r.outage_id,
             zone=r.zone,
             device_kind=r.device_kind,
-            cause=r.cause,
+            cause=repair_cause(r.cause),
             started_at_s=r.started_at_s,
             customers_affected=r.customers_affected,
             critical_customers=critical.get(r.outage_id, 0),

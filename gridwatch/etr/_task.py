@@ -27,7 +27,7 @@ from detectors.etr import FitConfig, synthetic_history
 from gridwatch._clock import Clock
 from gridwatch._errors import GridwatchError
 from gridwatch.etr._errors import HistoryRejected, ModelUnavailable
-from gridwatch.etr._estimate import EtrConfig
+from gridwatch.etr._estimate import EtrBatch, EtrConfig
 from gridwatch.etr._history_import import HistoryColumns
 from gridwatch.etr._service import (
     LoadedModel,
@@ -39,6 +39,7 @@ from gridwatch.etr._service import (
     save_fitted_model,
     warm_up,
 )
+from gridwatch.store import _etr as store
 from gridwatch.store._database import Database
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ class EtrTaskOptions:
     @classmethod
     def from_settings(cls, settings: Any) -> EtrTaskOptions:
         """``etr_refresh_s``, ``etr_refit_s``, ``etr_poll_s``, ``etr_lookback_days``,
-        ``etr_default_crews``, ``etr_crews_per_zone`` (dict zone -> crews) from the settings
+        ``etr_default_crews``, ``etr_crews_per_zone`` (dict zone -> crews), ``etr_shared_crews``
+        (one pool for every zone) from the settings
         object when it has them; defaults otherwise."""
         base = cls()
 
@@ -82,11 +84,17 @@ class EtrTaskOptions:
             return default if value is None else value
 
         crews = get("etr_crews_per_zone", {})
+        shared = get("etr_shared_crews", None)
         etr = EtrConfig(
             crews_per_zone={str(k): int(v) for k, v in dict(crews).items()},
             default_crews=int(get("etr_default_crews", base.etr.default_crews)),
+            shared_crews=None if shared is None else int(shared),
         )
-        if etr.default_crews < 1 or any(v < 1 for v in etr.crews_per_zone.values()):
+        if (
+            etr.default_crews < 1
+            or any(v < 1 for v in etr.crews_per_zone.values())
+            or (etr.shared_crews is not None and etr.shared_crews < 1)
+        ):
             raise ValueError("etr crews must be >= 1")
         return cls(
             refresh_s=float(get("etr_refresh_s", base.refresh_s)),
@@ -138,6 +146,68 @@ async def _refit_or_keep(
         return current
 
 
+class EtrRounds:
+    """The task's schedule, one look at the clock per ``tick``: the model at the first tick,
+    refits every ``refit_s``, refreshes every ``refresh_s`` (sooner when an ETR is about to
+    pass). ``etr_task`` ticks every ``poll_s`` wall seconds; an in-process replay ticks after
+    every commit, so both run exactly the service's rounds."""
+
+    def __init__(self, db: Database, clock: Clock, options: EtrTaskOptions) -> None:
+        self.db = db
+        self.clock = clock
+        self.options = options
+        self.model: LoadedModel | None = None
+        self._next_refit_s = 0.0
+        self._due_s = -float("inf")
+        self._healthy = False  # the last round succeeded
+
+    async def tick(self) -> EtrBatch | None:
+        """Run a round if one is due; the batch it stored, else None. A failed round is
+        logged and retried at the next refresh."""
+        opts = self.options
+        now_s = self.clock.now_s()
+        if now_s < self._due_s and not await self._new_outage():
+            return None
+        self._due_s = now_s + opts.refresh_s
+        self._healthy = False
+        try:
+            if self.model is None:
+                self.model = await initial_model(self.db, self.clock, opts)
+                self._schedule_refit(now_s)
+            elif now_s >= self._next_refit_s:
+                self.model = await _refit_or_keep(self.db, self.clock, opts, self.model)
+                self._schedule_refit(now_s)
+            batch = await refresh_open_etrs(self.db, self.clock, self.model, config=opts.etr)
+            # An ETR about to pass is recomputed then, not a whole interval later.
+            later = self.clock.now_s()
+            self._due_s = later + next_refresh_delay_s(batch, later, opts.refresh_s)
+            self._healthy = True
+            return batch
+        except (GridwatchError, ValueError) as exc:
+            log.warning("etr round failed, retrying next refresh: %s", exc)
+        except Exception:  # the service must outlive one bad round
+            log.exception("etr round failed unexpectedly")
+        return None
+
+    async def _new_outage(self) -> bool:
+        """An open outage without an ETR: customers are told of an outage at once, so its
+        first ETR must not wait up to ``refresh_s`` for the next round (after a failed
+        round, the next regular refresh retries instead)."""
+        if self.model is None or not self._healthy:
+            return False
+        try:
+            return await store.open_outage_without_etr(self.db)
+        except GridwatchError as exc:
+            log.warning("etr: cannot look for new outages: %s", exc)
+            return False
+
+    def _schedule_refit(self, now_s: float) -> None:
+        assert self.model is not None
+        is_prior = self.model.version.startswith(PRIOR_PREFIX)
+        # A prior retries at every refresh until the history can replace it.
+        self._next_refit_s = now_s + (self.options.refresh_s if is_prior else self.options.refit_s)
+
+
 async def etr_task(
     db: Database,
     clock: Clock,
@@ -150,29 +220,8 @@ async def etr_task(
     retried at the next refresh; the task never dies of one."""
     opts = options or EtrTaskOptions.from_settings(settings)
     await asyncio.to_thread(warm_up)  # compile before the first refresh, off the loop
-    model: LoadedModel | None = None
-    next_refit_s = 0.0
-    due_s = -float("inf")
+    rounds = EtrRounds(db, clock, opts)
     while not stop.is_set():
-        now_s = clock.now_s()
-        if now_s >= due_s:
-            due_s = now_s + opts.refresh_s
-            try:
-                if model is None:
-                    model = await initial_model(db, clock, opts)
-                    is_prior = model.version.startswith(PRIOR_PREFIX)
-                    next_refit_s = now_s + (opts.refresh_s if is_prior else opts.refit_s)
-                elif now_s >= next_refit_s:
-                    model = await _refit_or_keep(db, clock, opts, model)
-                    is_prior = model.version.startswith(PRIOR_PREFIX)
-                    # A prior retries at every refresh until the history can replace it.
-                    next_refit_s = now_s + (opts.refresh_s if is_prior else opts.refit_s)
-                batch = await refresh_open_etrs(db, clock, model, config=opts.etr)
-                # An ETR about to pass is recomputed then, not a whole interval later.
-                due_s = clock.now_s() + next_refresh_delay_s(batch, clock.now_s(), opts.refresh_s)
-            except (GridwatchError, ValueError) as exc:
-                log.warning("etr round failed, retrying next refresh: %s", exc)
-            except Exception:  # the service must outlive one bad round
-                log.exception("etr round failed unexpectedly")
+        await rounds.tick()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=opts.poll_s)

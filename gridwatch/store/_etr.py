@@ -163,6 +163,18 @@ async def fetch_open_outages(db: Database) -> list[OpenOutageRow]:
     return [OpenOutageRow(r[0], r[1], r[2], r[3], r[4], r[5].timestamp(), r[6], r[7]) for r in rows]
 
 
+async def open_outage_without_etr(db: Database) -> bool:
+    """Is an open outage still without any ETR (new since the last refresh)?"""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM outages"
+            " WHERE state IN ('predicted', 'confirmed', 'partially_restored')"
+            " AND etr_p50 IS NULL)"
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 async def fetch_outage_intervals(db: Database, since_s: float) -> list[tuple[float, float | None]]:
     """(start, restored or None) of every outage open at or after ``since`` (storm level)."""
     async with db.connection() as conn:

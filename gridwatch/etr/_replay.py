@@ -1,0 +1,272 @@
+"""ETRs through the service path, in-process: ``python -m gridwatch.etr --scenario storm``.
+
+The README's MQTT flow without the broker, so a 12-hour storm scores in seconds: the
+scenario's topology in a throw-away schema, the model fitted from a simulated history CSV
+exactly as ``gridwatch etr fit`` fits it (``fit_history_file``), the telemetry replayed
+through the contract decoder and the detection runner (``replay_through_runner``), and after
+every commit the service's own ETR rounds (``EtrRounds``, the schedule of ``etr_task``) and
+the notifier bridge's ETR notices. Scored as ``gridwatch score`` scores (the database's
+``etr_history``, first notice and +30 min, ``simulators._scoring.etr_scored``), with the
+global-median baseline on the same outages. Uses ``GRIDWATCH_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import math
+import sys
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from gridwatch._clock import ManualClock
+from gridwatch._notify_bridge import NotifyBridge
+from gridwatch._settings import load_settings
+from gridwatch.detection._replay import LoopbackPings, replay_through_runner
+from gridwatch.detection._runner import DetectionRunner
+from gridwatch.etr._service import fit_history_file, warm_up
+from gridwatch.etr._task import EtrRounds, EtrTaskOptions
+from gridwatch.store import Database, drop_schema, migrate, save_topology
+from gridwatch.store import _etr as store
+from ingest import KnownIds
+from notifier import NotifyPolicy, load_templates
+from simulators import Simulation, load_scenario
+from simulators._cli_commands import cmd_history
+from simulators._history import generate_history, median_duration_s
+from simulators._scoring import _match, etr_scored, load_recorded_db
+
+LATER_S = 1800.0
+# The service's ETR task and notice loop look at the clock every wall second; at the
+# README's 60x replay that is a minute of event time (live, a second).
+POLL_S = 60.0
+
+
+@dataclass(frozen=True)
+class OutageEtr:
+    """One scored outage: truth, the first ETR the service published and what produced it."""
+
+    seed: int
+    truth_id: str
+    device_kind: str
+    true_start_s: float
+    true_end_s: float
+    recorded_start_s: float
+    first_at_s: float
+    p10_s: float
+    p50_s: float
+    p90_s: float
+    later_p50_s: float
+    baseline_err_s: float
+    customers: int
+    messages: int  # ETR messages its customers got (first notice + updates)
+    source: str
+    inputs: dict[str, Any]
+
+
+@dataclass
+class ServiceEtrReport:
+    scenario: str
+    seeds: list[int]
+    outages: list[OutageEtr] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        o = self.outages
+        if not o:
+            return {"scenario": self.scenario, "seeds": len(self.seeds), "outages": 0}
+        first = np.array([abs(x.p50_s - x.true_end_s) for x in o]) / 60.0
+        later = np.array([abs(x.later_p50_s - x.true_end_s) for x in o]) / 60.0
+        base = np.array([x.baseline_err_s for x in o]) / 60.0
+        cov = np.mean([x.p10_s <= x.true_end_s <= x.p90_s for x in o])
+        msgs = np.repeat([x.messages for x in o], [max(x.customers, 1) for x in o])
+        return {
+            "scenario": self.scenario,
+            "seeds": len(self.seeds),
+            "outages": len(o),
+            "mae_first_min": round(float(first.mean()), 1),
+            "mae_30min_min": round(float(later.mean()), 1),
+            "baseline_mae_min": round(float(base.mean()), 1),
+            "reduction_first_pct": round(100.0 * (1 - first.mean() / base.mean()), 1),
+            "reduction_30min_pct": round(100.0 * (1 - later.mean() / base.mean()), 1),
+            "coverage_first": round(float(cov), 3),
+            "median_messages_per_customer": float(np.median(msgs)),
+            "first_etr_delay_s_median": round(
+                float(np.median([x.first_at_s - x.recorded_start_s for x in o])), 1
+            ),
+            "sources_first": {
+                s: sum(x.source == s for x in o) for s in sorted({x.source for x in o})
+            },
+        }
+
+
+def _class_part(inputs: dict[str, Any], key: str) -> str:
+    cls = inputs.get("class")
+    return str(cls.get(key, "?")) if isinstance(cls, dict) else "?"
+
+
+def _fit_history_path(scenario: str, years: float, directory: Path) -> Path:
+    path = directory / f"{scenario}-history.csv"
+    if not path.exists():  # the CLI's ``gridwatch history`` (its default seed), once per run
+        cmd_history(path, scenario=scenario, years=years, out=io.StringIO())
+    return path
+
+
+async def replay_seed(
+    scenario: str,
+    seed: int,
+    *,
+    database_url: str,
+    history_csv: Path,
+    options: EtrTaskOptions,
+    commit_s: float = 1.0,
+    poll_s: float = POLL_S,
+) -> list[OutageEtr]:
+    sim = Simulation(load_scenario(scenario), seed=seed)
+    topo = sim.grid.topology
+    db = await Database.open(
+        database_url, f"etrsvc_{uuid.uuid4().hex[:10]}", create_schema=True, max_size=4
+    )
+    try:
+        await migrate(db)
+        await save_topology(db, topo)
+        # ``gridwatch etr fit``: the model is fitted before the service starts.
+        await fit_history_file(db, history_csv, as_of_s=sim.start_s, config=options.etr)
+        clock = ManualClock(sim.start_s)
+        pings = LoopbackPings(sim.telemetry)
+        bridge = NotifyBridge(load_templates(None), NotifyPolicy(etr_min_change_s=0.0))
+        runner = DetectionRunner(
+            db, topo, clock=clock, ping_sender=pings, on_persisted=bridge.on_persisted
+        )
+        await runner.start()
+        rounds = EtrRounds(db, clock, options)
+        next_poll_s = -math.inf
+
+        async def after_commit(now_s: float) -> None:
+            nonlocal next_poll_s
+            if now_s < next_poll_s:
+                return
+            next_poll_s = now_s + poll_s
+            await rounds.tick()
+            await bridge.etr_round(db, now_s)
+
+        await replay_through_runner(
+            sim.messages(),
+            runner,
+            clock,
+            known=KnownIds.from_topology(topo),
+            commit_s=commit_s,
+            pings=pings,
+            until_s=sim.end_s + 3600.0,
+            after_commit=after_commit,
+        )
+        gt = sim.truth()
+        recorded = await load_recorded_db(db, gt.start_s, gt.end_s)
+        # ``gridwatch score``'s baseline: the median of a 3-year history (seed + 1).
+        median_s = median_duration_s(generate_history(sim.grid, seed=gt.seed + 1, end_s=gt.start_s))
+        rec = [r for r in recorded.outages if r.state != "cancelled"]
+        out: list[OutageEtr] = []
+        for e in etr_scored(_match(gt.sustained, rec, 900.0)):
+            oid = int(e.recorded.outage_id)
+            hist = await store.etr_history(db, oid, limit=100_000)
+            first_row = min(hist, key=lambda h: h.computed_at_s)
+            notice = await store.get_notice(db, oid)
+            out.append(
+                OutageEtr(
+                    seed=seed,
+                    truth_id=str(e.truth.outage_id),
+                    device_kind=_class_part(first_row.inputs, "device_kind"),
+                    true_start_s=e.truth.start_s,
+                    true_end_s=e.truth.end_s,
+                    recorded_start_s=e.recorded.started_at_s,
+                    first_at_s=e.first.at_s,
+                    p10_s=float(e.first.p10_s or math.nan),
+                    p50_s=e.first.p50_s,
+                    p90_s=float(e.first.p90_s or math.nan),
+                    later_p50_s=e.later.p50_s,
+                    baseline_err_s=abs(e.truth.start_s + median_s - e.truth.end_s),
+                    customers=len(e.truth.customer_ids),
+                    messages=0 if notice is None else notice.updates_sent + 1,
+                    source=first_row.source,
+                    inputs=first_row.inputs,
+                )
+            )
+        return out
+    finally:
+        await drop_schema(db)
+        await db.close()
+
+
+async def run(
+    scenario: str,
+    seeds: Sequence[int],
+    *,
+    database_url: str,
+    years: float,
+    options: EtrTaskOptions,
+    poll_s: float = POLL_S,
+    verbose: bool = False,
+) -> ServiceEtrReport:
+    await asyncio.to_thread(warm_up)
+    report = ServiceEtrReport(scenario, list(seeds))
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = _fit_history_path(scenario, years, Path(tmp))
+        for seed in seeds:
+            got = await replay_seed(
+                scenario,
+                seed,
+                database_url=database_url,
+                history_csv=csv,
+                options=options,
+                poll_s=poll_s,
+            )
+            report.outages += got
+            if verbose:
+                print(f"seed {seed}: {len(got)} outages scored", file=sys.stderr)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gridwatch.etr", description=__doc__)
+    ap.add_argument("--scenario", default="storm")
+    ap.add_argument("--seed", type=int, default=None, help="first seed (default: scenario's)")
+    ap.add_argument("--seeds", type=int, default=1, help="how many consecutive seeds")
+    ap.add_argument("--years", type=float, default=30.0, help="history length to fit on")
+    ap.add_argument(
+        "--poll-s",
+        type=float,
+        default=POLL_S,
+        help="event seconds between the tasks' looks at the clock (60 = a 60x replay)",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="per-outage rows + summary")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    settings = load_settings()
+    first = load_scenario(args.scenario).seed if args.seed is None else args.seed
+    report = asyncio.run(
+        run(
+            args.scenario,
+            range(first, first + args.seeds),
+            database_url=settings.database_url.get_secret_value(),
+            years=args.years,
+            options=EtrTaskOptions.from_settings(settings),
+            poll_s=args.poll_s,
+            verbose=args.verbose,
+        )
+    )
+    summary = report.summary()
+    print(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
+    if args.json is not None:
+        args.json.write_bytes(
+            orjson.dumps(
+                {"summary": summary, "outages": [asdict(o) for o in report.outages]},
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
+        )
+    return 0

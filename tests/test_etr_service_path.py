@@ -1,0 +1,195 @@
+"""What the running service feeds the ETR model must be what the model was fitted on and
+what the accuracy harness measures (docs/accuracy-etr.md, "Through the running service"):
+the repair cause, the storm classes of ``gridwatch etr fit``, the crew pool, and an ETR for
+a new outage before the next regular refresh. Real PostgreSQL throughout."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from detectors.etr import calibrate_storm_thresholds, concurrent_open_counts
+from gridwatch._clock import ManualClock
+from gridwatch._errors import ConfigError
+from gridwatch._settings import load_settings
+from gridwatch.etr import (
+    EtrTaskOptions,
+    LoadedModel,
+    default_prior_model,
+    etr_task,
+    load_active_model,
+    refresh_open_etrs,
+)
+from gridwatch.store import Database
+from gridwatch.store import _etr as store
+from gridwatch.store._outages import OutageRow, save_outages
+from simulators._cli_commands import cmd_history
+
+NOW = 1_795_000_000.0
+
+
+async def _devices(db: Database) -> None:
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO devices (device_id, kind, zone) VALUES"
+            " ('F1', 'fuse', 'north'), ('T1', 'transformer', 'south')"
+        )
+
+
+async def _open(db: Database, specs: list[tuple[str, str, str]]) -> list[int]:
+    """Open, confirmed outages from (device, zone, cause), ten minutes apart."""
+    rows = [
+        OutageRow(
+            engine_key=f"open-{i}",
+            device_id=dev,
+            zone=zone,
+            state="confirmed",
+            cause=cause,
+            started_s=NOW - 600.0 * (i + 1),
+            confirmed_s=NOW - 600.0 * (i + 1) + 45.0,
+            restored_s=None,
+            confidence=0.9,
+            meters_affected=10 * (i + 1),
+            customers_affected=10 * (i + 1),
+            meters_restored=0,
+            customers_restored=0,
+            parent_key=None,
+        )
+        for i, (dev, zone, cause) in enumerate(specs)
+    ]
+    ids = await save_outages(db, rows)
+    return [ids[r.engine_key] for r in rows]
+
+
+def _prior() -> LoadedModel:
+    return LoadedModel("etr-test", default_prior_model()[1])
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_detection_provenance_is_not_a_repair_cause(db: Database) -> None:
+    """Detection stores how it found an outage ("inferred", "scada_lockout", "nested") in
+    ``outages.cause``; read as a cause that is the model's ``other`` class, a class of real
+    causes with its own repair times. Until a crew reports a cause it is ``unknown``."""
+    await _devices(db)
+    ids = await _open(
+        db,
+        [
+            ("F1", "north", "inferred"),
+            ("T1", "south", "scada_lockout"),
+            ("F1", "north", "nested"),
+            ("T1", "south", "vegetation"),
+        ],
+    )
+    batch = await refresh_open_etrs(db, ManualClock(NOW), _prior())
+    causes = {e.outage_id: e.inputs["class"]["cause"] for e in batch.estimates}
+    assert [causes[i] for i in ids] == ["unknown", "unknown", "unknown", "vegetation"]
+    stored = await store.etr_history(db, ids[0])
+    assert stored[0].inputs["class"]["cause"] == "unknown"
+
+
+async def test_shared_crews_are_one_queue_across_zones(db: Database) -> None:
+    """The storm scenario's 2 crews serve the whole grid; with crews per zone (4 each by
+    default) three open outages never queue and every ETR assumed a crew was free."""
+    await _devices(db)
+    await _open(db, [("F1", "north", "inferred"), ("T1", "south", "inferred")] * 2)
+    options = EtrTaskOptions.from_settings(SimpleNamespace(etr_shared_crews=2))
+    batch = await refresh_open_etrs(db, ManualClock(NOW), _prior(), config=options.etr)
+    assert {e.source for e in batch.estimates} == {"backlog"}
+    assert {e.inputs["backlog"]["crews"] for e in batch.estimates} == {2}
+    assert {e.inputs["backlog"]["open_in_zone"] for e in batch.estimates} == {4}
+    assert [(z.open_outages, z.crews) for z in batch.zones] == [(4, 2)]
+
+
+def test_crew_settings_reach_the_etr_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRIDWATCH_ETR_SHARED_CREWS", "2")
+    monkeypatch.setenv("GRIDWATCH_ETR_CREWS_PER_ZONE", '{"Z01": 3}')
+    etr = EtrTaskOptions.from_settings(load_settings()).etr
+    assert (etr.shared_crews, dict(etr.crews_per_zone)) == (2, {"Z01": 3})
+    assert etr.crews("Z02") == 2
+    monkeypatch.setenv("GRIDWATCH_ETR_SHARED_CREWS", "0")
+    with pytest.raises(ConfigError, match="ETR_SHARED_CREWS"):
+        load_settings()
+
+
+async def test_a_new_outage_gets_its_etr_before_the_next_refresh(db: Database) -> None:
+    """Customers hear of an outage when it is confirmed; its first ETR must not wait up to
+    ``refresh_s`` (5 min of event time) for the next round. The clock never moves here."""
+    await _devices(db)
+    clock = ManualClock(NOW)
+    options = EtrTaskOptions(refresh_s=300.0, refit_s=86400.0, poll_s=0.02)
+    stop = asyncio.Event()
+    task = asyncio.create_task(etr_task(db, clock, stop, load_settings(), options=options))
+    try:
+
+        async def model_ready() -> bool:
+            try:
+                await load_active_model(db)
+            except Exception:
+                return False
+            return True
+
+        await _until(model_ready)
+        await asyncio.sleep(0.2)  # the first round (no outages) is done
+        (oid,) = await _open(db, [("F1", "north", "inferred")])
+
+        async def has_etr() -> bool:
+            return bool(await store.etr_history(db, oid))
+
+        await _until(has_etr, timeout_s=5.0)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15.0)
+
+
+async def _cli(*argv: str, url: str, schema: str) -> tuple[int, str, str]:
+    env = dict(os.environ, GRIDWATCH_DATABASE_URL=url, GRIDWATCH_DATABASE_SCHEMA=schema)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gridwatch",
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return int(proc.returncode or 0), out.decode(), err.decode()
+
+
+async def test_etr_fit_classes_storms_as_the_service_does(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """``gridwatch etr fit`` on the simulator's history CSV: its ``storm_level`` column is
+    the weather, which the service cannot see for an open outage (it counts the outages
+    open at its start, with the thresholds stored in the model). The file fit must derive
+    storm classes as a refit does, store the thresholds and the interval calibration, and
+    leave planned work out."""
+    path = tmp_path / "history.csv"
+    cmd_history(path, scenario="storm", years=3.0, out=io.StringIO())
+    code, out, err = await _cli("etr", "fit", str(path), url=database_url, schema=db.schema)
+    assert code == 0, err
+    model = (await load_active_model(db)).model
+    rows = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")
+    unplanned = rows[rows["planned"] == 0]
+    starts = unplanned["start_s"].astype(np.float64)
+    ends = np.where(unplanned["censored"] == 1, np.nan, starts + unplanned["duration_s"])
+    want = calibrate_storm_thresholds(concurrent_open_counts(starts, starts, ends))
+    assert model.info["storm_thresholds"] == [want.elevated, want.storm, want.major]
+    assert set(model.info["interval_scale"]) >= {"model"}
+    assert f"{rows.size - unplanned.size:,} planned left out" in out
