@@ -171,6 +171,11 @@ class NotifyBridge:
                 self.counts["missing_outage_id"] += 1
                 log.error("no outage row for engine key %s; notices skipped", plan.engine_key)
                 continue
+            # The row is what the step committed; a row an operator closed keeps the
+            # operator's state (save_outages_in), so a stale step announces no outage on it.
+            if ctx.state == "cancelled" or (ctx.state == "restored" and plan.kind != "restored"):
+                self.counts["closed_row_skipped"] += 1
+                continue
             await self._announce(conn, plan, rows[plan.engine_key], ctx, p.event_time_s)
 
     async def _announce(

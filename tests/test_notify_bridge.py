@@ -248,3 +248,40 @@ async def test_etr_update_only_when_the_policy_says_so(db: Database) -> None:
     done = {m: "restored" for m in ALL_OUT}
     await _step(db, bridge, [_row("o1", "BRK", "restored", restored_s=DAY_S)], _meters("o1", done))
     assert await etr(DAY_S + 1200, DAY_S + 30000) == 0
+
+
+async def test_a_stale_step_announces_nothing_on_an_outage_an_operator_closed(
+    db: Database, bridge: NotifyBridge
+) -> None:
+    from datetime import UTC, datetime
+
+    from gridwatch.api import create_token
+    from gridwatch.store._api_queries import apply_outage_action
+    from gridwatch.store._audit import Actor
+    from gridwatch.store._auth import api_tokens_matching
+
+    await _seed(db)
+    # Predicted (nobody told); an operator calls it a false positive before the engine's
+    # next poll of the audit log, and the engine's stale step then confirms it.
+    p = await _step(
+        db, bridge, [_row("o1", "BRK", "predicted", confirmed=False)], _meters("o1", ALL_OUT)
+    )
+    at = datetime.fromtimestamp(DAY_S, UTC)
+    await create_token(db, "operator", "op")
+    (token,) = await api_tokens_matching(db, "op")
+    actor = Actor(token.token_id, "op", "operator")
+    await apply_outage_action(db, actor, p.outage_ids["o1"], "cancel", "false positive", at)
+    await _step(db, bridge, [_row("o1", "BRK", "confirmed")], _meters("o1", ALL_OUT))
+    assert await _told(db) == []
+    # Restored by an operator: a stale step may still tell the told "restored", never
+    # announce the outage to anyone new.
+    await _step(
+        db, bridge, [_row("o2", "TX", "confirmed")], _meters("o2", {"M-K4": "out"}), at_s=DAY_S
+    )
+    p2 = await _step(db, bridge, [_row("o2", "TX", "confirmed")], _meters("o2", {"M-K4": "out"}))
+    await apply_outage_action(db, actor, p2.outage_ids["o2"], "restore", "crew closed it", at)
+    await _step(
+        db, bridge, [_row("o2", "TX", "confirmed")], _meters("o2", {"M-K4": "out", "M-K5": "out"})
+    )
+    assert [(c, k) for c, k, *_ in await _told(db)] == [("K4", "outage_detected")]
+    assert bridge.counts["closed_row_skipped"] == 2
