@@ -22,17 +22,21 @@ from gridwatch._clock import ManualClock
 from gridwatch._errors import ConfigError
 from gridwatch._settings import load_settings
 from gridwatch.etr import (
+    CrewStatusRefused,
     EtrTaskOptions,
     LoadedModel,
     default_prior_model,
     etr_task,
     load_active_model,
     refresh_open_etrs,
+    set_crew_status,
 )
 from gridwatch.store import Database
 from gridwatch.store import _etr as store
+from gridwatch.store._audit import audit_entries
 from gridwatch.store._outages import OutageRow, save_outages
 from simulators._cli_commands import cmd_history
+from tests.api_support import NOW_S, client_for, make_app, make_tokens, seed_network, seed_outages
 
 NOW = 1_795_000_000.0
 
@@ -193,3 +197,78 @@ async def test_etr_fit_classes_storms_as_the_service_does(
     assert model.info["storm_thresholds"] == [want.elevated, want.storm, want.major]
     assert set(model.info["interval_scale"]) >= {"model"}
     assert f"{rows.size - unplanned.size:,} planned left out" in out
+
+
+async def test_crew_status_puts_an_outage_in_work_and_its_cause_in_the_class(
+    db: Database,
+) -> None:
+    """An OMS knows which outages have a crew (it dispatched them) and the crew reports the
+    cause on site; without that the crew queue assumed no outage was in work."""
+    await _devices(db)
+    a, b, c = await _open(db, [("F1", "north", "inferred")] * 3)
+    clock = ManualClock(NOW)
+    await set_crew_status(db, clock, b, "dispatched", "dispatcher")
+    await set_crew_status(db, clock, c, "on_site", "crew 7", cause="tree")
+    await set_crew_status(db, clock, c, "on_site", "crew 7")  # no cause: the known one stays
+    options = EtrTaskOptions.from_settings(SimpleNamespace(etr_shared_crews=2))
+    batch = await refresh_open_etrs(db, clock, _prior(), config=options.etr)
+    got = {e.outage_id: e.inputs for e in batch.estimates}
+    assert [got[i]["crew_assigned"] for i in (a, b, c)] == [False, True, True]
+    assert [got[i]["class"]["cause"] for i in (a, b, c)] == ["unknown", "unknown", "vegetation"]
+    stored = await store.get_crew_status(db, c)
+    assert stored is not None
+    assert (stored.status, stored.cause) == ("on_site", "tree")
+
+
+@pytest.mark.parametrize(
+    ("status", "cause", "set_by", "why"),
+    [
+        ("arrived", None, "crew", "status must be one of"),
+        ("on_site", "x" * 101, "crew", "cause must be printable"),
+        ("on_site", "tree\x00", "crew", "cause must be printable"),
+        ("on_site", "   ", "crew", "cause must be printable"),
+        ("dispatched", None, "", "set_by must name"),
+    ],
+)
+async def test_crew_status_refusals(
+    db: Database, status: str, cause: str | None, set_by: str, why: str
+) -> None:
+    await _devices(db)
+    (oid,) = await _open(db, [("F1", "north", "inferred")])
+    with pytest.raises(CrewStatusRefused, match=why):
+        await set_crew_status(db, ManualClock(NOW), oid, status, set_by, cause=cause)
+    with pytest.raises(CrewStatusRefused, match="does not exist"):
+        await set_crew_status(db, ManualClock(NOW), 999_999, "dispatched", "crew")
+
+
+async def test_crew_status_through_the_api_is_validated_and_audited(db: Database) -> None:
+    await seed_network(db)
+    ids = await seed_outages(db)
+    tokens = await make_tokens(db)
+    op = tokens.headers("operator")
+    r1, t4 = ids["O-R1"], ids["O-T4"]
+    async with client_for(make_app(db, ManualClock(NOW_S))) as http:
+        url = f"/api/v1/outages/{r1}/crew"
+        body = {"status": "on_site", "cause": "vegetation", "reason": "crew 3 on site"}
+        ok = await http.put(url, json=body, headers=op)
+        assert ok.status_code == 200, ok.text
+        assert ok.json() == {
+            "outage_id": r1,
+            "status": "on_site",
+            "cause": "vegetation",
+            "audit": "recorded",
+        }
+        viewer = await http.put(url, json=body, headers=tokens.headers("viewer"))
+        assert viewer.status_code == 403
+        bad = await http.put(url, json=dict(body, status="arrived"), headers=op)
+        assert bad.status_code == 422
+        extra = await http.put(url, json=dict(body, crew="x"), headers=op)
+        assert extra.status_code == 422
+        no_reason = await http.put(url, json={"status": "dispatched"}, headers=op)
+        assert no_reason.status_code == 422
+        restored = await http.put(f"/api/v1/outages/{t4}/crew", json=body, headers=op)
+        assert restored.status_code == 409
+        missing = await http.put("/api/v1/outages/999999/crew", json=body, headers=op)
+        assert missing.status_code == 404
+    actions = [(e.action, e.reason) for e in await audit_entries(db, target_id=str(r1))]
+    assert actions == [("outage.crew.set", "crew 3 on site")]

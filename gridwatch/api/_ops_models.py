@@ -156,6 +156,24 @@ class EtrOverrideBody(RequestBody):
     reason: Reason
 
 
+class CrewStatusBody(RequestBody):
+    status: Literal["dispatched", "on_site", "released"] = Field(
+        description="A crew is on its way / at work on this outage, or was called away"
+    )
+    cause: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+        | None
+    ) = Field(default=None, description="What the crew found (tree, equipment, ...)")
+    reason: Reason
+
+
+class CrewStatusResult(BaseModel):
+    outage_id: int
+    status: str
+    cause: str | None
+    audit: str = Field(default="recorded", description="Every action leaves an audit-log row")
+
+
 class ActionResult(BaseModel):
     outage_id: int
     action: str

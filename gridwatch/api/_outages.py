@@ -20,6 +20,8 @@ from gridwatch.api._ops_models import (
     ActionResult,
     AffectedMeter,
     AffectedMeterPage,
+    CrewStatusBody,
+    CrewStatusResult,
     DeviceRef,
     EtrOverrideBody,
     EtrOverrideResult,
@@ -37,7 +39,13 @@ from gridwatch.api._ops_models import (
     TimelineEntry,
 )
 from gridwatch.api._privacy import address_for, name_for, phone_for
-from gridwatch.etr import OverrideRefused, clear_override, set_override
+from gridwatch.etr import (
+    CrewStatusRefused,
+    OverrideRefused,
+    clear_override,
+    set_crew_status,
+    set_override,
+)
 from gridwatch.store import Database
 from gridwatch.store import _api_queries as q
 
@@ -391,6 +399,43 @@ async def put_etr_override(
     )
     feed.generation += 1
     return EtrOverrideResult(outage_id=outage_id, override_id=override_id)
+
+
+@router.put(
+    "/outages/{outage_id}/crew",
+    response_model=CrewStatusResult,
+    summary="Report a crew dispatched to / on site at the outage (and the cause it found)",
+    responses=ACTION_RESPONSES,
+)
+async def put_crew_status(
+    db: DbDep,
+    feed: FeedDep,
+    clock: ClockDep,
+    principal: OperatorDep,
+    outage_id: OutageIdPath,
+    body: CrewStatusBody,
+) -> CrewStatusResult:
+    # The ETR's crew queue takes outages with a crew as in work; a reported cause replaces
+    # detection's provenance in the ETR class (docs/etr-model.md).
+    if await q.get_outage(db, outage_id) is None:
+        raise HTTPException(404, f"outage {outage_id} does not exist")
+    try:
+        row = await set_crew_status(
+            db, clock, outage_id, body.status, principal.name, cause=body.cause
+        )
+    except CrewStatusRefused as exc:
+        raise HTTPException(409, exc.reason) from None
+    await q.record_audit(
+        db,
+        principal.actor,
+        action="outage.crew.set",
+        target_kind="outage",
+        target_id=str(outage_id),
+        reason=body.reason,
+        detail={"status": row.status, "cause": row.cause},
+    )
+    feed.generation += 1
+    return CrewStatusResult(outage_id=outage_id, status=row.status, cause=row.cause)
 
 
 @router.post(

@@ -1,7 +1,13 @@
 """Restoration-time estimation in the service: model lifecycle, ETRs for open outages,
 overrides, and the customer update policy. The models themselves live in ``detectors.etr``."""
 
-from gridwatch.etr._errors import EtrError, HistoryRejected, ModelUnavailable, OverrideRefused
+from gridwatch.etr._errors import (
+    CrewStatusRefused,
+    EtrError,
+    HistoryRejected,
+    ModelUnavailable,
+    OverrideRefused,
+)
 from gridwatch.etr._estimate import (
     EtrBatch,
     EtrConfig,
@@ -49,6 +55,7 @@ from gridwatch.etr._service import (
     repair_cause,
     run_etr_loop,
     save_fitted_model,
+    set_crew_status,
     set_override,
     warm_up,
 )
@@ -61,6 +68,7 @@ from gridwatch.etr._task import (
 )
 
 __all__ = [
+    "CrewStatusRefused",
     "CustomerWindow",
     "EtrBatch",
     "EtrConfig",
@@ -109,6 +117,7 @@ __all__ = [
     "repair_cause",
     "run_etr_loop",
     "save_fitted_model",
+    "set_crew_status",
     "set_model_thresholds",
     "set_override",
     "warm_up",

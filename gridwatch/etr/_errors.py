@@ -26,3 +26,14 @@ class OverrideRefused(EtrError):
 
 class ModelUnavailable(EtrError):
     """No fitted model is stored yet (run a refit first)."""
+
+
+class CrewStatusRefused(EtrError):
+    """A crew status for an outage that is not open, or with an unusable cause or name.
+
+    ``reason`` is short and safe to return to the API caller.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"crew status refused: {reason}")
+        self.reason = reason

@@ -278,6 +278,7 @@ def estimate_etrs(
             "storm_thresholds": [thresholds.elevated, thresholds.storm, thresholds.major],
             "model_class": model.describe_class(code),
             "model_p50_s": float(model_etr[i, 1]),
+            "crew_assigned": o.crew_assigned,
         }
         ov = overrides.get(o.outage_id)
         if ov is not None and ov.etr_at_s > now_s:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import io
 import math
 import sys
@@ -32,7 +33,7 @@ from gridwatch._notify_bridge import NotifyBridge
 from gridwatch._settings import load_settings
 from gridwatch.detection._replay import LoopbackPings, replay_through_runner
 from gridwatch.detection._runner import DetectionRunner
-from gridwatch.etr._service import fit_history_file, warm_up
+from gridwatch.etr._service import fit_history_file, set_crew_status, warm_up
 from gridwatch.etr._task import EtrRounds, EtrTaskOptions
 from gridwatch.store import Database, drop_schema, migrate, save_topology
 from gridwatch.store import _etr as store
@@ -42,6 +43,7 @@ from simulators import Simulation, load_scenario
 from simulators._cli_commands import cmd_history
 from simulators._history import generate_history, median_duration_s
 from simulators._scoring import _match, etr_scored, load_recorded_db
+from simulators._world import TrueOutage
 
 LATER_S = 1800.0
 # The service's ETR task and notice loop look at the clock every wall second; at the
@@ -106,6 +108,86 @@ class ServiceEtrReport:
         }
 
 
+def crew_dispatch_s(grid: Any, outages: Sequence[TrueOutage], crews: int) -> np.ndarray:
+    """When a crew was assigned to each outage: the simulator's dispatch rule replayed (a
+    free crew at the request, else the next crew to finish takes the waiting outage with
+    the most meters below it), as ``benchmarks/etr_accuracy.dispatch_times`` rebuilds it.
+    A utility's outage management system knows this: it dispatches the crews."""
+    topo = grid.topology
+    subtree = np.bincount(topo.meters.device, minlength=len(topo.devices)).astype(np.int64)
+    for lv in reversed(grid.levels):
+        par = topo.devices.parent[lv]
+        has = par >= 0
+        np.add.at(subtree, par[has], subtree[lv[has]])
+    events = sorted(
+        [(o.requested_s, 0, i) for i, o in enumerate(outages)]
+        + [(o.end_s, 1, i) for i, o in enumerate(outages)]
+    )
+    out = np.full(len(outages), np.inf)
+    free = crews
+    queue: list[tuple[int, float, int]] = []
+    for t, kind, i in events:
+        if kind == 0:
+            if free > 0:
+                free -= 1
+                out[i] = t
+            else:
+                heapq.heappush(queue, (-int(subtree[outages[i].device]), t, i))
+        elif queue:
+            _, _, j = heapq.heappop(queue)
+            out[j] = t
+        else:
+            free += 1
+    return out
+
+
+class CrewReports:
+    """The crews' reports a utility's OMS would have, posted through ``set_crew_status``
+    (what ``PUT /outages/{id}/crew`` calls): dispatched when a crew is assigned, on site
+    with the cause when it arrives (the world's arrival time)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        crewed = [o for o in sim.world.outages if not o.momentary and not o.planned]
+        self._outages = crewed
+        self._dispatch_s = crew_dispatch_s(sim.grid, crewed, sim.scenario.world.crew.crews)
+        self._told: dict[int, str] = {}
+        self.posted = 0
+
+    def _truth_of(self, device_id: str, started_s: float, now_s: float) -> int | None:
+        for i, o in enumerate(self._outages):
+            same = o.device_id == device_id and o.start_s - 900.0 <= started_s < o.end_s
+            if same and o.start_s <= now_s < o.end_s:
+                return i
+        return None
+
+    async def post(self, db: Database, clock: ManualClock) -> None:
+        now_s = clock.now_s()
+        for r in await store.fetch_open_outages(db):
+            i = self._truth_of(r.device_id, r.started_at_s, now_s)
+            if i is None:
+                continue
+            o = self._outages[i]
+            status = (
+                "on_site"
+                if o.arrived_s <= now_s
+                else "dispatched"
+                if self._dispatch_s[i] <= now_s
+                else None
+            )
+            if status is None or self._told.get(r.outage_id) == status:
+                continue
+            await set_crew_status(
+                db,
+                clock,
+                r.outage_id,
+                status,
+                "crew",
+                cause=o.cause if status == "on_site" else None,
+            )
+            self._told[r.outage_id] = status
+            self.posted += 1
+
+
 def _class_part(inputs: dict[str, Any], key: str) -> str:
     cls = inputs.get("class")
     return str(cls.get(key, "?")) if isinstance(cls, dict) else "?"
@@ -127,6 +209,7 @@ async def replay_seed(
     options: EtrTaskOptions,
     commit_s: float = 1.0,
     poll_s: float = POLL_S,
+    crew_reports: bool = True,
 ) -> list[OutageEtr]:
     sim = Simulation(load_scenario(scenario), seed=seed)
     topo = sim.grid.topology
@@ -146,6 +229,7 @@ async def replay_seed(
         )
         await runner.start()
         rounds = EtrRounds(db, clock, options)
+        crews = CrewReports(sim) if crew_reports else None
         next_poll_s = -math.inf
 
         async def after_commit(now_s: float) -> None:
@@ -153,6 +237,8 @@ async def replay_seed(
             if now_s < next_poll_s:
                 return
             next_poll_s = now_s + poll_s
+            if crews is not None:
+                await crews.post(db, clock)
             await rounds.tick()
             await bridge.etr_round(db, now_s)
 
@@ -211,6 +297,7 @@ async def run(
     years: float,
     options: EtrTaskOptions,
     poll_s: float = POLL_S,
+    crew_reports: bool = True,
     verbose: bool = False,
 ) -> ServiceEtrReport:
     await asyncio.to_thread(warm_up)
@@ -225,6 +312,7 @@ async def run(
                 history_csv=csv,
                 options=options,
                 poll_s=poll_s,
+                crew_reports=crew_reports,
             )
             report.outages += got
             if verbose:
@@ -244,6 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=POLL_S,
         help="event seconds between the tasks' looks at the clock (60 = a 60x replay)",
     )
+    ap.add_argument(
+        "--no-crew-reports",
+        action="store_true",
+        help="post no crew status (dispatched / on site with cause) to the service",
+    )
     ap.add_argument("--json", type=Path, default=None, help="per-outage rows + summary")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -257,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             years=args.years,
             options=EtrTaskOptions.from_settings(settings),
             poll_s=args.poll_s,
+            crew_reports=not args.no_crew_reports,
             verbose=args.verbose,
         )
     )

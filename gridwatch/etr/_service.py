@@ -31,7 +31,12 @@ from detectors.etr import (
 from detectors.etr import warm_up as _warm_kernels
 from gridwatch._clock import Clock
 from gridwatch.etr._calibration import calibrate_intervals, set_interval_scales
-from gridwatch.etr._errors import HistoryRejected, ModelUnavailable, OverrideRefused
+from gridwatch.etr._errors import (
+    CrewStatusRefused,
+    HistoryRejected,
+    ModelUnavailable,
+    OverrideRefused,
+)
 from gridwatch.etr._estimate import (
     EtrBatch,
     EtrConfig,
@@ -269,11 +274,13 @@ async def open_outages(
             outage_id=r.outage_id,
             zone=r.zone,
             device_kind=r.device_kind,
-            cause=repair_cause(r.cause),
+            # What the crew found beats what detection saw.
+            cause=r.crew_cause or repair_cause(r.cause),
             started_at_s=r.started_at_s,
             customers_affected=r.customers_affected,
             critical_customers=critical.get(r.outage_id, 0),
             open_at_start=int(c),
+            crew_assigned=r.crew_status in CREW_IN_WORK,
         )
         for r, c in zip(rows, counts, strict=True)
     ]
@@ -363,6 +370,42 @@ async def set_override(
         ],
     )
     return override_id
+
+
+CREW_STATUSES = ("dispatched", "on_site", "released")
+# A crew on its way or at work: the outage is in work, not waiting in the crew queue.
+# ``released``: the crew left it (called to a bigger job) and it waits again.
+CREW_IN_WORK = frozenset({"dispatched", "on_site"})
+MAX_CAUSE_CHARS = 100
+
+
+async def set_crew_status(
+    db: Database,
+    clock: Clock,
+    outage_id: int,
+    status: str,
+    set_by: str,
+    *,
+    cause: str | None = None,
+) -> store.CrewStatusRow:
+    """Record that a crew is dispatched to / on site at an open outage (or released from
+    it), with the cause it found. The next ETR round uses both. Raises CrewStatusRefused."""
+    if status not in CREW_STATUSES:
+        raise CrewStatusRefused(f"status must be one of {', '.join(CREW_STATUSES)}")
+    if cause is not None:
+        cause = cause.strip()
+        if not cause or len(cause) > MAX_CAUSE_CHARS or not cause.isprintable():
+            raise CrewStatusRefused(
+                f"cause must be printable text of 1 to {MAX_CAUSE_CHARS} characters"
+            )
+    if not set_by.strip() or len(set_by) > 200 or not set_by.isprintable():
+        raise CrewStatusRefused("set_by must name who reported it (printable, at most 200)")
+    state = await store.outage_state(db, outage_id)
+    if state is None:
+        raise CrewStatusRefused(f"outage {outage_id} does not exist")
+    if state[0] in ("restored", "cancelled", "scheduled"):
+        raise CrewStatusRefused(f"outage {outage_id} is {state[0]}")
+    return await store.set_crew_status(db, outage_id, status, cause, set_by, clock.now_s())
 
 
 async def clear_override(

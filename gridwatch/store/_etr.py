@@ -45,6 +45,8 @@ class OpenOutageRow:
     started_at_s: float
     customers_affected: int
     meters_affected: int
+    crew_status: str | None = None  # dispatched | on_site | released (etr_crew_status)
+    crew_cause: str | None = None  # the cause the crew reported
 
 
 @dataclass(frozen=True)
@@ -154,13 +156,57 @@ async def fetch_open_outages(db: Database) -> list[OpenOutageRow]:
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT o.outage_id, o.device_id, o.zone, d.kind, o.cause, o.started_at,"
-            " o.customers_affected, o.meters_affected"
+            " o.customers_affected, o.meters_affected, c.status, c.cause"
             " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
+            " LEFT JOIN etr_crew_status c ON c.outage_id = o.outage_id"
             " WHERE o.state IN ('predicted', 'confirmed', 'partially_restored')"
             " ORDER BY o.outage_id"
         )
         rows = await cur.fetchall()
-    return [OpenOutageRow(r[0], r[1], r[2], r[3], r[4], r[5].timestamp(), r[6], r[7]) for r in rows]
+    return [
+        OpenOutageRow(r[0], r[1], r[2], r[3], r[4], r[5].timestamp(), r[6], r[7], r[8], r[9])
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class CrewStatusRow:
+    outage_id: int
+    status: str
+    cause: str | None
+    set_by: str
+    set_at_s: float
+
+
+async def set_crew_status(
+    db: Database, outage_id: int, status: str, cause: str | None, set_by: str, at_s: float
+) -> CrewStatusRow:
+    """Upsert the outage's crew status; a report without a cause keeps the one known."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "INSERT INTO etr_crew_status (outage_id, status, cause, set_by, set_at)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (outage_id) DO UPDATE SET status = EXCLUDED.status,"
+            " cause = COALESCE(EXCLUDED.cause, etr_crew_status.cause),"
+            " set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at"
+            " RETURNING outage_id, status, cause, set_by, set_at",
+            [outage_id, status, cause, set_by, _ts(at_s)],
+        )
+        r = await cur.fetchone()
+    if r is None:  # pragma: no cover - RETURNING always yields a row
+        raise StoreError("crew status upsert returned nothing")
+    return CrewStatusRow(r[0], r[1], r[2], r[3], r[4].timestamp())
+
+
+async def get_crew_status(db: Database, outage_id: int) -> CrewStatusRow | None:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT outage_id, status, cause, set_by, set_at FROM etr_crew_status"
+            " WHERE outage_id = %s",
+            [outage_id],
+        )
+        r = await cur.fetchone()
+    return None if r is None else CrewStatusRow(r[0], r[1], r[2], r[3], r[4].timestamp())
 
 
 async def open_outage_without_etr(db: Database) -> bool:
