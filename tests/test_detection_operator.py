@@ -480,3 +480,32 @@ async def test_the_engine_still_rewrites_what_it_closed_and_what_an_operator_con
     assert a4["restored_at"].timestamp() == NOW_S - 79000
     assert await load_outage_meters(db, t3) == [("M5", "restored", a3["restored_at"])]
     assert (await load_outage_meters(db, t4))[0][2] == a4["restored_at"]
+
+
+async def test_a_stale_engine_upsert_does_not_undo_an_operator_confirm(db: Database) -> None:
+    """Confirm is not a close, but a step that has not seen it must not take the outage
+    back to predicted (nor drop its confirmation time) until the engine catches up."""
+    await seed_network(db)
+    ids = await seed_outages(db)
+    tokens = await make_tokens(db)
+    t3 = ids["O-T3"]
+    async with client_for(make_app(db)) as http:
+        resp = await http.post(
+            f"{V1}/outages/{t3}/confirm",
+            json={"reason": "customer called"},
+            headers=tokens.headers("operator"),
+        )
+    assert resp.status_code == 200, resp.text
+    stale = OutageRow(
+        "O-T3", "T3", "Z1", "predicted", "meters", NOW_S - 600, None, None, 0.6,
+        1, 1, 0, 0, None,
+    )  # fmt: skip
+    await save_outages(db, [stale], [OutageMeterRow("O-T3", "M5", "C5", "out", None)])
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT state, confirmed_at, confidence FROM outages WHERE outage_id = %s", [t3]
+        )
+        state, confirmed_at, confidence = await cur.fetchone()  # type: ignore[misc]
+    assert state == "confirmed"
+    assert confirmed_at is not None
+    assert confidence == 0.6  # the rest of the engine's view is still written

@@ -98,9 +98,14 @@ INSERT INTO outages (engine_key, device_id, zone, state, cause, planned, started
                      customers_affected, meters_restored, customers_restored, updated_at)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
 ON CONFLICT (engine_key) DO UPDATE SET
-    device_id = EXCLUDED.device_id, zone = EXCLUDED.zone, state = EXCLUDED.state,
+    device_id = EXCLUDED.device_id, zone = EXCLUDED.zone,
+    -- The engine never takes a confirmed outage back to predicted, so "predicted" over
+    -- "confirmed" is a step that has not yet seen an operator's confirm: keep the confirm.
+    state = CASE WHEN EXCLUDED.state = 'predicted' AND outages.state = 'confirmed'
+                 THEN outages.state ELSE EXCLUDED.state END,
     cause = EXCLUDED.cause, started_at = EXCLUDED.started_at,
-    confirmed_at = EXCLUDED.confirmed_at, restored_at = EXCLUDED.restored_at,
+    confirmed_at = coalesce(EXCLUDED.confirmed_at, outages.confirmed_at),
+    restored_at = EXCLUDED.restored_at,
     confidence = EXCLUDED.confidence, meters_affected = EXCLUDED.meters_affected,
     customers_affected = EXCLUDED.customers_affected,
     meters_restored = EXCLUDED.meters_restored,
