@@ -35,7 +35,9 @@ from gridwatch.store import Database
 from gridwatch.store import _etr as store
 from gridwatch.store._audit import audit_entries
 from gridwatch.store._outages import OutageRow, save_outages
+from simulators import Simulation, load_scenario
 from simulators._cli_commands import cmd_history
+from simulators._scoring import EtrPoint, Recorded, RecordedOutage, score
 from tests.api_support import NOW_S, client_for, make_app, make_tokens, seed_network, seed_outages
 
 NOW = 1_795_000_000.0
@@ -272,3 +274,33 @@ async def test_crew_status_through_the_api_is_validated_and_audited(db: Database
         assert missing.status_code == 404
     actions = [(e.action, e.reason) for e in await audit_entries(db, target_id=str(r1))]
     assert actions == [("outage.crew.set", "crew 3 on site")]
+
+
+def test_score_compares_the_baseline_on_the_outages_given_an_etr() -> None:
+    """``gridwatch score`` set gridwatch's ETR error (outages given an ETR) beside the
+    global median's error on every true outage; outages restored before any ETR are not
+    the same population, so the baseline is also given on the scored outages."""
+    sim = Simulation(load_scenario("nested"))
+    truth = sim.truth()
+    first = truth.sustained[0]
+    recorded = Recorded(
+        outages=[
+            RecordedOutage(
+                o.outage_id,
+                o.device_id,
+                o.start_s + 30,
+                o.start_s + 90,
+                o.end_s + 20,
+                etr=[EtrPoint(o.start_s + 90, o.end_s - 600, o.end_s, o.end_s + 600)]
+                if o is first
+                else [],
+            )
+            for o in truth.sustained
+        ]
+    )
+    rep = score(truth, recorded, grid=sim.grid, baseline_median_s=5400.0)
+    base = rep.baselines["global_median_etr"]
+    assert rep.etr_outages == base["etr_scored_outages"] == 1
+    want = abs(first.start_s + 5400.0 - first.end_s) / 60.0
+    assert base["etr_mae_scored_min"] == pytest.approx(want)
+    assert f"{want:.1f} min" in rep.to_table()
