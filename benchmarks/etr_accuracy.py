@@ -39,6 +39,7 @@ from detectors.etr import (
     StormThresholds,
     calibrate_storm_thresholds,
     concurrent_open_counts,
+    tod_band,
 )
 from gridwatch.etr import (
     EtrConfig,
@@ -99,6 +100,7 @@ class OutageResult:
     duration_s: float
     promise_broken: bool
     source_first: str
+    tod_band: int  # local time-of-day band of the start (the model's bands)
 
 
 @dataclass
@@ -156,6 +158,12 @@ class ScenarioReport:
                 "oracle_kind_reduction_pct": oracle_pct([(x.device_kind,) for x in r]),
                 "oracle_kind_cause_reduction_pct": oracle_pct(
                     [(x.device_kind, x.cause) for x in r]
+                ),
+                "oracle_kind_tod_reduction_pct": oracle_pct(
+                    [(x.device_kind, str(x.tod_band)) for x in r]
+                ),
+                "oracle_kind_tod_cause_reduction_pct": oracle_pct(
+                    [(x.device_kind, str(x.tod_band), x.cause) for x in r]
                 ),
             },
             "later_30min": {
@@ -415,6 +423,7 @@ def evaluate_seed(
                 duration_s=o.end_s - o.start_s,
                 promise_broken=last is not None and o.end_s > last.window_end_s,
                 source_first=src,
+                tod_band=int(tod_band(np.array([o.start_s]), fitted.config.utc_offset_s)[0]),
             )
         )
     return results
