@@ -28,6 +28,7 @@ from simulators import (
     write_recording,
 )
 from simulators._feeder import make_topology
+from simulators._history import HistoryParams, generate_history
 from simulators._messages import parse_time
 from simulators._scenario import build_grid, scenario_from_dict
 from simulators._world import CrewParams, ScriptedFault, simulate_world
@@ -353,3 +354,27 @@ def test_crew_time_parameters_are_checked() -> None:
     assert not crew.on_shift(at - 3600.0)
     assert crew.travel_factor(at) == crew.rush_travel_factor
     assert crew.work_factor(at - 2 * 3600.0) == crew.dark_work_factor
+
+
+def test_history_carries_the_time_of_day() -> None:
+    """The history generator runs the same world: its night outages take longer than its
+    daytime ones, which the time-free world's do not."""
+    sc = load_scenario("quiet_day")
+    grid = build_grid(sc.grid, sc.seed)
+    ratios = []
+    for crew in (sc.world.crew, _time_free(sc.world.crew)):
+        rows = generate_history(
+            grid,
+            seed=sc.seed,
+            end_s=sc.start_s,
+            params=HistoryParams(years=20.0, storms_per_year=0.0),
+            world=dataclasses.replace(sc.world, crew=crew, faults=()),
+        )
+        fuses = [r for r in rows if r["device_kind"] == "fuse" and not r["censored"]]
+        night = [r["duration_s"] for r in fuses if r["hour_local"] < 6]
+        day = [r["duration_s"] for r in fuses if 9 <= r["hour_local"] < 16]
+        assert len(night) > 40
+        assert len(day) > 40
+        ratios.append(float(np.median(night) / np.median(day)))
+    assert ratios[0] > 1.25
+    assert 0.8 < ratios[1] < 1.2
