@@ -304,3 +304,19 @@ def test_score_compares_the_baseline_on_the_outages_given_an_etr() -> None:
     want = abs(first.start_s + 5400.0 - first.end_s) / 60.0
     assert base["etr_mae_scored_min"] == pytest.approx(want)
     assert f"{want:.1f} min" in rep.to_table()
+
+
+async def test_crew_queue_priority_counts_customers_from_the_meters_table(db: Database) -> None:
+    """The served detection runner's topology has no meter owners, so its outage rows say
+    0 customers affected (outage_meters.customer_id empty); the crew queue then ranked a
+    192-customer breaker like a 32-customer fuse. The meters table knows the owners."""
+    await seed_network(db)
+    ids = await seed_outages(db)
+    r1 = ids["O-R1"]
+    async with db.connection() as conn:
+        await conn.execute("UPDATE outages SET customers_affected = 0")
+        await conn.execute("UPDATE outage_meters SET customer_id = NULL")
+    options = EtrTaskOptions.from_settings(SimpleNamespace(etr_shared_crews=1))
+    batch = await refresh_open_etrs(db, ManualClock(NOW_S), _prior(), config=options.etr)
+    got = {e.outage_id: e.inputs for e in batch.estimates}
+    assert got[r1]["backlog"]["priority"] == 4.0

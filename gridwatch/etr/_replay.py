@@ -35,7 +35,7 @@ from gridwatch.detection._replay import LoopbackPings, replay_through_runner
 from gridwatch.detection._runner import DetectionRunner
 from gridwatch.etr._service import fit_history_file, set_crew_status, warm_up
 from gridwatch.etr._task import EtrRounds, EtrTaskOptions
-from gridwatch.store import Database, drop_schema, migrate, save_topology
+from gridwatch.store import Database, drop_schema, load_topology, migrate, save_topology
 from gridwatch.store import _etr as store
 from ingest import KnownIds
 from notifier import NotifyPolicy, load_templates
@@ -222,6 +222,9 @@ async def replay_seed(
     try:
         await migrate(db)
         await save_topology(db, topo)
+        # The service's runner works on the topology as stored (``gridwatch serve`` loads it),
+        # which differs from the simulator's in-memory one (no meter owners, for one).
+        topo = await load_topology(db)
         # ``gridwatch etr fit``: the model is fitted before the service starts.
         await fit_history_file(db, history_csv, as_of_s=sim.start_s, config=options.etr)
         clock = ManualClock(sim.start_s)

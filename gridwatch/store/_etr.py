@@ -155,10 +155,16 @@ async def fetch_history(db: Database, since_s: float, as_of_s: float) -> list[Hi
 async def fetch_open_outages(db: Database) -> list[OpenOutageRow]:
     async with db.connection() as conn:
         cur = await conn.execute(
+            # Customers from the meters table too: the served runner's topology carries no
+            # meter owners, so its rows say 0 customers and the crew queue saw no priority.
             "SELECT o.outage_id, o.device_id, o.zone, d.kind, o.cause, o.started_at,"
-            " o.customers_affected, o.meters_affected, c.status, c.cause"
+            " GREATEST(o.customers_affected, COALESCE(om.customers, 0)),"
+            " o.meters_affected, c.status, c.cause"
             " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
             " LEFT JOIN etr_crew_status c ON c.outage_id = o.outage_id"
+            " LEFT JOIN LATERAL (SELECT count(DISTINCT COALESCE(x.customer_id, m.customer_id))"
+            "   AS customers FROM outage_meters x LEFT JOIN meters m ON m.meter_id = x.meter_id"
+            "   WHERE x.outage_id = o.outage_id) om ON true"
             " WHERE o.state IN ('predicted', 'confirmed', 'partially_restored')"
             " ORDER BY o.outage_id"
         )
