@@ -16,7 +16,9 @@
 3. Score: P50 absolute error vs the global-median baseline (ETR = start + median history
    duration, as ``simulators.score`` does), P10-P90 coverage, at first notice and 30 min
    later (outages still open then), and ETR messages per affected customer per outage under
-   the update policy (``decide_update``) replayed over each outage's life.
+   the update policy (``decide_update``) replayed over each outage's life. In-sample
+   oracles (start + the scored outages' own median per group: per kind, kind x time-of-day
+   band, kind x cause, kind x band x cause) show what each piece of knowledge could reach.
 """
 
 from __future__ import annotations
