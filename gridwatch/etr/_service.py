@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -293,8 +293,11 @@ async def refresh_open_etrs(
     *,
     config: EtrConfig | None = None,
     critical_customers: dict[int, int] | None = None,
+    only: Collection[int] | None = None,
 ) -> EtrBatch:
-    """Re-estimate every open outage now, expire passed overrides, store the ETRs."""
+    """Re-estimate every open outage now, expire passed overrides, store the ETRs.
+    ``only``: store (and return) just these outages' ETRs, estimated with every open outage
+    in the queue, and leave overrides to the next full round (a new outage's first ETR)."""
     now_s = clock.now_s()
     outages = await open_outages(db, critical_customers)
     if not outages:
@@ -312,6 +315,9 @@ async def refresh_open_etrs(
         config=config,
         overrides=overrides,
     )
+    if only is not None:
+        wanted = set(only)
+        batch = EtrBatch([e for e in batch.estimates if e.outage_id in wanted], batch.zones, [])
     for outage_id in batch.expired_overrides:
         await store.clear_override(db, outage_id, now_s, "passed")
         log.info("etr override of outage %d passed unrestored; model ETR takes over", outage_id)

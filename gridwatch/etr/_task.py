@@ -163,24 +163,35 @@ class EtrRounds:
 
     async def tick(self) -> EtrBatch | None:
         """Run a round if one is due; the batch it stored, else None. A failed round is
-        logged and retried at the next refresh."""
+        logged and retried at the next refresh. Between refreshes, outages without an ETR
+        get theirs at once (``_new_outages``) without moving the next refresh."""
         opts = self.options
         now_s = self.clock.now_s()
-        if now_s < self._due_s and not await self._new_outage():
-            return None
+        if now_s < self._due_s:
+            new = await self._new_outages()
+            if not new:
+                return None
+            return await self._round(now_s, only=new)
         self._due_s = now_s + opts.refresh_s
+        return await self._round(now_s, only=None)
+
+    async def _round(self, now_s: float, *, only: list[int] | None) -> EtrBatch | None:
+        opts = self.options
         self._healthy = False
         try:
             if self.model is None:
                 self.model = await initial_model(self.db, self.clock, opts)
                 self._schedule_refit(now_s)
-            elif now_s >= self._next_refit_s:
+            elif only is None and now_s >= self._next_refit_s:
                 self.model = await _refit_or_keep(self.db, self.clock, opts, self.model)
                 self._schedule_refit(now_s)
-            batch = await refresh_open_etrs(self.db, self.clock, self.model, config=opts.etr)
-            # An ETR about to pass is recomputed then, not a whole interval later.
-            later = self.clock.now_s()
-            self._due_s = later + next_refresh_delay_s(batch, later, opts.refresh_s)
+            batch = await refresh_open_etrs(
+                self.db, self.clock, self.model, config=opts.etr, only=only
+            )
+            if only is None:
+                # An ETR about to pass is recomputed then, not a whole interval later.
+                later = self.clock.now_s()
+                self._due_s = later + next_refresh_delay_s(batch, later, opts.refresh_s)
             self._healthy = True
             return batch
         except (GridwatchError, ValueError) as exc:
@@ -189,17 +200,19 @@ class EtrRounds:
             log.exception("etr round failed unexpectedly")
         return None
 
-    async def _new_outage(self) -> bool:
-        """An open outage without an ETR: customers are told of an outage at once, so its
-        first ETR must not wait up to ``refresh_s`` for the next round (after a failed
-        round, the next regular refresh retries instead)."""
+    async def _new_outages(self) -> list[int]:
+        """Open outages without an ETR: customers are told of an outage at once, so its
+        first ETR must not wait up to ``refresh_s`` for the next round. Only their ETRs are
+        stored then (the others' follow at the refresh), so a storm's stream of new outages
+        does not re-store every open outage's ETR at each one. After a failed round, the
+        next regular refresh retries instead."""
         if self.model is None or not self._healthy:
-            return False
+            return []
         try:
-            return await store.open_outage_without_etr(self.db)
+            return await store.open_outages_without_etr(self.db)
         except GridwatchError as exc:
             log.warning("etr: cannot look for new outages: %s", exc)
-            return False
+            return []
 
     def _schedule_refit(self, now_s: float) -> None:
         assert self.model is not None

@@ -215,16 +215,15 @@ async def get_crew_status(db: Database, outage_id: int) -> CrewStatusRow | None:
     return None if r is None else CrewStatusRow(r[0], r[1], r[2], r[3], r[4].timestamp())
 
 
-async def open_outage_without_etr(db: Database) -> bool:
-    """Is an open outage still without any ETR (new since the last refresh)?"""
+async def open_outages_without_etr(db: Database) -> list[int]:
+    """Open outages that have no ETR yet (new since the last round)."""
     async with db.connection() as conn:
         cur = await conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM outages"
+            "SELECT outage_id FROM outages"
             " WHERE state IN ('predicted', 'confirmed', 'partially_restored')"
-            " AND etr_p50 IS NULL)"
+            " AND etr_p50 IS NULL ORDER BY outage_id"
         )
-        row = await cur.fetchone()
-    return bool(row and row[0])
+        return [int(r[0]) for r in await cur.fetchall()]
 
 
 async def fetch_outage_intervals(db: Database, since_s: float) -> list[tuple[float, float | None]]:
