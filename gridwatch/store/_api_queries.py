@@ -598,6 +598,62 @@ async def device_children(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BoundingBox:
+    """WGS84 degrees, min < max (checked by the API); no wrap across the antimeridian."""
+
+    min_lat: float
+    max_lat: float
+    min_lon: float
+    max_lon: float
+
+
+async def device_map_page(
+    db: Database, *, bbox: BoundingBox | None, limit: int, after: str | None
+) -> tuple[list[Row], int, int]:
+    """What a map draws: devices by id (``limit + 1`` rows, so the caller sees whether there
+    are more), each with the worst open outage state on it; plus how many devices match and
+    how many of those have a position. Without ``bbox`` every device comes, positioned or
+    not, so the client can follow the tree through devices that have no position."""
+    box = {
+        "has_box": bbox is not None,
+        "min_lat": bbox.min_lat if bbox else None,
+        "max_lat": bbox.max_lat if bbox else None,
+        "min_lon": bbox.min_lon if bbox else None,
+        "max_lon": bbox.max_lon if bbox else None,
+    }
+    where: LiteralString = (
+        " (NOT %(has_box)s OR (d.lat BETWEEN %(min_lat)s AND %(max_lat)s"
+        "  AND d.lon BETWEEN %(min_lon)s AND %(max_lon)s))"
+    )
+    async with db.connection() as conn:
+        rows = await _fetch_all(
+            conn,
+            # Same ranking as the dashboard's tree: confirmed > partly restored > predicted.
+            "WITH worst AS ("
+            " SELECT device_id, max(CASE state WHEN 'confirmed' THEN 3"
+            "   WHEN 'partially_restored' THEN 2 ELSE 1 END) AS rank"
+            " FROM outages WHERE state IN ('predicted', 'confirmed', 'partially_restored')"
+            " GROUP BY device_id)"
+            " SELECT d.device_id, d.parent_id, d.kind, d.name, d.lat, d.lon,"
+            " CASE w.rank WHEN 3 THEN 'confirmed' WHEN 2 THEN 'partially_restored'"
+            "   WHEN 1 THEN 'predicted' END AS open_state"
+            " FROM devices d LEFT JOIN worst w ON w.device_id = d.device_id"
+            " WHERE" + where + " AND (%(after)s::text IS NULL OR d.device_id > %(after)s)"
+            " ORDER BY d.device_id LIMIT %(limit)s",
+            {**box, "after": after, "limit": limit + 1},
+        )
+        counts = await _fetch_one(
+            conn,
+            "SELECT count(*) AS total,"
+            " count(*) FILTER (WHERE d.lat IS NOT NULL AND d.lon IS NOT NULL) AS positioned"
+            " FROM devices d WHERE" + where,
+            box,
+        )
+    assert counts is not None
+    return rows, int(counts["total"]), int(counts["positioned"])
+
+
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 

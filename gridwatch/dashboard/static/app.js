@@ -1,9 +1,10 @@
 // gridwatch operator dashboard: sign-in, headline figures, live outage list, feeder view
-// and outage detail. Plain ES modules served by gridwatch; no build step, no CDN.
+// (tree, or map where devices have positions) and outage detail. Plain ES modules served by gridwatch; no build step, no CDN.
 import { h, clear, $ } from "./dom.js";
 import { ApiError, makeApi } from "./api.js";
 import { startLive } from "./live.js";
 import { createTree } from "./tree.js";
+import { createMap } from "./map.js";
 import { renderDetail } from "./detail.js";
 import { STATE_LABELS, setOffset, fmtTime, fmtClock, localDay, customersOut } from "./format.js";
 
@@ -25,6 +26,8 @@ let loadedAtMs = Date.now();
 let api = null;
 let live = null;
 let tree = null;
+let map = null;
+let view = "tree";
 let selectedId = null;
 let refreshTimer = null;
 let pendingDetail = false;
@@ -109,7 +112,33 @@ async function refreshList() {
   $("#outages-empty").hidden = page.items.length > 0;
   changed = new Set();
   const active = filter.active === true ? page.items : (await api.get("/outages", { active: true, limit: 500 })).items;
+  map.refresh(active);
   await tree.refresh(active);
+}
+
+// --- feeder view: tree or map -------------------------------------------------------------
+async function showView(name) {
+  view = name;
+  const isMap = name === "map";
+  $("#view-tree").setAttribute("aria-pressed", String(!isMap));
+  $("#view-map").setAttribute("aria-pressed", String(isMap));
+  $("#tree").hidden = isMap;
+  $("#tree-legend").hidden = isMap;
+  $("#map").hidden = !isMap;
+  if (isMap) await map.show(); // geometry is re-read on each opening (topology may change)
+}
+
+async function checkMap() {
+  const available = await map.available();
+  $("#view-map").hidden = !available;
+  $("#map-none").hidden = available;
+  if (!available && view === "map") await showView("tree");
+}
+
+async function reveal(deviceId) {
+  if (view === "map" && map.has(deviceId)) { map.reveal(deviceId); return; }
+  if (view === "map") await showView("tree");
+  await tree.reveal(deviceId);
 }
 
 // --- detail -------------------------------------------------------------------------------
@@ -126,7 +155,7 @@ async function showDetail(keep) {
   renderDetail(container, outage, {
     api, serverNowIso,
     onChanged: () => scheduleRefresh(true),
-    onReveal: (deviceId) => tree.reveal(deviceId).catch(handle),
+    onReveal: (deviceId) => reveal(deviceId).catch(handle),
   });
   for (const [id, value] of Object.entries(kept)) {
     const el = document.getElementById(id);
@@ -186,8 +215,10 @@ async function start() {
   $("#signout").hidden = false;
   api = makeApi(config.api_base, token);
   tree = createTree($("#tree"), { api, onOpenOutage: openOutage, onError: handle });
+  map = createMap($("#map"), { api, onOpenOutage: openOutage, onError: handle });
+  await showView("tree"); // a new sign-in starts on the tree (the map loads when asked for)
   try {
-    await Promise.all([refreshList(), refreshHeadline()]);
+    await Promise.all([refreshList(), refreshHeadline(), checkMap()]);
   } catch (err) {
     handle(err);
     if (err instanceof ApiError && err.status === 401) return;
@@ -222,6 +253,8 @@ async function main() {
   $("#login-form").addEventListener("submit", signIn);
   $("#signout").addEventListener("click", () => signOut(""));
   $("#filter").addEventListener("change", () => refreshList().catch(handle));
+  $("#view-tree").addEventListener("click", () => showView("tree").catch(handle));
+  $("#view-map").addEventListener("click", () => showView("map").catch(handle));
   // Headline SAIDI moves with time even when no outage changes.
   setInterval(() => { if (live) refreshHeadline().catch(handle); }, 60000);
   if (token()) await start(); else signOut("");

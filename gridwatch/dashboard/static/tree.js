@@ -4,9 +4,24 @@
 import { h, clear } from "./dom.js";
 import { STATE_LABELS } from "./format.js";
 
-const RANK = { confirmed: 3, partially_restored: 2, predicted: 1 };
+export const RANK = { confirmed: 3, partially_restored: 2, predicted: 1 };
 const PAGE = 200;
 const MAX_TRACED = 50; // ancestor look-ups per refresh stay bounded in a storm
+
+// The worst open outage on each device (the tree and the map colour by the same rule).
+export function worstByDevice(activeOutages) {
+  const worst = new Map();
+  for (const o of activeOutages) {
+    const previous = worst.get(o.device_id);
+    if (!previous || (RANK[o.state] || 0) > (RANK[previous.state] || 0)) {
+      worst.set(o.device_id, {
+        outage_id: o.outage_id, state: o.state,
+        out: Math.max(0, o.customers_affected - o.customers_restored),
+      });
+    }
+  }
+  return worst;
+}
 
 export function createTree(container, { api, onOpenOutage, onError }) {
   const nodes = new Map(); // device_id -> { device, li, row, toggle, ul, children: [] | null }
@@ -120,16 +135,7 @@ export function createTree(container, { api, onOpenOutage, onError }) {
   }
 
   async function refresh(activeOutages) {
-    const worst = new Map();
-    for (const o of activeOutages) {
-      const previous = worst.get(o.device_id);
-      if (!previous || (RANK[o.state] || 0) > (RANK[previous.state] || 0)) {
-        worst.set(o.device_id, {
-          outage_id: o.outage_id, state: o.state,
-          out: Math.max(0, o.customers_affected - o.customers_restored),
-        });
-      }
-    }
+    const worst = worstByDevice(activeOutages);
     onDevice = worst;
     if (!roots.length) {
       const page = await api.get("/topology/roots", { limit: PAGE });
