@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import argparse
-import heapq
 import platform
 import time
 from collections.abc import Sequence
@@ -58,6 +57,7 @@ from gridwatch.etr import (
 )
 from gridwatch.etr._calibration import calibrate_intervals as calibrate_intervals_fn
 from gridwatch.etr._calibration import set_interval_scales
+from gridwatch.etr._replay import crew_dispatch_s
 from simulators import load_scenario, simulate_world
 from simulators._history import HistoryParams, generate_history, median_duration_s
 from simulators._scenario import Scenario, build_grid
@@ -267,39 +267,6 @@ def _cond_median_s(sorted_durations_s: np.ndarray, elapsed_s: float) -> float:
     return float(np.median(tail)) if tail.size else elapsed_s + 300.0
 
 
-def dispatch_times(grid: Any, outs: Sequence[TrueOutage], crews: int) -> np.ndarray:
-    """When a crew was assigned to each outage, rebuilt from the ground truth by replaying the
-    simulator's dispatch rule (a free crew at the request, else the next crew to finish
-    takes the waiting outage with the most meters downstream). An outage management system
-    knows this (it dispatches the crews); the truth does not record it."""
-    topo = grid.topology
-    subtree = np.bincount(topo.meters.device, minlength=len(topo.devices)).astype(np.int64)
-    for lv in reversed(grid.levels):
-        par = topo.devices.parent[lv]
-        has = par >= 0
-        np.add.at(subtree, par[has], subtree[lv[has]])
-    events = sorted(
-        [(o.requested_s, 0, i) for i, o in enumerate(outs)]
-        + [(o.end_s, 1, i) for i, o in enumerate(outs)]
-    )
-    out = np.full(len(outs), np.inf)
-    free = crews
-    queue: list[tuple[int, float, int]] = []
-    for t, kind, i in events:
-        if kind == 0:
-            if free > 0:
-                free -= 1
-                out[i] = t
-            else:
-                heapq.heappush(queue, (-int(subtree[outs[i].device]), t, i))
-        elif queue:
-            _, _, j = heapq.heappop(queue)
-            out[j] = t
-        else:
-            free += 1
-    return out
-
-
 def _open_outages(
     outs: Sequence[TrueOutage],
     known: Sequence[int],
@@ -357,7 +324,7 @@ def evaluate_seed(
     open_at_start = concurrent_open_counts(starts, starts, ends)
     # Crew assignments: all outages with a crew (sustained, unplanned, even if never scored).
     crewed = [o for o in world.outages if not o.momentary and not o.planned]
-    assigned_all = dispatch_times(grid, crewed, scenario.world.crew.crews)
+    assigned_all = crew_dispatch_s(grid, crewed, scenario.world.crew.crews)
     assigned_at = {id(o): float(a) for o, a in zip(crewed, assigned_all, strict=True)}
     assigned = np.array([assigned_at[id(o)] for o in outs])
     if not crew_status:

@@ -114,7 +114,7 @@ class ServiceEtrReport:
 def crew_dispatch_s(grid: Any, outages: Sequence[TrueOutage], crews: int) -> np.ndarray:
     """When a crew was assigned to each outage: the simulator's dispatch rule replayed (a
     free crew at the request, else the next crew to finish takes the waiting outage with
-    the most meters below it), as ``benchmarks/etr_accuracy.dispatch_times`` rebuilds it.
+    the most meters below it); the offline harness (benchmarks/etr_accuracy) uses it too.
     A utility's outage management system knows this: it dispatches the crews."""
     topo = grid.topology
     subtree = np.bincount(topo.meters.device, minlength=len(topo.devices)).astype(np.int64)
