@@ -19,6 +19,11 @@
    the update policy (``decide_update``) replayed over each outage's life. In-sample
    oracles (start + the scored outages' own median per group: per kind, kind x time-of-day
    band, kind x cause, kind x band x cause) show what each piece of knowledge could reach.
+4. ``--bound``: the information bound at first notice. For each outage whose crew was free
+   when requested, the world's own law of its restoration time given all that is knowable
+   then (exact start time, device kind, section size, storm level; the cause unknown, or
+   known for the second figure) is sampled (``simulators._restoration``); its median is the
+   ETR no estimator can beat on average, scored beside the model on the same outages.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from gridwatch.etr._calibration import set_interval_scales
 from gridwatch.etr._replay import crew_dispatch_s
 from simulators import load_scenario, simulate_world
 from simulators._history import HistoryParams, generate_history, median_duration_s
+from simulators._restoration import bayes_p50_s
 from simulators._scenario import Scenario, build_grid
 from simulators._world import TrueOutage, WorldParams
 
@@ -103,6 +109,10 @@ class OutageResult:
     promise_broken: bool
     source_first: str
     tod_band: int  # local time-of-day band of the start (the model's bands)
+    # Information bound (--bound), for outages whose crew was free when requested.
+    bound_first_err_s: float | None = None
+    bound_first_covered: bool | None = None
+    bound_cause_known_err_s: float | None = None
 
 
 @dataclass
@@ -132,6 +142,7 @@ class ScenarioReport:
         cust = np.array([x.customers for x in r], dtype=np.float64)
         per_customer = np.repeat(msgs, cust.astype(np.int64))
         dur = np.array([x.duration_s for x in r])
+        bounded = [x for x in r if x.bound_first_err_s is not None]
 
         def oracle_pct(keys: list[tuple[str, ...]]) -> float:
             # A start + median-of-its-group ETR using the scored outages' own durations
@@ -168,6 +179,7 @@ class ScenarioReport:
                     [(x.device_kind, str(x.tod_band), x.cause) for x in r]
                 ),
             },
+            "bound_first": _bound_summary(bounded) if bounded else None,
             "later_30min": {
                 "outages": len(lat),
                 "mae_min": _r(later.mean()) if lat else None,
@@ -195,6 +207,23 @@ class ScenarioReport:
 
 def _r(x: Any) -> float:
     return round(float(x), 1)
+
+
+def _bound_summary(r: list[OutageResult]) -> dict[str, Any]:
+    """Model, information bound and cause-known bound on the same (free-crew) outages."""
+    base = float(np.mean([x.base_first_err_s for x in r]))
+
+    def pct(errs: list[float]) -> float:
+        return _r(100.0 * (1.0 - float(np.mean(errs)) / base))
+
+    return {
+        "outages": len(r),
+        "baseline_mae_min": _r(base / 60.0),
+        "model_reduction_pct": pct([x.first_err_s for x in r]),
+        "bound_reduction_pct": pct([x.bound_first_err_s or 0.0 for x in r]),
+        "bound_coverage_pct": _r(100.0 * np.mean([bool(x.bound_first_covered) for x in r])),
+        "bound_cause_known_reduction_pct": pct([x.bound_cause_known_err_s or 0.0 for x in r]),
+    }
 
 
 def fit_for_scenario(
@@ -299,6 +328,7 @@ def evaluate_seed(
     *,
     cause_at_notice: bool = False,
     crew_status: bool = True,
+    bound: bool = False,
 ) -> list[OutageResult]:
     grid = build_grid(scenario.grid, seed)
     world = simulate_world(
@@ -348,6 +378,7 @@ def evaluate_seed(
 
     results: list[OutageResult] = []
     base = fitted.baseline_median_s
+    bound_rng = np.random.default_rng([seed, 0x626F756E64])
     for i, o in enumerate(outs):
         if notice[i] >= o.end_s:
             continue  # restored before anyone was told: no ETR is ever issued
@@ -370,6 +401,9 @@ def evaluate_seed(
                 )
             t += REFRESH_S
         elapsed_later = later_t - o.start_s
+        bound_err: tuple[float, bool, float] | None = None
+        if bound and assigned_at[id(o)] <= o.requested_s:
+            bound_err = _bound_errors(scenario, o, float(notice[i]), bound_rng)
         results.append(
             OutageResult(
                 first_err_s=abs(p50 - o.end_s),
@@ -393,9 +427,32 @@ def evaluate_seed(
                 promise_broken=last is not None and o.end_s > last.window_end_s,
                 source_first=src,
                 tod_band=int(tod_band(np.array([o.start_s]), fitted.config.utc_offset_s)[0]),
+                bound_first_err_s=None if bound_err is None else bound_err[0],
+                bound_first_covered=None if bound_err is None else bound_err[1],
+                bound_cause_known_err_s=None if bound_err is None else bound_err[2],
             )
         )
     return results
+
+
+def _bound_errors(
+    scenario: Scenario, o: TrueOutage, notice_s: float, rng: np.random.Generator
+) -> tuple[float, bool, float]:
+    """|P50 - truth| of the world's own law at first notice, its P10-P90 coverage, and the
+    |P50 - truth| with the cause known too."""
+    args: dict[str, Any] = {
+        "device_kind": o.device_kind,
+        "fault_s": o.start_s,
+        "section_meters": int(o.meters.size),
+        "elapsed_s": notice_s - o.start_s,
+        "storm_level": o.storm_level,
+        "rng": rng,
+    }
+    crew = scenario.world.crew
+    p10, p50, p90 = bayes_p50_s(crew, **args)
+    _, p50_cause, _ = bayes_p50_s(crew, cause=o.cause, **args)
+    d = o.end_s - o.start_s
+    return abs(p50 - d), p10 <= d <= p90, abs(p50_cause - d)
 
 
 def run_scenario(
@@ -409,6 +466,7 @@ def run_scenario(
     seed_set: str = "eval",
     config_overrides: dict[str, Any] | None = None,
     crew_status: bool = True,
+    bound: bool = False,
 ) -> ScenarioReport:
     sc = load_scenario(name)
     fitted = fit_for_scenario(
@@ -423,7 +481,13 @@ def run_scenario(
     base = sc.seed + (EVAL_OFFSET if seed_set == "eval" else 0)
     for k in range(seeds):
         results += evaluate_seed(
-            sc, base + k, fitted, policy, cause_at_notice=cause_at_notice, crew_status=crew_status
+            sc,
+            base + k,
+            fitted,
+            policy,
+            cause_at_notice=cause_at_notice,
+            crew_status=crew_status,
+            bound=bound,
         )
     return ScenarioReport(
         scenario=name,
@@ -471,6 +535,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="sensitivity run: which outages have a crew assigned is unknown",
     )
+    ap.add_argument(
+        "--bound",
+        action="store_true",
+        help="also score the information bound at first notice (the world's own law)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the summaries here")
     args = ap.parse_args(argv)
     overrides: dict[str, Any] = {}
@@ -498,6 +567,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             seed_set=args.seed_set,
             config_overrides=overrides,
             crew_status=not args.no_crew_status,
+            bound=args.bound,
         )
         s = rep.summary()
         s["seed_set"] = args.seed_set
@@ -520,6 +590,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             f" +30: MAE {lt['mae_min']} vs {lt['baseline_mae_min']} ({lt['reduction_pct']}%),"
             f" cover {lt['coverage_pct']}% | msgs median {m['median_per_affected_customer']}"
         )
+        if (b := s.get("bound_first")) is not None:
+            print(
+                f"{'':<10} bound on the {b['outages']} free-crew outages: model"
+                f" {b['model_reduction_pct']}%, world's law {b['bound_reduction_pct']}%"
+                f" (cover {b['bound_coverage_pct']}%), with the cause known"
+                f" {b['bound_cause_known_reduction_pct']}%"
+            )
     if not all(s["outages"] for s in out):
         raise SystemExit("a scenario had no outages to score: use more seeds")
 

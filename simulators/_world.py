@@ -31,8 +31,9 @@ from simulators._feeder import SimGrid
 
 YEAR_S: Final = 365.25 * 86400.0
 CAUSES: Final = ("equipment", "vegetation", "animal", "weather", "vehicle", "overload")
-_CALM_CAUSE_P: Final = (0.35, 0.2, 0.2, 0.05, 0.1, 0.1)
-_STORM_CAUSE_P: Final = (0.1, 0.35, 0.05, 0.45, 0.03, 0.02)
+# Cause shares of random faults on a calm day and inside a storm window (same order as CAUSES).
+CALM_CAUSE_P: Final = (0.35, 0.2, 0.2, 0.05, 0.1, 0.1)
+STORM_CAUSE_P: Final = (0.1, 0.35, 0.05, 0.45, 0.03, 0.02)
 CAUSE_REPAIR_FACTOR: Final = {
     "equipment": 1.0,
     "vegetation": 1.2,
@@ -55,7 +56,7 @@ _LOCKOUT_SHOTS: Final = (
 _SWITCH_KIND: Final = {"breaker", "recloser"}
 # Line devices: a lockout means a fault somewhere on the section behind them, which the
 # crew patrols to find; a transformer (or substation) failure is found where it stands.
-_PATROL_KIND: Final = {"breaker", "recloser", "fuse", "sectionalizer", "switch"}
+PATROL_KINDS: Final = {"breaker", "recloser", "fuse", "sectionalizer", "switch"}
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,18 @@ class CrewParams:
     def work_factor(self, t_s: float) -> float:
         h = self.local_hour(t_s)
         return self.dark_work_factor if h >= 18.0 or h < 6.0 else 1.0
+
+    def repair_median_for(self, device_kind: str, cause: str) -> float:
+        """Median repair time (after arrival and any patrol) of a fault with this cause."""
+        return dict(self.repair_median_s).get(device_kind, 3600.0) * CAUSE_REPAIR_FACTOR.get(
+            cause, 1.0
+        )
+
+    def patrol_median_s(self, device_kind: str, section_meters: int) -> float:
+        """Median patrol before the repair: line devices only, grows with the section."""
+        if device_kind not in PATROL_KINDS or self.patrol_s_per_meter <= 0:
+            return 0.0
+        return self.patrol_s_per_meter * max(section_meters, 1)
 
 
 @dataclass(frozen=True)
@@ -359,7 +372,7 @@ def _draw_faults(
             devs = cand[rng.integers(0, cand.size, n)]
             times = rng.uniform(lo, hi, n)
             momentary = (rng.random(n) < params.rates.momentary_share) & (kind in _SWITCH_KIND)
-            cause_p = _STORM_CAUSE_P if level else _CALM_CAUSE_P
+            cause_p = STORM_CAUSE_P if level else CALM_CAUSE_P
             causes = rng.choice(len(CAUSES), n, p=cause_p)
             out += [
                 (float(t), int(d), bool(m), CAUSES[c], level)
@@ -408,7 +421,6 @@ def simulate_world(
     kinds = [DEVICE_KINDS[k] for k in dev.kind.tolist()]
     state = _Supply(grid)
     crew_p = params.crew
-    repair_median = dict(crew_p.repair_median_s)
 
     events: list[_Ev] = []
     seq = 0
@@ -555,14 +567,15 @@ def simulate_world(
                 sw_t = t + _lognormal(rng, crew_p.switching_median_s, crew_p.sigma)
                 push(sw_t, "switch", outage=o, plan=plan)
             fixed = o.announced_end_s
-            base = repair_median.get(o.device_kind, 3600.0) * CAUSE_REPAIR_FACTOR.get(o.cause, 1.0)
+            base = crew_p.repair_median_for(o.device_kind, o.cause)
             repair = fixed if not math.isnan(fixed) else _lognormal(rng, base, crew_p.sigma)
             if math.isnan(fixed):
                 # Line devices: patrol the dark section to find the fault first; its length
                 # grows with the meters behind the device. Darkness slows patrol and repair.
+                # (simulators._restoration samples these same stages for one fault.)
                 patrol = 0.0
-                if o.device_kind in _PATROL_KIND and crew_p.patrol_s_per_meter > 0:
-                    median = crew_p.patrol_s_per_meter * max(int(subtree_meters[o.device]), 1)
+                median = crew_p.patrol_median_s(o.device_kind, int(subtree_meters[o.device]))
+                if median > 0:
                     patrol = _lognormal(crew_rng, median, crew_p.patrol_sigma)
                 repair = (patrol + repair) * crew_p.work_factor(t)
             o.announced_end_s = math.nan

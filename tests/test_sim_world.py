@@ -30,6 +30,7 @@ from simulators import (
 from simulators._feeder import make_topology
 from simulators._history import HistoryParams, generate_history
 from simulators._messages import parse_time
+from simulators._restoration import bayes_p50_s, sample_restoration_s
 from simulators._scenario import build_grid, scenario_from_dict
 from simulators._world import CrewParams, ScriptedFault, simulate_world
 
@@ -338,6 +339,54 @@ def test_patrol_grows_with_the_dark_section(device: str, meters: int) -> None:
     else:
         ratio = float(np.median(extra)) / (crew.patrol_s_per_meter * meters)
         assert 0.7 < ratio < 1.4  # lognormal around the per-meter median
+
+
+_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+def _log_quantile_gap(a: F64Array, b: F64Array) -> float:
+    return float(np.max(np.abs(np.log(np.quantile(a, _QUANTILES) / np.quantile(b, _QUANTILES)))))
+
+
+@pytest.mark.parametrize(
+    ("device", "meters"),
+    [("Z01-S01-F01-BRK", 72), ("Z01-S01-F01-L001-FU", 18), ("Z01-S01-F01-L001-T01", 0)],
+)
+@pytest.mark.parametrize("hour_local", [2.0, 6.5, 10.0, 16.8])
+def test_restoration_sampler_matches_the_world(device: str, meters: int, hour_local: float) -> None:
+    """The ETR information bound draws one fault's futures from simulators._restoration;
+    the world's event loop must give the same distribution (call-out, rush hour, darkness,
+    patrol), at hours on both sides of each edge."""
+    world = _durations_s(hour_local, device, n=300)
+    start = parse_time("2026-11-23T00:00:00Z") + (hour_local - 7.0) % 24.0 * 3600.0
+    kind = {"BRK": "breaker", "FU": "fuse", "T01": "transformer"}[device.rsplit("-", 1)[1]]
+
+    def sampled(at_s: float) -> F64Array:
+        return sample_restoration_s(
+            CrewParams(),
+            device_kind=kind,
+            fault_s=at_s,
+            section_meters=meters,
+            n=20_000,
+            rng=np.random.default_rng(7),
+            cause="equipment",  # ScriptedFault's default
+        )
+
+    # 300 world draws: the log-quantiles' standard error is about 0.05.
+    assert _log_quantile_gap(world, sampled(start)) < 0.15
+    # The comparison can tell a different hour apart (night vs day shift).
+    assert _log_quantile_gap(world, sampled(start + 8 * 3600.0)) > 0.15
+
+
+def test_bayes_p50_conditions_on_elapsed_time() -> None:
+    rng = np.random.default_rng(3)
+    args = {"device_kind": "fuse", "fault_s": 0.0, "section_meters": 40, "rng": rng}
+    p10, p50, p90 = bayes_p50_s(CrewParams(), elapsed_s=0.0, **args)  # type: ignore[arg-type]
+    assert p10 < p50 < p90
+    later = bayes_p50_s(CrewParams(), elapsed_s=p90, **args)  # type: ignore[arg-type]
+    assert later[0] > p90  # an outage still open at the old P90 ends after it
+    with pytest.raises(SimulatorError, match="cause"):
+        sample_restoration_s(CrewParams(), n=10, cause="ufo", **args)  # type: ignore[arg-type]
 
 
 def test_crew_time_parameters_are_checked() -> None:
