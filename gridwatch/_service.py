@@ -230,7 +230,7 @@ async def running_service(
                 if notify.channels is not None
                 else channels_from_settings(settings, db)
             )
-    topology = await load_topology(db)
+    topology = await load_topology(db, owners=detection)
     runner: DetectionRunner | None = None
     hook = on_records
     if detection:

@@ -31,12 +31,14 @@ from gridwatch.etr import (
     refresh_open_etrs,
     set_crew_status,
 )
+from gridwatch.etr._replay import CrewReports
 from gridwatch.store import Database
 from gridwatch.store import _etr as store
 from gridwatch.store._audit import audit_entries
 from gridwatch.store._outages import OutageRow, save_outages
 from simulators import Simulation, load_scenario
 from simulators._cli_commands import cmd_history
+from simulators._scenario import scenario_from_dict
 from simulators._scoring import EtrPoint, Recorded, RecordedOutage, score
 from tests.api_support import NOW_S, client_for, make_app, make_tokens, seed_network, seed_outages
 
@@ -328,3 +330,39 @@ async def test_crew_queue_priority_counts_customers_from_the_meters_table(db: Da
     batch = await refresh_open_etrs(db, ManualClock(NOW_S), _prior(), config=options.etr)
     got = {e.outage_id: e.inputs for e in batch.estimates}
     assert got[r1]["backlog"]["priority"] == 4.0
+
+
+def test_crew_reports_reach_a_nested_outage_recorded_from_the_upstream_start() -> None:
+    """A transformer failing an hour into its breaker's outage is seen, and recorded from
+    the breaker's start, only when the breaker closes; by then its crew may be on site. The
+    replay's crew reports once matched true and recorded starts within 15 min, so such
+    outages never got theirs and the service queued them as unworked."""
+    sc = scenario_from_dict(
+        {
+            "name": "nested_late",
+            "seed": 41,
+            "start": "2026-11-23T06:00:00Z",
+            "duration_s": 28800,
+            "grid": {"toy": True},
+            "world": {
+                "random_faults": False,
+                "faults": [
+                    {"device_id": "Z01-S01-F01-BRK", "at_s": 1800, "cause": "vehicle"},
+                    {"device_id": "Z01-S01-F01-L002-T02", "at_s": 5400, "cause": "equipment"},
+                ],
+            },
+        }
+    )
+    sim = Simulation(sc)
+    crews = CrewReports(sim)
+    by_device = {o.device_id: o for o in sim.world.outages}
+    brk, tx = by_device["Z01-S01-F01-BRK"], by_device["Z01-S01-F01-L002-T02"]
+    assert tx.start_s - brk.start_s == 3600.0
+    seen_s = max(brk.end_s, tx.start_s) + 1.0
+    assert seen_s < tx.end_s
+    found = crews._truth_of(tx.device_id, brk.start_s, seen_s)
+    assert found is not None
+    assert crews._outages[found] is tx
+    # Another device's outage, or this one once repaired, is not matched.
+    assert crews._truth_of("Z01-S01-F01-L002-T01", brk.start_s, seen_s) is None
+    assert crews._truth_of(tx.device_id, brk.start_s, tx.end_s + 1.0) is None

@@ -152,6 +152,13 @@ async def test_outage_to_sms_through_the_real_client(
             ["Z01-S01-F02-L003-FU"],
         )
         detected_fuse = {str(r[0]) for r in await cur.fetchall()}
+        # The served row counts the customers detection placed in it (the runner reads
+        # the meters' owners from the store; it once served 0 for every outage).
+        cur = await conn.execute(
+            "SELECT customers_affected FROM outages WHERE device_id = %s",
+            ["Z01-S01-F02-L003-FU"],
+        )
+        assert [r[0] for r in await cur.fetchall()] == [len(detected_fuse)]
     assert len(detected_fuse & fuse) >= len(fuse) // 2, (detected_fuse, fuse)
     for customer in detected_fuse:
         kinds = [r["kind"] for r in by_customer[customer] if r["kind"] != "etr_updated"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_topology_files import EXAMPLE_CSV, EXAMPLE_JSON, assert_same
 
@@ -35,6 +36,13 @@ async def test_json_to_db_and_back_is_unchanged(db: Database) -> None:
     assert len(lean.customers) == 0
     assert (lean.meters.customer == -1).all()
     assert sorted(lean.meter_index) == sorted(original.meter_index)
+    # Owners only (detection's view): who owns each meter and who is critical, no PII.
+    owned = await load_topology(db, owners=True)
+    assert np.array_equal(owned.meters.customer, original.meters.customer)
+    assert list(owned.customers.ids) == list(original.customers.ids)
+    assert np.array_equal(owned.customers.critical, original.customers.critical)
+    assert not any(owned.customers.name)
+    assert all(p is None for p in owned.customers.phone_e164)
     async with db.connection() as conn:
         cur = await conn.execute("SELECT zone, count(*) FROM meters GROUP BY zone")
         assert await cur.fetchall() == [("TD", 10)]

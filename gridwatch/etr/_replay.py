@@ -157,9 +157,12 @@ class CrewReports:
         self.posted = 0
 
     def _truth_of(self, device_id: str, started_s: float, now_s: float) -> int | None:
+        """The true outage of this device open now (a device has one open at a time). The
+        recorded start is not matched to the true one: a nested outage, seen only when the
+        device above it is restored, is recorded from when its meters went dark, which may
+        be hours before its own fault; its crew may be on site by then."""
         for i, o in enumerate(self._outages):
-            same = o.device_id == device_id and o.start_s - 900.0 <= started_s < o.end_s
-            if same and o.start_s <= now_s < o.end_s:
+            if o.device_id == device_id and started_s < o.end_s and o.start_s <= now_s < o.end_s:
                 return i
         return None
 
@@ -223,8 +226,8 @@ async def replay_seed(
         await migrate(db)
         await save_topology(db, topo)
         # The service's runner works on the topology as stored (``gridwatch serve`` loads it),
-        # which differs from the simulator's in-memory one (no meter owners, for one).
-        topo = await load_topology(db)
+        # which differs from the simulator's in-memory one (owners without names, for one).
+        topo = await load_topology(db, owners=True)
         # ``gridwatch etr fit``: the model is fitted before the service starts.
         await fit_history_file(db, history_csv, as_of_s=sim.start_s, config=options.etr)
         clock = ManualClock(sim.start_s)

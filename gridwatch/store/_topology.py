@@ -39,6 +39,7 @@ _ADD_FKS = (
     " REFERENCES customers (customer_id) ON DELETE SET NULL"
 )
 _CUSTOMER_COLUMNS = "customer_id, account_no, name, phone_e164, language, channels, critical"
+_OWNER_COLUMNS = "customer_id, account_no, critical"
 
 
 async def save_topology(db: Database, topology: Topology) -> None:
@@ -165,9 +166,12 @@ async def _copy_meters(conn: AsyncConnection[Any], topology: Topology) -> None:
             await copy.write(("\n".join(lines) + "\n").encode())
 
 
-async def load_topology(db: Database, *, customers: bool = False) -> Topology:
-    """Read the stored topology and validate it. ``customers=False`` (what the ingest
-    service wants) skips names and phones, and leaves ``meters.customer`` at -1."""
+async def load_topology(db: Database, *, customers: bool = False, owners: bool = False) -> Topology:
+    """Read the stored topology and validate it. ``customers=False`` skips names and phones
+    and leaves ``meters.customer`` at -1; ``owners=True`` (what detection wants: it counts the
+    customers an outage affects, and critical ones rank first in the crew queue) reads the
+    meters' owners with account numbers and critical flags only, no names or phones."""
+    with_owners = customers or owners
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT d.device_id, d.parent_id, d.kind, d.zone, d.name, d.normally_open,"
@@ -177,7 +181,9 @@ async def load_topology(db: Database, *, customers: bool = False) -> Topology:
         device_rows = await cur.fetchall()
         meter_text = bytearray()
         columns = (
-            "meter_id, device_id, coalesce(customer_id, '')" if customers else "meter_id, device_id"
+            "meter_id, device_id, coalesce(customer_id, '')"
+            if with_owners
+            else "meter_id, device_id"
         )
         async with conn.cursor().copy(
             f"COPY (SELECT {columns} FROM meters ORDER BY meter_id) TO STDOUT"
@@ -185,9 +191,10 @@ async def load_topology(db: Database, *, customers: bool = False) -> Topology:
             async for block in copy:
                 meter_text += block
         customer_rows: list[tuple[Any, ...]] = []
-        if customers:
+        if with_owners:
             cur = await conn.execute(
-                f"SELECT {_CUSTOMER_COLUMNS} FROM customers ORDER BY customer_id"
+                f"SELECT {_CUSTOMER_COLUMNS if customers else _OWNER_COLUMNS}"
+                " FROM customers ORDER BY customer_id"
             )
             customer_rows = await cur.fetchall()
     device_columns = _columns(
@@ -195,22 +202,24 @@ async def load_topology(db: Database, *, customers: bool = False) -> Topology:
         ("id", "parent", "kind", "zone", "name", "normally_open", "is_open", "has_scada",
          "lat", "lon", "alt_parent"),
     )  # fmt: skip
-    width = 3 if customers else 2
+    width = 3 if with_owners else 2
     tokens = meter_text.decode().replace("\t", "\n").split("\n")[:-1] if meter_text else []
     del meter_text
     meter_columns: dict[str, list[str]] = {
         "id": tokens[0::width],
         "device": tokens[1::width],
     }
-    if customers:
+    if with_owners:
         meter_columns["customer"] = tokens[2::width]
     del tokens
     customer_columns = (
         _columns(
             customer_rows,
-            ("id", "account_no", "name", "phone", "language", "channels", "critical"),
+            ("id", "account_no", "name", "phone", "language", "channels", "critical")
+            if customers
+            else ("id", "account_no", "critical"),
         )
-        if customers
+        if with_owners
         else None
     )
 
