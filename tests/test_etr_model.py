@@ -21,6 +21,7 @@ from detectors.etr import (
     fit_survival_model,
     synthetic_history,
 )
+from detectors.etr._fit import _shift_bins
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +186,49 @@ def test_unknown_cause_uses_the_time_of_day() -> None:
     q = conditional_duration_quantiles(m, unknown, np.zeros(2), np.array([0.5]))
     assert q[0, 0] == pytest.approx(9000.0, rel=0.1)
     assert q[1, 0] == pytest.approx(4500.0, rel=0.1)
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_a_sparse_cause_class_keeps_the_cause_effect_pooled_over_times_of_day(
+    pooled: bool,
+) -> None:
+    """Fuses: 500 equipment outages per time-of-day band (median 1 h) and only 8 vehicle
+    ones per band (median 2 h). Each vehicle class alone is shrunk hard toward its band;
+    the vehicle effect pooled over the 4 bands (32 outages) keeps most of the doubling."""
+    rng = np.random.default_rng(11)
+    kinds, causes, tods, durations = [], [], [], []
+    for tod in range(4):
+        for cause, n, median in ((3, 500, 3600.0), (5, 8, 7200.0)):
+            kinds += [6] * n
+            causes += [cause] * n
+            tods += [tod] * n
+            durations += list(median * np.exp(0.3 * rng.standard_normal(n)))
+    c = encode_classes(
+        np.array(kinds), np.zeros(len(kinds), np.int64), np.array(causes), np.array(tods)
+    )
+    d = np.array(durations)
+    m = fit_survival_model(
+        d, np.zeros(d.size, dtype=np.bool_), c, FitConfig(pooled_cause_effect=pooled)
+    )
+    codes = encode_classes(np.array([6, 6]), np.array([0, 0]), np.array([5, 3]), np.array([1, 1]))
+    vehicle, equipment = conditional_duration_quantiles(m, codes, np.zeros(2), np.array([0.5]))[
+        :, 0
+    ]
+    assert equipment == pytest.approx(3600.0, rel=0.1)
+    if pooled:
+        assert vehicle > 5000.0
+        assert m.info["cause_log_shift"]["fuse"]["vehicle"] > 0.3
+    else:
+        assert vehicle < 4800.0
+        assert "cause_log_shift" not in m.info
+
+
+def test_km_prior_shift_moves_the_hazard_along_the_log_grid() -> None:
+    q = np.array([[0.1, 0.2, 0.3, 0.4]])
+    r = np.array([[1.0, 0.9, 0.7, 0.5]])
+    later_q, later_r = _shift_bins(q, r, np.array([1]))
+    assert later_q.tolist() == [[0.0, 0.1, 0.2, 0.3]]
+    assert later_r.tolist() == [[1.0, 1.0, 0.9, 0.7]]
+    earlier_q, earlier_r = _shift_bins(q, r, np.array([-2]))
+    assert earlier_q.tolist() == [[0.3, 0.4, 0.4, 0.4]]
+    assert earlier_r.tolist() == [[0.7, 0.5, 0.5, 0.5]]

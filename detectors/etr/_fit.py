@@ -4,7 +4,12 @@
 2. Reduce the rows to event/censoring counts per (full class, log-duration bin): one pass.
 3. For each family (lognormal, Weibull, grouped Kaplan–Meier) fit the hierarchy from the
    top: level 0 (all outages) by plain ML; each class of level l shrunk toward its parent
-   in level l-1 by ``shrink_pseudo_count`` pseudo-outages (see ``_fit_kernels``).
+   in level l-1 by ``shrink_pseudo_count`` pseudo-outages (see ``_fit_kernels``). The
+   cause level (4) is shrunk toward its parent *shifted in log time by the cause's effect
+   pooled over storm levels and times of day* (``cause_log_shift``): a cause class has few
+   outages of its own, and shrinking it to a parent pooled over causes threw the cause
+   away, where the pooled effect (e.g. a vehicle-hit pole takes longer than a fuse blown
+   by an animal, whatever the hour) is estimated from all of the kind's outages.
 4. Per class choose the family with the best held-out log-likelihood; classes with fewer
    than ``min_holdout`` held-out outages inherit their parent's choice (their own held-out
    score is noise).
@@ -20,7 +25,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detectors.etr._classes import LEVEL_SIZES, N_CLASSES, parent_codes
+from detectors.etr._classes import (
+    CAUSES,
+    DEVICE_KINDS,
+    LEVEL_SIZES,
+    N_CAUSE,
+    N_CLASSES,
+    N_KIND,
+    N_STORM,
+    N_TOD,
+    parent_codes,
+)
 from detectors.etr._fit_kernels import (
     _fit_km_kernel,
     _fit_lognormal_kernel,
@@ -44,6 +59,7 @@ class FitConfig:
     max_sigma: float = 5.0
     min_shape: float = 0.1
     max_shape: float = 20.0
+    pooled_cause_effect: bool = True  # shrink cause classes toward parent x cause effect
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.shrink_pseudo_count <= 1e6:
@@ -79,7 +95,55 @@ def _start_values(ev: F64, x: F64) -> tuple[float, float]:
     return mu, max(math.sqrt(var), 0.1)
 
 
-def _fit_parametric(family: int, ev: list[F64], ce: list[F64], cfg: FitConfig) -> _Hierarchy:
+def cause_log_shift(ev: list[F64], cfg: FitConfig) -> F64:
+    """Per full class, the log-time shift of its (kind, cause) from its parent class: the
+    event-weighted mean over every kind x storm x time-of-day cell of (the cause's mean log
+    duration - the cell's), shrunk toward 0 by ``shrink_pseudo_count`` outages. Zero for a
+    cause with no outages, and for every class when ``pooled_cause_effect`` is off."""
+    if not cfg.pooled_cause_effect:
+        return np.zeros(N_CLASSES)
+    x = cfg.grid.log_mids()
+    n4, n3 = ev[4].sum(axis=1), ev[3].sum(axis=1)
+    m4 = np.divide(ev[4] @ x, n4, out=np.zeros(N_CLASSES), where=n4 > 0)
+    m3 = np.divide(ev[3] @ x, n3, out=np.zeros(n3.shape[0]), where=n3 > 0)
+    diff = np.where(n4 > 0, m4 - m3[parent_codes(4)], 0.0)
+    codes = np.arange(N_CLASSES)
+    group = (codes // (N_CAUSE * N_TOD * N_STORM)) * N_CAUSE + codes % N_CAUSE
+    n_groups = N_KIND * N_CAUSE
+    num = np.bincount(group, weights=n4 * diff, minlength=n_groups)
+    den = np.bincount(group, weights=n4, minlength=n_groups) + cfg.shrink_pseudo_count
+    shift: F64 = np.divide(num, den, out=np.zeros(n_groups), where=den > 0)[group]
+    return shift
+
+
+def _shift_table(shift4: F64) -> dict[str, dict[str, float]]:
+    """The non-zero pooled cause shifts by kind and cause name (model info, for the API)."""
+    table: dict[str, dict[str, float]] = {}
+    stride = N_CAUSE * N_TOD * N_STORM
+    for kind in range(N_KIND):
+        for cause in range(N_CAUSE):
+            value = float(shift4[kind * stride + cause])
+            if value != 0.0:
+                table.setdefault(DEVICE_KINDS[kind], {})[CAUSES[cause]] = round(value, 4)
+    return table
+
+
+def _shift_bins(q: F64, r: F64, bins: npt.NDArray[np.int64]) -> tuple[F64, F64]:
+    """KM prior rows moved ``bins`` log-grid bins later (negative: earlier): before the
+    start nothing ends and everyone is at risk; past the end the last bin repeats."""
+    n_bins = q.shape[1]
+    j = np.arange(n_bins)[None, :] - bins[:, None]
+    inside = (j >= 0) & (j < n_bins)
+    src = np.clip(j, 0, n_bins - 1)
+    rows = np.arange(q.shape[0])[:, None]
+    q2 = np.where(inside | (j >= n_bins), q[rows, src], 0.0)
+    r2 = np.where(j < 0, 1.0, r[rows, src])
+    return q2, r2
+
+
+def _fit_parametric(
+    family: int, ev: list[F64], ce: list[F64], cfg: FitConfig, shift4: F64
+) -> _Hierarchy:
     grid = cfg.grid
     x = grid.log_mids()
     mu0, sd0 = _start_values(ev[0], x)
@@ -102,6 +166,8 @@ def _fit_parametric(family: int, ev: list[F64], ce: list[F64], cfg: FitConfig) -
         else:
             parent = parent_codes(level)
             pa, pb = out1[-1][parent], out2[-1][parent]
+            if level == 4:
+                pa = pa + shift4  # both families' p1 is a log-time location
             a, b, _ = fit(ev[level], ce[level], x, pa, pb, cfg.shrink_pseudo_count, pa, pb, lo, hi)
         out1.append(a)
         out2.append(b)
@@ -109,7 +175,7 @@ def _fit_parametric(family: int, ev: list[F64], ce: list[F64], cfg: FitConfig) -
     return _Hierarchy(out1, out2, empty, [np.ones(LEVEL_SIZES[lv]) for lv in range(5)])
 
 
-def _fit_km(ev: list[F64], ce: list[F64], cfg: FitConfig) -> _Hierarchy:
+def _fit_km(ev: list[F64], ce: list[F64], cfg: FitConfig, shift4: F64) -> _Hierarchy:
     edges_s = np.exp(cfg.grid.log_edges())
     n_bins = cfg.grid.n_bins
     cum: list[F64] = []
@@ -123,6 +189,9 @@ def _fit_km(ev: list[F64], ce: list[F64], cfg: FitConfig) -> _Hierarchy:
         else:
             parent = parent_codes(level)
             pq, pr, w = q_prev[parent], r_prev[parent], cfg.shrink_pseudo_count
+            if level == 4:
+                bins = np.rint(shift4 / cfg.grid.width).astype(np.int64)
+                pq, pr = _shift_bins(pq, pr, bins)
         q, r, cumhaz, tail = _fit_km_kernel(ev[level], ce[level], pq, pr, w, edges_s)
         assert q.shape[0] == n_lv
         q_prev, r_prev = q, r
@@ -135,10 +204,11 @@ def _fit_km(ev: list[F64], ce: list[F64], cfg: FitConfig) -> _Hierarchy:
 def _fit_all(ev_full: F64, ce_full: F64, cfg: FitConfig) -> list[_Hierarchy]:
     ev = [_level(ev_full, lv) for lv in range(5)]
     ce = [_level(ce_full, lv) for lv in range(5)]
+    shift4 = cause_log_shift(ev, cfg)
     return [
-        _fit_parametric(LOGNORMAL, ev, ce, cfg),
-        _fit_parametric(WEIBULL, ev, ce, cfg),
-        _fit_km(ev, ce, cfg),
+        _fit_parametric(LOGNORMAL, ev, ce, cfg, shift4),
+        _fit_parametric(WEIBULL, ev, ce, cfg, shift4),
+        _fit_km(ev, ce, cfg, shift4),
     ]
 
 
@@ -225,6 +295,9 @@ def fit_survival_model(
             FAMILY_NAMES[f]: int(np.count_nonzero(fam == f)) for f in (LOGNORMAL, WEIBULL, KM)
         },
     }
+    if cfg.pooled_cause_effect:
+        ev_all = [_level(tr_ev + ho_ev, lv) for lv in range(5)]
+        info["cause_log_shift"] = _shift_table(cause_log_shift(ev_all, cfg))
     all_ev = tr_ev + ho_ev
     all_ce = tr_ce + ho_ce
     return SurvivalModel(
