@@ -507,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="fewer seeds (a smoke run)")
     ap.add_argument("--years", type=float, default=30.0, help="history length to fit on")
-    ap.add_argument("--quiet-seeds", type=int, default=6000)
+    ap.add_argument("--quiet-seeds", type=int, default=30000)
     ap.add_argument("--storm-seeds", type=int, default=60)
     ap.add_argument("--fixed-thresholds", action="store_true", help="default storm thresholds")
     ap.add_argument("--no-interval-calibration", action="store_true", help="raw model intervals")
