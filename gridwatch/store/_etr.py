@@ -155,8 +155,8 @@ async def fetch_history(db: Database, since_s: float, as_of_s: float) -> list[Hi
 async def fetch_open_outages(db: Database) -> list[OpenOutageRow]:
     async with db.connection() as conn:
         cur = await conn.execute(
-            # Customers from the meters table too: the served runner's topology carries no
-            # meter owners, so its rows say 0 customers and the crew queue saw no priority.
+            # Customers from the meters table too: the runner counts owners as of its
+            # start, so customers registered since then would be missed for priority.
             "SELECT o.outage_id, o.device_id, o.zone, d.kind, o.cause, o.started_at,"
             " GREATEST(o.customers_affected, COALESCE(om.customers, 0)),"
             " o.meters_affected, c.status, c.cause"
