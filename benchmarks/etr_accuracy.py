@@ -65,7 +65,7 @@ from gridwatch.etr._calibration import set_interval_scales
 from gridwatch.etr._replay import crew_dispatch_s
 from simulators import load_scenario, simulate_world
 from simulators._history import HistoryParams, generate_history, median_duration_s
-from simulators._restoration import bayes_p50_s
+from simulators._restoration import restoration_quantiles_s
 from simulators._scenario import Scenario, build_grid
 from simulators._world import TrueOutage, WorldParams
 
@@ -449,8 +449,8 @@ def _bound_errors(
         "rng": rng,
     }
     crew = scenario.world.crew
-    p10, p50, p90 = bayes_p50_s(crew, **args)
-    _, p50_cause, _ = bayes_p50_s(crew, cause=o.cause, **args)
+    p10, p50, p90 = restoration_quantiles_s(crew, **args)
+    _, p50_cause, _ = restoration_quantiles_s(crew, cause=o.cause, **args)
     d = o.end_s - o.start_s
     return abs(p50 - d), p10 <= d <= p90, abs(p50_cause - d)
 

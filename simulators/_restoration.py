@@ -76,7 +76,7 @@ def sample_restoration_s(
     return out
 
 
-def bayes_p50_s(
+def restoration_quantiles_s(
     crew: CrewParams,
     *,
     device_kind: str,
@@ -89,7 +89,7 @@ def bayes_p50_s(
     n: int = 4000,
 ) -> tuple[float, float, float]:
     """P10 / P50 / P90 of the total duration given the outage is still open at
-    ``elapsed_s``: the minimum-absolute-error ETR and its interval under the world's law."""
+    ``elapsed_s``: the P50 is the minimum-absolute-error ETR under the world's law."""
     d = sample_restoration_s(
         crew,
         device_kind=device_kind,

@@ -30,7 +30,7 @@ from simulators import (
 from simulators._feeder import make_topology
 from simulators._history import HistoryParams, generate_history
 from simulators._messages import parse_time
-from simulators._restoration import bayes_p50_s, sample_restoration_s
+from simulators._restoration import restoration_quantiles_s, sample_restoration_s
 from simulators._scenario import build_grid, scenario_from_dict
 from simulators._world import CrewParams, ScriptedFault, simulate_world
 
@@ -378,12 +378,12 @@ def test_restoration_sampler_matches_the_world(device: str, meters: int, hour_lo
     assert _log_quantile_gap(world, sampled(start + 8 * 3600.0)) > 0.15
 
 
-def test_bayes_p50_conditions_on_elapsed_time() -> None:
+def test_restoration_quantiles_condition_on_elapsed_time() -> None:
     rng = np.random.default_rng(3)
     args = {"device_kind": "fuse", "fault_s": 0.0, "section_meters": 40, "rng": rng}
-    p10, p50, p90 = bayes_p50_s(CrewParams(), elapsed_s=0.0, **args)  # type: ignore[arg-type]
+    p10, p50, p90 = restoration_quantiles_s(CrewParams(), elapsed_s=0.0, **args)  # type: ignore[arg-type]
     assert p10 < p50 < p90
-    later = bayes_p50_s(CrewParams(), elapsed_s=p90, **args)  # type: ignore[arg-type]
+    later = restoration_quantiles_s(CrewParams(), elapsed_s=p90, **args)  # type: ignore[arg-type]
     assert later[0] > p90  # an outage still open at the old P90 ends after it
     with pytest.raises(SimulatorError, match="cause"):
         sample_restoration_s(CrewParams(), n=10, cause="ufo", **args)  # type: ignore[arg-type]

@@ -201,15 +201,17 @@ def _fit_km(ev: list[F64], ce: list[F64], cfg: FitConfig, shift4: F64) -> _Hiera
     return _Hierarchy(zeros, [np.ones(LEVEL_SIZES[lv]) for lv in range(5)], cum, tails)
 
 
-def _fit_all(ev_full: F64, ce_full: F64, cfg: FitConfig) -> list[_Hierarchy]:
+def _fit_all(ev_full: F64, ce_full: F64, cfg: FitConfig) -> tuple[list[_Hierarchy], F64]:
+    """The three families' hierarchies and the pooled cause shift they were shrunk with."""
     ev = [_level(ev_full, lv) for lv in range(5)]
     ce = [_level(ce_full, lv) for lv in range(5)]
     shift4 = cause_log_shift(ev, cfg)
-    return [
+    families = [
         _fit_parametric(LOGNORMAL, ev, ce, cfg, shift4),
         _fit_parametric(WEIBULL, ev, ce, cfg, shift4),
         _fit_km(ev, ce, cfg, shift4),
     ]
+    return families, shift4
 
 
 def fit_survival_model(
@@ -232,7 +234,7 @@ def fit_survival_model(
         prep.duration_s, prep.censored, prep.class_code, holdout, grid
     )
 
-    trained = _fit_all(tr_ev, tr_ce, cfg)
+    trained, _ = _fit_all(tr_ev, tr_ce, cfg)
     log_edges = grid.log_edges()
     choice: list[npt.NDArray[np.int64]] = []
     holdout_ll_full = np.zeros(3)
@@ -265,7 +267,7 @@ def fit_survival_model(
             holdout_ll_full = lls.sum(axis=0)
             selected_ll = float(lls[np.arange(lls.shape[0]), chosen].sum())
 
-    final = _fit_all(tr_ev + ho_ev, tr_ce + ho_ce, cfg)
+    final, shift4 = _fit_all(tr_ev + ho_ev, tr_ce + ho_ce, cfg)
     fam = choice[4]
     p1 = np.zeros(N_CLASSES)
     p2 = np.ones(N_CLASSES)
@@ -296,8 +298,7 @@ def fit_survival_model(
         },
     }
     if cfg.pooled_cause_effect:
-        ev_all = [_level(tr_ev + ho_ev, lv) for lv in range(5)]
-        info["cause_log_shift"] = _shift_table(cause_log_shift(ev_all, cfg))
+        info["cause_log_shift"] = _shift_table(shift4)
     all_ev = tr_ev + ho_ev
     all_ce = tr_ce + ho_ce
     return SurvivalModel(
