@@ -19,3 +19,21 @@ def test_storm_harness_scores_every_outage_and_beats_the_global_median() -> None
     errs = np.array([r.first_err_s for r in rep.results])
     assert np.all(errs >= 0.0)
     assert rep.storm_thresholds == [2, 3, 4]  # calibrated on the small grid's history
+
+
+def test_information_bound_scores_the_world_law_beside_the_model() -> None:
+    """On the quiet day every crew is free when requested, so every outage gets a bound;
+    the world's own P10-P90 covers about 80% of the true ends (which checks the sampler
+    against the outcomes), and its median beats the baseline."""
+    rep = run_scenario("quiet_day", 2000, 10.0, bound=True)
+    s = rep.summary()
+    b = s["bound_first"]
+    assert b is not None
+    assert b["outages"] == s["outages"] > 60
+    assert 65.0 <= b["bound_coverage_pct"] <= 92.0
+    assert b["bound_reduction_pct"] > 0.0
+    assert b["model_reduction_pct"] == s["first"]["reduction_pct"]
+    # Without --bound no outage carries one.
+    plain = run_scenario("quiet_day", 600, 10.0).summary()
+    assert plain["outages"] > 0
+    assert plain["bound_first"] is None
