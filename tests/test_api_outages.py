@@ -256,6 +256,25 @@ async def test_merge_moves_meters_and_cancels_the_merged(
     assert (await audit_entries(db, target_id=str(t3)))[0].detail == {"into": r1}
 
 
+async def _xmin(db: Database, sql: str, *args: object) -> str:
+    """The id of the transaction that last wrote the row (PostgreSQL's ``xmin``)."""
+    async with db.connection() as conn:
+        cur = await conn.execute(sql, list(args))
+        row = await cur.fetchone()
+    assert row is not None, sql
+    return str(row[0])
+
+
+async def _audit_xmin(db: Database, outage_id: int, action: str) -> str:
+    return await _xmin(
+        db,
+        "SELECT xmin::text FROM audit_log WHERE target_kind = 'outage' AND target_id = %s"
+        " AND action = %s ORDER BY audit_id DESC LIMIT 1",
+        str(outage_id),
+        action,
+    )
+
+
 async def test_etr_override_set_and_clear(
     db: Database, api: tuple[httpx.AsyncClient, Tokens, dict[str, int]]
 ) -> None:
@@ -275,6 +294,11 @@ async def test_etr_override_set_and_clear(
         url, json={"etr_at": etr_at.isoformat(), "reason": "crew estimate"}, headers=op
     )
     assert ok.status_code == 200, ok.text
+    # The override and its audit row are one transaction: never one without the other.
+    override_sql = "SELECT xmin::text FROM etr_overrides WHERE override_id = %s"
+    override_id = ok.json()["override_id"]
+    set_xmin = await _xmin(db, override_sql, override_id)
+    assert set_xmin == await _audit_xmin(db, r1, "outage.etr_override.set")
     detail = (await http.get(f"{V1}/outages/{r1}", headers=op)).json()
     assert detail["etr_override"]["set_by"] == "operator one"
     assert detail["etr"]["p50"].startswith("2026-11-23T10:30")
@@ -282,6 +306,9 @@ async def test_etr_override_set_and_clear(
     cleared = await http.post(f"{url}/clear", json={"reason": "crew left"}, headers=op)
     assert cleared.status_code == 200
     assert cleared.json()["cleared"] is True
+    clear_xmin = await _xmin(db, override_sql, override_id)
+    assert clear_xmin != set_xmin
+    assert clear_xmin == await _audit_xmin(db, r1, "outage.etr_override.clear")
     again = await http.post(f"{url}/clear", json={"reason": "crew left"}, headers=op)
     assert again.status_code == 409
     actions = [e.action for e in await audit_entries(db, target_id=str(r1))]

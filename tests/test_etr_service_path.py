@@ -284,6 +284,18 @@ async def test_crew_status_through_the_api_is_validated_and_audited(db: Database
         assert missing.status_code == 404
     actions = [(e.action, e.reason) for e in await audit_entries(db, target_id=str(r1))]
     assert actions == [("outage.crew.set", "crew 3 on site")]
+    entry = (await audit_entries(db, target_id=str(r1)))[0]
+    assert entry.detail == {"status": "on_site", "cause": "vegetation"}
+    # The status and its audit row were written by one transaction.
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT xmin::text FROM etr_crew_status WHERE outage_id = %(id)s),"
+            " (SELECT xmin::text FROM audit_log WHERE target_id = %(id)s::text)",
+            {"id": r1},
+        )
+        status_xmin, audit_xmin = await cur.fetchone() or (None, None)
+    assert status_xmin is not None
+    assert status_xmin == audit_xmin
 
 
 def test_score_compares_the_baseline_on_the_outages_given_an_etr() -> None:

@@ -48,6 +48,7 @@ from gridwatch.etr import (
 )
 from gridwatch.store import Database
 from gridwatch.store import _api_queries as q
+from gridwatch.store._audit import AuditNote
 
 router = APIRouter(tags=["outages"])
 
@@ -382,21 +383,18 @@ async def put_etr_override(
 ) -> EtrOverrideResult:
     if await q.get_outage(db, outage_id) is None:
         raise HTTPException(404, f"outage {outage_id} does not exist")
+    audit = AuditNote(
+        principal.actor,
+        "outage.etr_override.set",
+        body.reason,
+        {"etr_at": body.etr_at.isoformat()},
+    )
     try:
         override_id = await set_override(
-            db, clock, outage_id, body.etr_at.timestamp(), body.reason, principal.name
+            db, clock, outage_id, body.etr_at.timestamp(), body.reason, principal.name, audit=audit
         )
     except OverrideRefused as exc:
         raise HTTPException(409, exc.reason) from None
-    await q.record_audit(
-        db,
-        principal.actor,
-        action="outage.etr_override.set",
-        target_kind="outage",
-        target_id=str(outage_id),
-        reason=body.reason,
-        detail={"etr_at": body.etr_at.isoformat(), "override_id": override_id},
-    )
     feed.generation += 1
     return EtrOverrideResult(outage_id=outage_id, override_id=override_id)
 
@@ -419,21 +417,13 @@ async def put_crew_status(
     # detection's provenance in the ETR class (docs/etr-model.md).
     if await q.get_outage(db, outage_id) is None:
         raise HTTPException(404, f"outage {outage_id} does not exist")
+    audit = AuditNote(principal.actor, "outage.crew.set", body.reason)
     try:
         row = await set_crew_status(
-            db, clock, outage_id, body.status, principal.name, cause=body.cause
+            db, clock, outage_id, body.status, principal.name, cause=body.cause, audit=audit
         )
     except CrewStatusRefused as exc:
         raise HTTPException(409, exc.reason) from None
-    await q.record_audit(
-        db,
-        principal.actor,
-        action="outage.crew.set",
-        target_kind="outage",
-        target_id=str(outage_id),
-        reason=body.reason,
-        detail={"status": row.status, "cause": row.cause},
-    )
     feed.generation += 1
     return CrewStatusResult(outage_id=outage_id, status=row.status, cause=row.cause)
 
@@ -454,19 +444,12 @@ async def clear_etr_override(
 ) -> EtrOverrideResult:
     if await q.get_outage(db, outage_id) is None:
         raise HTTPException(404, f"outage {outage_id} does not exist")
+    audit = AuditNote(principal.actor, "outage.etr_override.clear", body.reason)
     try:
-        cleared = await clear_override(db, clock, outage_id, body.reason)
+        cleared = await clear_override(db, clock, outage_id, body.reason, audit)
     except OverrideRefused as exc:
         raise HTTPException(409, exc.reason) from None
     if not cleared:
         raise HTTPException(409, f"outage {outage_id} has no ETR override in force")
-    await q.record_audit(
-        db,
-        principal.actor,
-        action="outage.etr_override.clear",
-        target_kind="outage",
-        target_id=str(outage_id),
-        reason=body.reason,
-    )
     feed.generation += 1
     return EtrOverrideResult(outage_id=outage_id, override_id=None, cleared=True)

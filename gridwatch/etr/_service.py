@@ -54,6 +54,7 @@ from gridwatch.etr._history_import import (
     read_history_records,
 )
 from gridwatch.store import _etr as store
+from gridwatch.store._audit import AuditNote
 from gridwatch.store._database import Database
 
 log = logging.getLogger(__name__)
@@ -343,8 +344,10 @@ async def set_override(
     *,
     config: EtrConfig | None = None,
     model_version_in_force: str | None = None,
+    audit: AuditNote | None = None,
 ) -> int:
-    """Set an operator/crew ETR; it wins until cleared or passed. Raises OverrideRefused."""
+    """Set an operator/crew ETR; it wins until cleared or passed. Raises OverrideRefused.
+    ``audit`` is written in the override's transaction."""
     cfg = config or EtrConfig()
     now_s = clock.now_s()
     state = await store.outage_state(db, outage_id)
@@ -355,7 +358,7 @@ async def set_override(
     problem = check_override(etr_at_s, reason, set_by, now_s, state[1], cfg)
     if problem is not None:
         raise OverrideRefused(problem)
-    override_id = await store.insert_override(db, outage_id, etr_at_s, reason, set_by, now_s)
+    override_id = await store.insert_override(db, outage_id, etr_at_s, reason, set_by, now_s, audit)
     inputs = {
         "override": {"override_id": override_id, "reason": reason, "set_by": set_by},
         "now_s": now_s,
@@ -393,9 +396,11 @@ async def set_crew_status(
     set_by: str,
     *,
     cause: str | None = None,
+    audit: AuditNote | None = None,
 ) -> store.CrewStatusRow:
     """Record that a crew is dispatched to / on site at an open outage (or released from
-    it), with the cause it found. The next ETR round uses both. Raises CrewStatusRefused."""
+    it), with the cause it found. The next ETR round uses both. Raises CrewStatusRefused.
+    ``audit`` is written in the same transaction."""
     if status not in CREW_STATUSES:
         raise CrewStatusRefused(f"status must be one of {', '.join(CREW_STATUSES)}")
     if cause is not None:
@@ -411,14 +416,21 @@ async def set_crew_status(
         raise CrewStatusRefused(f"outage {outage_id} does not exist")
     if state[0] in ("restored", "cancelled", "scheduled"):
         raise CrewStatusRefused(f"outage {outage_id} is {state[0]}")
-    return await store.set_crew_status(db, outage_id, status, cause, set_by, clock.now_s())
+    return await store.set_crew_status(db, outage_id, status, cause, set_by, clock.now_s(), audit)
 
 
 async def clear_override(
-    db: Database, clock: Clock, outage_id: int, reason: str = "cleared"
+    db: Database,
+    clock: Clock,
+    outage_id: int,
+    reason: str = "cleared",
+    audit: AuditNote | None = None,
 ) -> bool:
-    """Clear the override in force (the next refresh gives a model ETR). False if none."""
-    return await store.clear_override(db, outage_id, clock.now_s(), reason[:200] or "cleared")
+    """Clear the override in force (the next refresh gives a model ETR). False if none.
+    ``audit`` is written in the same transaction when one is cleared."""
+    return await store.clear_override(
+        db, outage_id, clock.now_s(), reason[:200] or "cleared", audit
+    )
 
 
 def next_refresh_delay_s(batch: EtrBatch, now_s: float, interval_s: float) -> float:

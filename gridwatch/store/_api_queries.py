@@ -363,28 +363,6 @@ async def merge_outages(
     return int(counted["customers_affected"])
 
 
-async def record_audit(
-    db: Database,
-    actor: Actor,
-    *,
-    action: str,
-    target_kind: str,
-    target_id: str,
-    reason: str,
-    detail: dict[str, Any] | None = None,
-) -> int:
-    async with db.connection() as conn:
-        return await record_audit_in(
-            conn,
-            actor,
-            action=action,
-            target_kind=target_kind,
-            target_id=target_id,
-            reason=reason,
-            detail=detail,
-        )
-
-
 # --- planned work -------------------------------------------------------------------------
 
 _PLANNED_COLUMNS: LiteralString = (

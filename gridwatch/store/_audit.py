@@ -3,7 +3,7 @@ transaction as the change it records."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,17 @@ class Actor:
     token_id: int | None
     name: str
     role: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditNote:
+    """An outage action's audit row, handed to the store function that makes the change so
+    it is written in that change's transaction (an action is never stored unaudited)."""
+
+    actor: Actor
+    action: str
+    reason: str
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +73,21 @@ async def record_audit_in(
     row = await cur.fetchone()
     assert row is not None
     return int(row[0])
+
+
+async def record_note_in(
+    conn: AsyncConnection, note: AuditNote, outage_id: int, **detail: Any
+) -> int:
+    """``note`` on outage ``outage_id``, with ``detail`` known only inside the change."""
+    return await record_audit_in(
+        conn,
+        note.actor,
+        action=note.action,
+        target_kind="outage",
+        target_id=str(outage_id),
+        reason=note.reason,
+        detail=note.detail | detail,
+    )
 
 
 async def audit_entries(

@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from gridwatch._errors import StoreError
+from gridwatch.store._audit import AuditNote, record_note_in
 from gridwatch.store._database import Database
 
 
@@ -185,9 +186,16 @@ class CrewStatusRow:
 
 
 async def set_crew_status(
-    db: Database, outage_id: int, status: str, cause: str | None, set_by: str, at_s: float
+    db: Database,
+    outage_id: int,
+    status: str,
+    cause: str | None,
+    set_by: str,
+    at_s: float,
+    audit: AuditNote | None = None,
 ) -> CrewStatusRow:
-    """Upsert the outage's crew status; a report without a cause keeps the one known."""
+    """Upsert the outage's crew status; a report without a cause keeps the one known.
+    ``audit`` is written in the same transaction, with the status and cause stored."""
     async with db.connection() as conn:
         cur = await conn.execute(
             "INSERT INTO etr_crew_status (outage_id, status, cause, set_by, set_at)"
@@ -199,8 +207,10 @@ async def set_crew_status(
             [outage_id, status, cause, set_by, _ts(at_s)],
         )
         r = await cur.fetchone()
-    if r is None:  # pragma: no cover - RETURNING always yields a row
-        raise StoreError("crew status upsert returned nothing")
+        if r is None:  # pragma: no cover - RETURNING always yields a row
+            raise StoreError("crew status upsert returned nothing")
+        if audit is not None:
+            await record_note_in(conn, audit, outage_id, status=r[1], cause=r[2])
     return CrewStatusRow(r[0], r[1], r[2], r[3], r[4].timestamp())
 
 
@@ -357,10 +367,16 @@ async def _clear_active_in(conn: AsyncConnection, outage_id: int, at_s: float, r
 
 
 async def insert_override(
-    db: Database, outage_id: int, etr_at_s: float, reason: str, set_by: str, set_at_s: float
+    db: Database,
+    outage_id: int,
+    etr_at_s: float,
+    reason: str,
+    set_by: str,
+    set_at_s: float,
+    audit: AuditNote | None = None,
 ) -> int:
     """A new override replaces the one in force (cleared as 'replaced'). Both leave an
-    ``outage_timeline`` entry in the same transaction."""
+    ``outage_timeline`` entry, and ``audit`` its row, in the same transaction."""
     async with db.connection() as conn:
         await _clear_active_in(conn, outage_id, set_at_s, "replaced")
         cur = await conn.execute(
@@ -378,14 +394,22 @@ async def insert_override(
             "set_by": set_by,
         }
         await _override_timeline(conn, outage_id, set_at_s, "etr_override_set", detail)
+        if audit is not None:
+            await record_note_in(conn, audit, outage_id, override_id=int(row[0]))
     return int(row[0])
 
 
-async def clear_override(db: Database, outage_id: int, at_s: float, reason: str) -> bool:
+async def clear_override(
+    db: Database, outage_id: int, at_s: float, reason: str, audit: AuditNote | None = None
+) -> bool:
     """Clear the override in force (``reason`` is ``passed`` when its time went by
-    unrestored), with an ``etr_override_cleared`` timeline entry. False if none."""
+    unrestored), with an ``etr_override_cleared`` timeline entry and, if one was cleared,
+    ``audit``'s row in the same transaction. False if none."""
     async with db.connection() as conn:
-        return await _clear_active_in(conn, outage_id, at_s, reason)
+        cleared = await _clear_active_in(conn, outage_id, at_s, reason)
+        if cleared and audit is not None:
+            await record_note_in(conn, audit, outage_id)
+        return cleared
 
 
 async def active_overrides(db: Database, outage_ids: Sequence[int]) -> dict[int, OverrideRow]:
