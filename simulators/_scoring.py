@@ -49,7 +49,7 @@ class RecordedNotification:
     customer_id: str
     outage_id: str | None
     kind: str
-    created_at_s: float
+    told_at_s: float  # when it could reach the customer (event time on a replay)
 
 
 @dataclass
@@ -584,7 +584,7 @@ def _false_restored(
             for n in recorded.notifications
             if "restor" in n.kind
             and n.customer_id in dark_until
-            and dark_until[n.customer_id][0] <= n.created_at_s < dark_until[n.customer_id][1]
+            and dark_until[n.customer_id][0] <= n.told_at_s < dark_until[n.customer_id][1]
         }
         return len(dark_until), len(bad), "notifications"
     matched = {t.outage_id: r for t, r in pairs}
@@ -729,7 +729,9 @@ def recorded_from_rows(
                 customer_id=str(n["customer_id"]),
                 outage_id=None if n.get("outage_id") is None else str(n["outage_id"]),
                 kind=str(n.get("kind", "")),
-                created_at_s=_time(n.get("created_at"), "notification created_at") or 0.0,
+                # The store gives told_at; an API export may carry only created_at.
+                told_at_s=_time(n.get("told_at", n.get("created_at")), "notification told_at")
+                or 0.0,
             )
             for n in notifications
         ]
@@ -763,5 +765,5 @@ async def load_recorded_db(db: Any, from_s: float, to_s: float) -> Recorded:
     ids = [int(r["outage_id"]) for r in rows]
     timeline = await q.fetch_etr_history(db, ids) or await q.fetch_outage_timeline(db, ids)
     meters = await q.fetch_outage_meters(db, ids)
-    notes = await q.fetch_notifications(db, from_s, to_s + 86400.0)
+    notes = await q.fetch_notifications(db, ids)
     return recorded_from_rows(rows, timeline=timeline, meters=meters, notifications=notes)

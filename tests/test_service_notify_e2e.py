@@ -25,6 +25,7 @@ from gridwatch.store import Database, save_topology
 from notifier import DispatcherConfig
 from simulators import Simulation, publish_stream
 from simulators._scenario import scenario_from_dict
+from simulators._scoring import load_recorded_db, score
 
 __all__ = ["standin"]  # the fixture, imported
 
@@ -200,6 +201,13 @@ async def test_outage_to_sms_through_the_real_client(
             assert ("Power outage" if language == "en" else "Mất điện") in r["body"], r["body"]
         if r["kind"] == "restored":
             assert ("Power is back" if language == "en" else "có điện trở lại") in r["body"]
+    # `gridwatch score` on this replay finds the notices (by outage, at their event time:
+    # created_at is the wall clock) and no customer told "restored" while still dark.
+    report = score(truth, await load_recorded_db(db, truth.start_s, truth.end_s), grid=sim.grid)
+    assert report.false_restored_source == "notifications"
+    assert report.nested_customers > 0
+    assert report.false_restored_notices == 0
+    assert report.notifications_per_customer > 1.0
     # Twilio's signed status callbacks came back through /notify/twilio/status.
     delivered = [r for r in sent if r["delivery_status"] == "delivered"]
     assert len(delivered) >= len(sent) * 0.9, (len(delivered), len(sent))

@@ -89,12 +89,15 @@ async def fetch_outage_meters(db: Database, outage_ids: list[int]) -> dict[int, 
         return out
 
 
-async def fetch_notifications(db: Database, from_s: float, to_s: float) -> list[dict[str, Any]]:
+async def fetch_notifications(db: Database, outage_ids: list[int]) -> list[dict[str, Any]]:
+    """The notices of these outages, each with ``told_at``: the service-clock time it could
+    go out (``not_before``: the change's time, or the end of the customer's quiet hours).
+    ``created_at`` is the database's wall clock, which on a replay is not event time."""
     async with db.connection() as conn:
         cur = await conn.execute(
-            "SELECT customer_id, outage_id, kind, channel, status, created_at FROM notifications"
-            " WHERE created_at >= %s AND created_at <= %s ORDER BY created_at",
-            [_dt(from_s), _dt(to_s)],
+            "SELECT customer_id, outage_id, kind, channel, status, not_before AS told_at"
+            " FROM notifications WHERE outage_id = ANY(%s) ORDER BY not_before, notification_id",
+            [outage_ids],
         )
         cols = [c.name for c in cur.description or []]
         return [dict(zip(cols, row, strict=True)) for row in await cur.fetchall()]
