@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from detectors.etr import (
+    LOGNORMAL,
     N_CLASSES,
     backlog_etr,
     class_histograms,
@@ -34,7 +35,7 @@ from detectors.etr import (
     with_storm_level,
 )
 from detectors.etr._backlog import _backlog_kernel, _draw_arrivals
-from detectors.etr._fit_kernels import _fit_km_kernel, _fit_lognormal_kernel
+from detectors.etr._fit_kernels import _fit_km_kernel, _fit_parametric_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import reference_etr as ref
@@ -114,7 +115,10 @@ def main() -> None:
     x = grid.log_mids()
     pm = np.full(N_CLASSES, 8.5)
     ps = np.full(N_CLASSES, 0.8)
-    t_k = timed(lambda: _fit_lognormal_kernel(ev, ce, x, pm, ps, 20.0, pm, ps, grid.width, 5.0), 3)
+    t_k = timed(
+        lambda: _fit_parametric_kernel(LOGNORMAL, ev, ce, x, pm, ps, 20.0, pm, ps, grid.width, 5.0),
+        3,
+    )
     n_r = 4
     xl = x.tolist()
 

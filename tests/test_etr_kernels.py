@@ -24,8 +24,7 @@ from detectors.etr import (
 from detectors.etr._backlog import _backlog_kernel
 from detectors.etr._fit_kernels import (
     _fit_km_kernel,
-    _fit_lognormal_kernel,
-    _fit_weibull_kernel,
+    _fit_parametric_kernel,
     _holdout_loglik_kernel,
 )
 from detectors.etr._history import _histogram_kernel
@@ -169,34 +168,20 @@ def test_parametric_fit_is_the_reference_maximum(
     x = GRID.log_mids()
     prior = (8.0 + shift, 0.9 if family == LOGNORMAL else 1.4)
     one = np.ones(1)
-    if family == LOGNORMAL:
-        a, b, _ = _fit_lognormal_kernel(
-            ev[None],
-            ce[None],
-            x,
-            one * prior[0],
-            one * prior[1],
-            weight,
-            one * 8.0,
-            one * 1.0,
-            GRID.width,
-            5.0,
-        )
-        lb = math.log(b[0])
-    else:
-        a, b, _ = _fit_weibull_kernel(
-            ev[None],
-            ce[None],
-            x,
-            one * prior[0],
-            one * prior[1],
-            weight,
-            one * 8.0,
-            one * 1.0,
-            0.1,
-            20.0,
-        )
-        lb = math.log(b[0])
+    scale_bounds = (GRID.width, 5.0) if family == LOGNORMAL else (0.1, 20.0)
+    a, b, _ = _fit_parametric_kernel(
+        family,
+        ev[None],
+        ce[None],
+        x,
+        one * prior[0],
+        one * prior[1],
+        weight,
+        one * 8.0,
+        one * 1.0,
+        *scale_bounds,
+    )
+    lb = math.log(b[0])
 
     lo, hi = (
         (math.log(GRID.width), math.log(5.0))
@@ -223,7 +208,8 @@ def test_parametric_fit_is_the_reference_maximum(
 
 def test_fit_with_no_data_returns_the_parent() -> None:
     z = np.zeros((1, GRID.n_bins))
-    a, s, _ = _fit_lognormal_kernel(
+    a, s, _ = _fit_parametric_kernel(
+        LOGNORMAL,
         z,
         z,
         GRID.log_mids(),

@@ -38,8 +38,7 @@ from detectors.etr._classes import (
 )
 from detectors.etr._fit_kernels import (
     _fit_km_kernel,
-    _fit_lognormal_kernel,
-    _fit_weibull_kernel,
+    _fit_parametric_kernel,
     _holdout_loglik_kernel,
 )
 from detectors.etr._history import class_histograms, prepare_history
@@ -151,24 +150,25 @@ def _fit_parametric(
         p1 = np.array([mu0])
         p2 = np.array([sd0])
         lo, hi = grid.width, cfg.max_sigma
-        fit: Any = _fit_lognormal_kernel
     else:
         k0 = 1.2825 / sd0  # sd of ln T under a Weibull is pi / (k sqrt 6)
         p1 = np.array([mu0 + 0.5772 / k0])
         p2 = np.array([min(max(k0, cfg.min_shape), cfg.max_shape)])
         lo, hi = cfg.min_shape, cfg.max_shape
-        fit = _fit_weibull_kernel
     out1: list[F64] = []
     out2: list[F64] = []
     for level in range(5):
         if level == 0:
-            a, b, _ = fit(ev[0], ce[0], x, p1, p2, 0.0, p1, p2, lo, hi)
+            a, b, _ = _fit_parametric_kernel(family, ev[0], ce[0], x, p1, p2, 0.0, p1, p2, lo, hi)
         else:
             parent = parent_codes(level)
             pa, pb = out1[-1][parent], out2[-1][parent]
             if level == 4:
                 pa = pa + shift4  # both families' p1 is a log-time location
-            a, b, _ = fit(ev[level], ce[level], x, pa, pb, cfg.shrink_pseudo_count, pa, pb, lo, hi)
+            w = cfg.shrink_pseudo_count
+            a, b, _ = _fit_parametric_kernel(
+                family, ev[level], ce[level], x, pa, pb, w, pa, pb, lo, hi
+            )
         out1.append(a)
         out2.append(b)
     empty = [np.zeros((LEVEL_SIZES[lv], grid.n_bins + 1)) for lv in range(5)]

@@ -183,85 +183,48 @@ def _lm_fit(
 
 
 @njit(cache=True, nogil=True)
-def _fit_lognormal_kernel(
+def _fit_parametric_kernel(
+    family: int,
     ev: npt.NDArray[np.float64],
     ce: npt.NDArray[np.float64],
     x: npt.NDArray[np.float64],
-    prior_mu: npt.NDArray[np.float64],
-    prior_sigma: npt.NDArray[np.float64],
+    prior_loc: npt.NDArray[np.float64],
+    prior_scale: npt.NDArray[np.float64],
     prior_w: float,
-    init_mu: npt.NDArray[np.float64],
-    init_sigma: npt.NDArray[np.float64],
-    min_sigma: float,
-    max_sigma: float,
+    init_loc: npt.NDArray[np.float64],
+    init_scale: npt.NDArray[np.float64],
+    min_scale: float,
+    max_scale: float,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Per class, the penalised ML fit of one family: 0 lognormal (loc mu, scale sigma) or
+    1 Weibull (loc ln lambda, scale shape k). The scale is fitted on its log, within
+    [min_scale, max_scale]; returns loc, scale and the iterations taken."""
     n = ev.shape[0]
-    mu = np.empty(n)
-    sigma = np.empty(n)
+    loc = np.empty(n)
+    scale = np.empty(n)
     iters = np.empty(n, dtype=np.int64)
-    lo = math.log(min_sigma)
-    hi = math.log(max_sigma)
+    lo = math.log(min_scale)
+    hi = math.log(max_scale)
     for c in range(n):
-        th0 = min(max(math.log(init_sigma[c]), lo), hi)
-        m, th, it = _lm_fit(
-            0,
-            ev[c],
-            ce[c],
-            x,
-            init_mu[c],
-            th0,
-            prior_mu[c],
-            math.log(prior_sigma[c]),
-            prior_w,
-            prior_sigma[c],
-            lo,
-            hi,
-        )
-        mu[c] = m
-        sigma[c] = math.exp(th)
-        iters[c] = it
-    return mu, sigma, iters
-
-
-@njit(cache=True, nogil=True)
-def _fit_weibull_kernel(
-    ev: npt.NDArray[np.float64],
-    ce: npt.NDArray[np.float64],
-    x: npt.NDArray[np.float64],
-    prior_a: npt.NDArray[np.float64],
-    prior_k: npt.NDArray[np.float64],
-    prior_w: float,
-    init_a: npt.NDArray[np.float64],
-    init_k: npt.NDArray[np.float64],
-    min_k: float,
-    max_k: float,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    n = ev.shape[0]
-    a_out = np.empty(n)
-    k_out = np.empty(n)
-    iters = np.empty(n, dtype=np.int64)
-    lo = math.log(min_k)
-    hi = math.log(max_k)
-    for c in range(n):
-        b0 = min(max(math.log(init_k[c]), lo), hi)
+        b0 = min(max(math.log(init_scale[c]), lo), hi)
         a, b, it = _lm_fit(
-            1,
+            family,
             ev[c],
             ce[c],
             x,
-            init_a[c],
+            init_loc[c],
             b0,
-            prior_a[c],
-            math.log(prior_k[c]),
+            prior_loc[c],
+            math.log(prior_scale[c]),
             prior_w,
-            prior_k[c],
+            prior_scale[c],
             lo,
             hi,
         )
-        a_out[c] = a
-        k_out[c] = math.exp(b)
+        loc[c] = a
+        scale[c] = math.exp(b)
         iters[c] = it
-    return a_out, k_out, iters
+    return loc, scale, iters
 
 
 @njit(cache=True, nogil=True)
