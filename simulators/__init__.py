@@ -22,7 +22,13 @@ from simulators._grid_import import (
 from simulators._messages import SimMessage
 from simulators._publish import PublishStats, publish_stream
 from simulators._recording import Recording, RecordStats, write_recording
-from simulators._scenario import Scenario, Simulation, list_scenarios, load_scenario
+from simulators._scenario import (
+    Scenario,
+    Simulation,
+    list_scenarios,
+    load_scenario,
+    simulation_on_network,
+)
 from simulators._truth import GroundTruth, TruthOutage
 from simulators._world import (
     CrewParams,
@@ -70,6 +76,7 @@ __all__ = [
     "publish_stream",
     "published_network_names",
     "simulate_world",
+    "simulation_on_network",
     "toy_feeder",
     "toy_grid",
     "write_recording",

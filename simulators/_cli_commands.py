@@ -4,7 +4,6 @@ argparse). They raise ``GridwatchError`` subclasses with one-line messages on ba
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from simulators._history import (
 from simulators._messages import SimMessage, rfc3339_s
 from simulators._publish import DEFAULT_PREFIX, PublishStats, publish_stream
 from simulators._recording import Recording, write_recording
-from simulators._scenario import Simulation, build_grid, load_scenario
+from simulators._scenario import Simulation, build_grid, load_scenario, simulation_on_network
 from simulators._scoring import ScoreReport, load_recorded_db, load_recorded_json, score
 from simulators._truth import GroundTruth
 
@@ -51,21 +50,12 @@ def cmd_simulate(
 ) -> PublishStats | None:
     """Run ``scenario``: write the ground truth to ``truth``, optionally record to ``record``
     (.jsonl.gz), and publish to ``mqtt_url`` (None: record only) at ``speed``."""
-    sc = load_scenario(scenario)
-    grid = None
-    if network is not None:
-        # Scripted faults and planned work name the bundled grids' devices: on a published
-        # network the scenario keeps its random faults and AMI behaviour, and its storms
-        # strike every zone of the imported grid.
-        sc = dataclasses.replace(sc, grid={"network": network})
-        grid = build_grid(sc.grid, sc.seed if seed is None else seed)
-        zones = sorted({str(z) for z in grid.topology.devices.zone})
-        storms = tuple(
-            dataclasses.replace(storm, zone=zone) for storm in sc.world.storms for zone in zones
-        )
-        world = dataclasses.replace(sc.world, faults=(), planned=(), storms=storms)
-        sc = dataclasses.replace(sc, world=world)
-    sim = Simulation(sc, seed=seed, grid=grid)
+    sim = (
+        Simulation(load_scenario(scenario), seed=seed)
+        if network is None
+        else simulation_on_network(load_scenario(scenario), network, seed=seed)
+    )
+    sc = sim.scenario
     out.write(
         f"scenario {sc.name} (seed {sim.seed}): {len(sim.grid.topology.meters)} meters,"
         f" {len(sim.world.outages)} true interruptions"

@@ -192,6 +192,23 @@ def build_grid(spec: dict[str, Any], seed: int) -> SimGrid:
         raise SimulatorError(f"grid: {exc}") from None
 
 
+def simulation_on_network(
+    scenario: Scenario, network: str, *, seed: int | None = None
+) -> Simulation:
+    """``scenario`` on the published ``network``: its random faults and AMI behaviour apply,
+    its storms strike every zone of the imported grid, and its scripted faults and planned
+    work (which name the bundled grids' device ids) are left out. The grid spec becomes
+    ``{"network": network}``, so the ground truth rebuilds the same grid."""
+    sc = dataclasses.replace(scenario, grid={"network": network})
+    grid = build_grid(sc.grid, sc.seed if seed is None else seed)
+    zones = sorted({str(z) for z in grid.topology.devices.zone})
+    storms = tuple(
+        dataclasses.replace(storm, zone=zone) for storm in sc.world.storms for zone in zones
+    )
+    world = dataclasses.replace(sc.world, faults=(), planned=(), storms=storms)
+    return Simulation(dataclasses.replace(sc, world=world), seed=seed, grid=grid)
+
+
 class Simulation:
     """One scenario run: the grid, the world (ground truth) and its telemetry."""
 

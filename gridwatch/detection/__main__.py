@@ -19,15 +19,25 @@ from gridwatch.detection._replay import LoopbackPings, replay_through_runner
 from gridwatch.detection._runner import DetectionRunner
 from gridwatch.store import Database, drop_schema, migrate, save_topology
 from ingest import KnownIds
-from simulators import Simulation, load_scenario
+from simulators import Simulation, load_scenario, simulation_on_network
 from simulators._history import generate_history, median_duration_s
 from simulators._scoring import ScoreReport, load_recorded_db, score
 
 
 async def run_accuracy(
-    scenario: str, *, seed: int | None, commit_s: float, database_url: str, truth: Path | None
+    scenario: str,
+    *,
+    seed: int | None,
+    commit_s: float,
+    database_url: str,
+    truth: Path | None,
+    network: str | None = None,
 ) -> ScoreReport:
-    sim = Simulation(load_scenario(scenario), seed=seed)
+    sim = (
+        Simulation(load_scenario(scenario), seed=seed)
+        if network is None
+        else simulation_on_network(load_scenario(scenario), network, seed=seed)
+    )
     topo = sim.grid.topology
     schema = f"gwacc_{uuid.uuid4().hex[:10]}"
     db = await Database.open(database_url, schema, create_schema=True, max_size=4)
@@ -78,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gridwatch.detection")
     parser.add_argument("--scenario", default="storm")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--network", default=None, help="a published network (simulators: published names)"
+    )
     parser.add_argument("--commit-s", type=float, default=1.0, help="event seconds per commit")
     parser.add_argument("--truth", type=Path, default=None, help="also write the ground truth")
     parser.add_argument("--json", type=Path, default=None, help="write the report as JSON")
@@ -90,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             commit_s=args.commit_s,
             database_url=settings.database_url.get_secret_value(),
             truth=args.truth,
+            network=args.network,
         )
     )
     print(report.to_table())
