@@ -62,3 +62,16 @@ API_REQUEST_SECONDS = Histogram(
 DATABASE_UP = Gauge(
     "gridwatch_database_up", "1 if the last readiness ping reached the database", registry=REGISTRY
 )
+EVENT_LAG_SECONDS = Gauge(
+    "gridwatch_event_lag_seconds",
+    "How far a loop that shapes decisions or notices runs behind the service clock, in"
+    " event (service-clock) seconds; above its budget the service is not keeping up",
+    ["loop"],
+    registry=REGISTRY,
+)
+FALLING_BEHIND = Counter(
+    "gridwatch_falling_behind_total",
+    "Times a loop ran behind the service clock by more than its budget (event seconds)",
+    ["loop"],
+    registry=REGISTRY,
+)
