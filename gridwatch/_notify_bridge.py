@@ -15,16 +15,15 @@ every change, and decides who hears what from the outage's meters:
   (a partial restoration tells them at once), and only to customers who were told the
   outage began; meters transferred to a nested outage or never verified are not restored.
 
-ETR updates are a separate loop (``etr_round``): open, confirmed outages whose ETR the ETR
-task refreshed are judged by ``gridwatch.etr.decide_update``; only a "notify" decision
-enqueues an ``etr_updated`` notice, under a row lock on the outage so a restoration and an
-ETR update cannot cross.
+ETR updates are a separate loop (``etr_round``, every ``poll_event_s`` of service-clock
+time): open, confirmed outages whose ETR the ETR task refreshed are judged by
+``gridwatch.etr.decide_update``; only a "notify" decision enqueues an ``etr_updated``
+notice, under a row lock on the outage so a restoration and an ETR update cannot cross.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections import Counter
@@ -35,6 +34,7 @@ from psycopg import AsyncConnection
 
 from gridwatch._clock import Clock
 from gridwatch._errors import StoreError
+from gridwatch._pacing import EventPacer
 from gridwatch.detection import PersistedOutages
 from gridwatch.etr import (
     CustomerWindow,
@@ -318,16 +318,34 @@ class NotifyBridge:
         return result.inserted
 
     async def run_etr_notices(
-        self, db: Database, clock: Clock, stop: asyncio.Event, *, poll_s: float = 1.0
+        self,
+        db: Database,
+        clock: Clock,
+        stop: asyncio.Event,
+        *,
+        poll_event_s: float = 1.0,
+        lag_budget_event_s: float = 30.0,
+        started: asyncio.Event | None = None,
     ) -> None:
-        """Run ``etr_round`` every ``poll_s`` wall seconds until ``stop``; a failed round is
-        logged and retried."""
+        """Run ``etr_round`` every ``poll_event_s`` of service-clock time until ``stop``
+        (a replay at 600x as often per minute of grid time as live: a wall-second poll
+        told customers of a new ETR up to 10 grid minutes late); a failed round is logged
+        and retried. ``started`` is set after the first round was tried."""
+        pacer = EventPacer(
+            clock,
+            "etr-notices",
+            interval_event_s=poll_event_s,
+            budget_event_s=lag_budget_event_s,
+        )
         while not stop.is_set():
+            now_s = pacer.begin()
             try:
-                await self.etr_round(db, clock.now_s())
+                await self.etr_round(db, now_s)
             except StoreError as exc:
                 log.warning("ETR notice round failed; retrying: %s", exc)
             except Exception:  # the service outlives one bad round
                 log.exception("ETR notice round failed unexpectedly")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=poll_s)
+            pacer.end()
+            if started is not None:
+                started.set()
+            await pacer.wait(stop)

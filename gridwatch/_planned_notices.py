@@ -30,7 +30,6 @@ The job's ``outages`` row follows the window on event time (``advance_windows``)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from psycopg import AsyncConnection
 
 from gridwatch._clock import Clock
 from gridwatch._errors import StoreError, StoreUnavailable
+from gridwatch._pacing import EventPacer
 from gridwatch.store import Database
 from gridwatch.store._database import translated_errors
 from gridwatch.store._planned_notices import (
@@ -101,13 +101,22 @@ class PlannedNoticeConsumer:
         clock: Clock,
         templates: Templates | None = None,
         policy: NotifyPolicy | None = None,
-        poll_interval_s: float = 1.0,
+        poll_event_s: float = 1.0,
+        lag_budget_event_s: float = 30.0,
     ) -> None:
         self._db = db
         self._clock = clock
         self._templates = templates
         self._policy = policy or NotifyPolicy()
-        self._poll_interval_s = poll_interval_s
+        # Service-clock time between looks: a wall-second poll was 10 grid minutes at 600x,
+        # and a job's window started or ended (and a short notice went out) that late.
+        self._pacer = EventPacer(
+            clock,
+            "planned-notices",
+            interval_event_s=poll_event_s,
+            budget_event_s=lag_budget_event_s,
+        )
+        self.started = asyncio.Event()  # set after the first round was tried
 
     async def process_once(self, *, max_events: int = 100) -> PlannedNoticeStats:
         """Consume up to ``max_events`` events, one transaction each."""
@@ -238,14 +247,20 @@ class PlannedNoticeConsumer:
         return await advance_planned_windows(self._db, self._clock.now_s())
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until ``stop``: consume events, move windows, wait a poll interval when idle."""
+        """Until ``stop``: consume events, move windows, wait until the next look is due
+        (``poll_event_s`` of service-clock time) when idle."""
+        pacer = self._pacer
         while not stop.is_set():
+            pacer.begin()
             stats = PlannedNoticeStats()
             try:
                 stats = await self.process_once()
                 await self.advance_windows()
             except StoreError as exc:  # the database may be away; try again next round
                 log.warning("planned notices round failed: %s", exc)
+            pacer.end()
+            self.started.set()
             if stats.notified + stats.rejected + stats.stale == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._poll_interval_s)
+                await pacer.wait(stop)
+            else:
+                await asyncio.sleep(0)  # more events may wait: go on, but let others run

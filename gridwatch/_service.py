@@ -20,6 +20,7 @@ from gridwatch._notify_bridge import NotifyBridge
 from gridwatch._planned_notices import PlannedNoticeConsumer
 from gridwatch._settings import DEV_SECRET, Settings
 from gridwatch.api import ApiServer, create_app
+from gridwatch.api._readiness import ServiceReadiness
 from gridwatch.detection import DetectionRunner, MqttPingSender, OnPersisted, PersistedOutages
 from gridwatch.etr import UpdatePolicy, etr_task
 from gridwatch.store import Database, apply_retention, load_topology, pending_migrations
@@ -43,6 +44,9 @@ from notifier import (
 
 log = logging.getLogger(__name__)
 
+# Wall seconds, not event time: retention frees disk (a real-world resource) and decides
+# nothing a notice depends on (it drops telemetry older than telemetry_retention_days of
+# event time, which no rule reads); at 600x it may keep up to 25 grid days longer.
 RETENTION_INTERVAL_S = 3600.0
 NOTIFY_PREFIX = "/notify"
 STOP_GRACE_S = 5.0  # how long the dispatcher may finish in-flight sends at shutdown
@@ -59,17 +63,11 @@ class NotifyOptions:
     dispatcher: DispatcherConfig | None = None
     policy: NotifyPolicy = field(default_factory=lambda: NotifyPolicy(etr_min_change_s=0.0))
     etr_policy: UpdatePolicy = field(default_factory=UpdatePolicy)
-    etr_notice_poll_s: float = 1.0
-    planned_poll_s: float = 1.0
+    # Service-clock seconds; None: ``settings.etr_notice_poll_event_s`` /
+    # ``settings.planned_notice_poll_event_s``.
+    etr_notice_poll_event_s: float | None = None
+    planned_poll_event_s: float | None = None
     templates_dir: str | None = None
-
-
-class _IngestReadiness:
-    def __init__(self, ingest: IngestService) -> None:
-        self._ingest = ingest
-
-    def broker_connected(self) -> bool:
-        return self._ingest.ready
 
 
 @dataclass
@@ -93,6 +91,10 @@ async def _retention_loop(db: Database, settings: Settings, clock: Clock) -> Non
         except StoreError as exc:  # the database may be away; try again next round
             log.warning("retention job failed: %s", exc)
         await asyncio.sleep(RETENTION_INTERVAL_S)
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _both(first: OnRecords, second: OnRecords | None) -> OnRecords:
@@ -256,7 +258,29 @@ async def running_service(
         # A deferred replay clock starts with the replay's first message.
         on_first_message=clock.start if isinstance(clock, ReplayClock) else None,
     )
-    app = create_app(db=db, readiness=_IngestReadiness(ingest), settings=settings, clock=clock)
+    # /readyz: ready once every task that shapes a notice is running (expected here, before
+    # the API answers, so a task not yet created counts as starting).
+    readiness = ServiceReadiness(lambda: ingest.ready)
+    etr_ready = asyncio.Event()
+    if runner is not None:
+        readiness.expect("detection", lambda: runner.ready)
+    if etr:
+        readiness.expect("etr", etr_ready.is_set)
+    planned: PlannedNoticeConsumer | None = None
+    etr_notices_started = asyncio.Event()
+    if bridge is not None and notify is not None:
+        readiness.expect("etr-notices", etr_notices_started.is_set)
+        # Planned work from the API -> outage rows and notices (one transaction each).
+        planned = PlannedNoticeConsumer(
+            db,
+            clock=clock,
+            templates=bridge.templates,
+            policy=notify.policy,
+            poll_event_s=_or(notify.planned_poll_event_s, settings.planned_notice_poll_event_s),
+            lag_budget_event_s=settings.loop_lag_budget_event_s,
+        )
+        readiness.expect("planned-notices", planned.started.is_set)
+    app = create_app(db=db, readiness=readiness, settings=settings, clock=clock)
     if notify is not None:
         # Twilio's webhooks and the customer PWA are public (signed / token-checked by the
         # router itself), so they are mounted beside the API, not behind its bearer token.
@@ -288,23 +312,27 @@ async def running_service(
         if runner is not None:
             tasks.append(asyncio.create_task(runner.run(), name="detection"))
         if etr:
-            tasks.append(asyncio.create_task(etr_task(db, clock, stop, settings), name="etr"))
-        if bridge is not None and notify is not None:
-            poll_s = notify.etr_notice_poll_s
             tasks.append(
                 asyncio.create_task(
-                    bridge.run_etr_notices(db, clock, stop, poll_s=poll_s), name="etr-notices"
+                    etr_task(db, clock, stop, settings, ready=etr_ready), name="etr"
                 )
             )
-            # Planned work from the API -> outage rows and notices (one transaction each).
-            planned = PlannedNoticeConsumer(
+        if bridge is not None and notify is not None:
+            poll_event_s = _or(notify.etr_notice_poll_event_s, settings.etr_notice_poll_event_s)
+            etr_notices = bridge.run_etr_notices(
                 db,
-                clock=clock,
-                templates=bridge.templates,
-                policy=notify.policy,
-                poll_interval_s=notify.planned_poll_s,
+                clock,
+                stop,
+                poll_event_s=poll_event_s,
+                lag_budget_event_s=settings.loop_lag_budget_event_s,
+                started=etr_notices_started,
             )
+            tasks.append(asyncio.create_task(etr_notices, name="etr-notices"))
+        if planned is not None:
             tasks.append(asyncio.create_task(planned.run(stop), name="planned-notices"))
+        for task in tasks:
+            if task.get_name() in readiness.expected:
+                readiness.watch(task.get_name(), task)
         if dispatcher is not None:
             graceful.append(asyncio.create_task(dispatcher.run(stop), name="dispatch"))
         try:

@@ -83,6 +83,18 @@ class Settings(BaseSettings):
     etr_crews_per_zone: dict[str, int] = Field(default_factory=dict)
     etr_shared_crews: int | None = Field(default=None, ge=1, le=10_000)
 
+    # Periodic loops that shape a decision or a notice, in service-clock (event) seconds, so
+    # a replay at 600x looks as often per minute of grid time as the live service does.
+    # The ETR task's look for new outages without an ETR and for a due refresh:
+    etr_poll_event_s: float = Field(default=1.0, ge=0.001, le=60)
+    # The notify bridge's round judging refreshed ETRs for an ``etr_updated`` notice:
+    etr_notice_poll_event_s: float = Field(default=1.0, ge=0.001, le=60)
+    # The planned-work consumer (API events -> notices) and its window start/end:
+    planned_notice_poll_event_s: float = Field(default=1.0, ge=0.001, le=60)
+    # How far behind the service clock (event seconds) such a loop may fall before the
+    # service says the machine is not keeping up (gridwatch_falling_behind_total, a warning).
+    loop_lag_budget_event_s: float = Field(default=30.0, gt=0, le=3600)
+
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
 

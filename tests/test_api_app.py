@@ -132,7 +132,7 @@ async def test_healthz_needs_nothing(client: httpx.AsyncClient, readiness: FlagR
 async def test_readyz_ok_when_database_and_broker_are(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"ready": True, "database": "ok", "broker": "connected"}
+    assert response.json() == {"ready": True, "database": "ok", "broker": "connected", "tasks": {}}
 
 
 async def test_readyz_503_names_the_broker(
@@ -141,7 +141,12 @@ async def test_readyz_503_names_the_broker(
     readiness.set_broker_connected(False)
     response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"ready": False, "database": "ok", "broker": "disconnected"}
+    assert response.json() == {
+        "ready": False,
+        "database": "ok",
+        "broker": "disconnected",
+        "tasks": {},
+    }
 
 
 async def test_database_going_away_and_back(database_url: str, schema_name: str) -> None:
@@ -168,7 +173,12 @@ async def test_database_going_away_and_back(database_url: str, schema_name: str)
             await proxy.cut()
             down = await http.get("/readyz")
             assert down.status_code == 503
-            assert down.json() == {"ready": False, "database": "unreachable", "broker": "connected"}
+            assert down.json() == {
+                "ready": False,
+                "database": "unreachable",
+                "broker": "connected",
+                "tasks": {},
+            }
             summary = await http.get("/api/v1/telemetry/summary")
             assert summary.status_code == 503
             assert summary.json()["error"] == "database_unavailable"

@@ -140,7 +140,7 @@ async def test_a_new_outage_gets_its_etr_before_the_next_refresh(db: Database) -
     ``refresh_s`` (5 min of event time) for the next round. The clock never moves here."""
     await _devices(db)
     clock = ManualClock(NOW)
-    options = EtrTaskOptions(refresh_s=300.0, refit_s=86400.0, poll_s=0.02)
+    options = EtrTaskOptions(refresh_s=300.0, refit_s=86400.0, poll_event_s=0.02)
     stop = asyncio.Event()
     task = asyncio.create_task(etr_task(db, clock, stop, load_settings(), options=options))
     try:

@@ -29,7 +29,7 @@ from gridwatch.store import _etr as store
 from gridwatch.store._outages import OutageRow, save_outages
 
 NOW = 1_795_000_000.0
-FAST = EtrTaskOptions(refresh_s=300.0, refit_s=86400.0, poll_s=0.02)
+FAST = EtrTaskOptions(refresh_s=300.0, refit_s=86400.0, poll_event_s=0.02)
 
 
 def ts(s: float) -> datetime:
@@ -262,7 +262,8 @@ def test_options_from_settings_and_their_limits() -> None:
         {"etr_refresh_s": float("nan")},
         {"etr_refresh_s": 1e12},
         {"etr_refit_s": 1},
-        {"etr_poll_s": 0},
+        {"etr_poll_event_s": 0},
+        {"loop_lag_budget_event_s": 0},
         {"etr_default_crews": 0},
         {"etr_crews_per_zone": {"Z1": 0}},
         {"etr_crews_per_zone": {"Z1": "many"}},

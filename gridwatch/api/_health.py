@@ -26,7 +26,8 @@ async def healthz() -> HealthBody:
 @router.get(
     "/readyz",
     response_model=ReadyBody,
-    summary="Ready to serve: the database answers and the broker is connected",
+    summary="Ready to judge: the database answers, the broker is connected and every task"
+    " that shapes a decision or a notice is running",
     responses={503: {"model": ReadyBody, "description": "Not ready; the body says which part"}},
 )
 async def readyz(db: DbDep, readiness: ReadinessDep) -> JSONResponse:
@@ -36,10 +37,12 @@ async def readyz(db: DbDep, readiness: ReadinessDep) -> JSONResponse:
         db_ok = False
     DATABASE_UP.set(1 if db_ok else 0)
     broker_ok = bool(readiness.broker_connected())
+    tasks = readiness.tasks()
     body = ReadyBody(
-        ready=db_ok and broker_ok,
+        ready=db_ok and broker_ok and all(state == "running" for state in tasks.values()),
         database="ok" if db_ok else "unreachable",
         broker="connected" if broker_ok else "disconnected",
+        tasks=tasks,
     )
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 

@@ -30,6 +30,11 @@ class ReadyBody(BaseModel):
     ready: bool
     database: Literal["ok", "unreachable"]
     broker: Literal["connected", "disconnected"]
+    tasks: dict[str, Literal["running", "starting", "stopped"]] = Field(
+        default_factory=dict,
+        description="Each task that shapes a decision or a notice (detection, etr,"
+        " etr-notices, planned-notices); ready needs every one running",
+    )
 
 
 class TableCounts(BaseModel):

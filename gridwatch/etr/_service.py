@@ -7,7 +7,6 @@ version and the inputs that produced it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -30,6 +29,7 @@ from detectors.etr import (
 )
 from detectors.etr import warm_up as _warm_kernels
 from gridwatch._clock import Clock
+from gridwatch._pacing import EventPacer
 from gridwatch.etr._calibration import calibrate_intervals, set_interval_scales
 from gridwatch.etr._errors import (
     CrewStatusRefused,
@@ -434,7 +434,8 @@ async def clear_override(
 
 
 def next_refresh_delay_s(batch: EtrBatch, now_s: float, interval_s: float) -> float:
-    """Sleep until the next regular refresh, or until the earliest ETR would pass."""
+    """Service-clock seconds until the next regular refresh, or until the earliest ETR
+    would pass (at least 1 s). Event time: a caller waits it with ``wall_wait_s``."""
     soonest = min((e.p50_s for e in batch.estimates), default=now_s + interval_s)
     return float(min(max(soonest - now_s, 1.0), interval_s))
 
@@ -447,12 +448,18 @@ async def run_etr_loop(
     config: EtrConfig | None = None,
     refresh_every_s: float = 300.0,
     refit_every_s: float = 86400.0,
+    lag_budget_event_s: float = 30.0,
 ) -> None:
-    """Refit daily, refresh ETRs every few minutes and at once when an ETR passes."""
+    """Refit daily, refresh ETRs every few minutes and at once when an ETR passes. Every
+    interval is service-clock (event) time: a replay at 600x refreshes 600 times as often
+    in wall time, and says so (``LagWatch("etr-loop")``) where it cannot keep up."""
     model: LoadedModel | None = None
     last_fit_s = -float("inf")
+    pacer = EventPacer(
+        clock, "etr-loop", interval_event_s=refresh_every_s, budget_event_s=lag_budget_event_s
+    )
     while not stop.is_set():
-        now_s = clock.now_s()
+        now_s = pacer.begin()
         delay_s = refresh_every_s
         try:
             if model is None or now_s - last_fit_s >= refit_every_s:
@@ -469,5 +476,6 @@ async def run_etr_loop(
             log.warning("etr refresh waiting for a model: %s", exc)
         except Exception:  # the loop must outlive one bad round
             log.exception("etr round failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=delay_s)
+        # ``delay_s`` is event time from now (an ETR about to pass), never wall seconds.
+        pacer.end(next_due_s=clock.now_s() + delay_s)
+        await pacer.wait(stop)

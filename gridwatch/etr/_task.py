@@ -11,14 +11,15 @@
   to pass unrestored.
 * Every ``refit_s`` of event time: a refit on the database's outages (kept when the history
   is still too short). A prior is replaced as soon as the database can do better.
-The clock is polled every ``poll_s`` wall seconds: the task cannot know how fast event time
-runs (live, replay, a test's manual clock), only read it.
+The task looks at the clock every ``poll_event_s`` of service-clock time too (a replay at
+600x waits ``poll_event_s / 600`` wall seconds, with a floor): a wall-second poll was 10
+minutes of grid time at 600x, and a new outage waited that long for its first ETR. Where
+a look comes later than asked (the floor, a slow round), ``LagWatch("etr")`` says so.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from detectors.etr import FitConfig, synthetic_history
 from gridwatch._clock import Clock
 from gridwatch._errors import GridwatchError
+from gridwatch._pacing import EventPacer
 from gridwatch.etr._errors import HistoryRejected, ModelUnavailable
 from gridwatch.etr._estimate import EtrBatch, EtrConfig
 from gridwatch.etr._history_import import HistoryColumns
@@ -57,7 +59,8 @@ class EtrTaskOptions:
 
     refresh_s: float = 300.0  # event time between refreshes
     refit_s: float = 86400.0  # event time between refits
-    poll_s: float = 1.0  # wall time between looks at the clock
+    poll_event_s: float = 1.0  # event time between looks at the clock
+    lag_budget_event_s: float = 30.0  # later than this, the task says it is falling behind
     lookback_days: float = 730.0
     etr: EtrConfig = field(default_factory=EtrConfig)
 
@@ -66,14 +69,17 @@ class EtrTaskOptions:
             raise ValueError("etr refresh_s must be in [10 s, 1 day]")
         if not (self.refresh_s <= self.refit_s <= 365 * 86400.0):
             raise ValueError("etr refit_s must be in [refresh_s, 1 year]")
-        if not (0.001 <= self.poll_s <= 60.0):
-            raise ValueError("etr poll_s must be in [0.001, 60] s")
+        if not (0.001 <= self.poll_event_s <= 60.0):
+            raise ValueError("etr poll_event_s must be in [0.001, 60] s")
+        if not (0.0 < self.lag_budget_event_s <= 3600.0):
+            raise ValueError("etr lag_budget_event_s must be in (0, 3600] s")
         if not (1.0 <= self.lookback_days <= 3650.0):
             raise ValueError("etr lookback_days must be in [1, 3650]")
 
     @classmethod
     def from_settings(cls, settings: Any) -> EtrTaskOptions:
-        """``etr_refresh_s``, ``etr_refit_s``, ``etr_poll_s``, ``etr_lookback_days``,
+        """``etr_refresh_s``, ``etr_refit_s``, ``etr_poll_event_s``, ``loop_lag_budget_event_s``,
+        ``etr_lookback_days``,
         ``etr_default_crews``, ``etr_crews_per_zone`` (dict zone -> crews), ``etr_shared_crews``
         (one pool for every zone) from the settings
         object when it has them; defaults otherwise."""
@@ -99,7 +105,8 @@ class EtrTaskOptions:
         return cls(
             refresh_s=float(get("etr_refresh_s", base.refresh_s)),
             refit_s=float(get("etr_refit_s", base.refit_s)),
-            poll_s=float(get("etr_poll_s", base.poll_s)),
+            poll_event_s=float(get("etr_poll_event_s", base.poll_event_s)),
+            lag_budget_event_s=float(get("loop_lag_budget_event_s", base.lag_budget_event_s)),
             lookback_days=float(get("etr_lookback_days", base.lookback_days)),
             etr=etr,
         )
@@ -149,8 +156,8 @@ async def _refit_or_keep(
 class EtrRounds:
     """The task's schedule, one look at the clock per ``tick``: the model at the first tick,
     refits every ``refit_s``, refreshes every ``refresh_s`` (sooner when an ETR is about to
-    pass). ``etr_task`` ticks every ``poll_s`` wall seconds; an in-process replay ticks after
-    every commit, so both run exactly the service's rounds."""
+    pass). ``etr_task`` ticks every ``poll_event_s`` of service-clock time; an in-process
+    replay ticks after every commit, so both run exactly the service's rounds."""
 
     def __init__(self, db: Database, clock: Clock, options: EtrTaskOptions) -> None:
         self.db = db
@@ -228,13 +235,21 @@ async def etr_task(
     settings: Any,
     *,
     options: EtrTaskOptions | None = None,
+    ready: asyncio.Event | None = None,
 ) -> None:
     """Run until ``stop`` is set. A failed round (database away, bad row) is logged and
-    retried at the next refresh; the task never dies of one."""
+    retried at the next refresh; the task never dies of one. ``ready`` is set once a model
+    (stored, fitted or the prior) is loaded: before that no outage can get an ETR."""
     opts = options or EtrTaskOptions.from_settings(settings)
     await asyncio.to_thread(warm_up)  # compile before the first refresh, off the loop
     rounds = EtrRounds(db, clock, opts)
+    pacer = EventPacer(
+        clock, "etr", interval_event_s=opts.poll_event_s, budget_event_s=opts.lag_budget_event_s
+    )
     while not stop.is_set():
+        pacer.begin()
         await rounds.tick()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=opts.poll_s)
+        pacer.end()
+        if ready is not None and rounds.model is not None:
+            ready.set()
+        await pacer.wait(stop)
