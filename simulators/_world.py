@@ -240,6 +240,10 @@ class TrueOutage:
     meters: I32Array = field(repr=False)  # meters below the device
     restore_s: F64Array = field(repr=False)  # per meter: supply actually back (nested: later)
     requested_s: float = math.nan
+    # When the fault could first be seen: its start, or for a fault on a line already dark
+    # (inside an upstream outage) the moment the line above is re-energised and the device
+    # trips. Nobody can send a crew to a fault before this.
+    found_s: float = math.nan
     arrived_s: float = math.nan
     switched_s: float = math.nan  # partial restoration by switching via a tie
     nested_in: str | None = None  # an outage upstream that overlapped this one
@@ -495,6 +499,32 @@ def simulate_world(
         outages.append(o)
         return o
 
+    def energised_above(d: int, sup: BoolArray) -> bool:
+        """The line feeding ``d`` is live (its parent supplied, or back-fed by a tie)."""
+        p = int(dev.parent[d])
+        return bool(state.backfed[d] > 0 or p < 0 or sup[p])
+
+    def found(t: float, o: TrueOutage) -> None:
+        """The fault is seen at ``t``: protection operates, a crew is requested."""
+        o.found_s = t
+        if kinds[o.device] in _SWITCH_KIND:
+            for off, kind in _LOCKOUT_SHOTS:
+                scada_op(t + off, o.device, kind)
+        o.requested_s = t + report_delay.pop(id(o))
+        push(o.requested_s, "request", outage=o)
+
+    report_delay: dict[int, float] = {}  # fault -> delay from its being found to the request
+    hidden: list[TrueOutage] = []  # faults on dead lines, not found yet
+
+    def find_hidden(t: float) -> None:
+        if not hidden:
+            return
+        sup = state.supply()
+        seen = [o for o in hidden if energised_above(o.device, sup)]
+        for o in seen:
+            hidden.remove(o)
+            found(t, o)
+
     def dispatch(t: float, o: TrueOutage, *, idle: bool) -> None:
         travel = _lognormal(rng, crew_p.travel_median_s, crew_p.sigma)
         leave = t
@@ -544,14 +574,23 @@ def simulate_world(
                 o.end_s = t + dt
                 continue
             faulted_until[d] = o
-            ops.append((t, d, 1, 0))
-            if kinds[d] in _SWITCH_KIND:
-                for off, kind in _LOCKOUT_SHOTS:
-                    scada_op(t + off, d, kind)
-            o.requested_s = t + _lognormal(rng, crew_p.dispatch_median_s, crew_p.sigma)
             repair = ev.data.get("repair_s")
             o.announced_end_s = float(repair) if repair is not None else math.nan  # type: ignore[arg-type]
-            push(o.requested_s, "request", outage=o)
+            # Drawn now even for a hidden fault, so every later draw is the one a world
+            # without hidden faults makes (the change moves only the hidden faults' crews).
+            report_delay[id(o)] = _lognormal(rng, crew_p.dispatch_median_s, crew_p.sigma)
+            if not energised_above(d, state.supply()):
+                # A fault on a dead line (inside an outage upstream) cannot be seen: no
+                # protection operates, no meter changes, nobody calls. It is found when the
+                # line above is re-energised (``find_hidden``), and only then is a crew asked.
+                ops.append((t, d, 1, 0))
+                hidden.append(o)
+                for op in pending:  # steps already scheduled (a planned outage's end, ...)
+                    if op[0] > t:
+                        push(op[0], "supply")
+            else:
+                ops.append((t, d, 1, 0))
+                found(t, o)
         elif ev.kind == "request":
             o = ev.data["outage"]  # type: ignore[assignment]
             if free_crews > 0:
@@ -622,12 +661,18 @@ def simulate_world(
         # Apply ops as they happen so supply() answers for "now" in later events.
         for op in ops[n_seen:]:
             heapq.heappush(pending, op)
+            if op[0] > t and hidden:
+                push(op[0], "supply")  # a later switching step may re-energise a hidden fault
         n_seen = len(ops)
         while pending and pending[0][0] <= t:
             _, d_op, d_open, d_fed = heapq.heappop(pending)
             state.open_count[d_op] += d_open
             state.backfed[d_op] += d_fed
+        if ev.kind != "fault":
+            find_hidden(t)
 
+    if hidden:
+        raise SimulatorError(f"{len(hidden)} faults on dead lines were never found")
     end_s = start_s + duration_s
     tr_t, tr_meter, tr_on = (
         _sweep(grid, ops)
