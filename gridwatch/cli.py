@@ -9,44 +9,62 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gridwatch._errors import GridwatchError
+from gridwatch._cli_args import (
+    MAX_HISTORY_YEARS,
+    GridwatchParser,
+    epoch_s,
+    existing_file,
+    existing_path,
+    mark_leaves,
+    network_name,
+    output_path,
+    positive_float,
+    scenario_arg,
+    scenario_names,
+    seed,
+    shown,
+    token_name,
+    version_text,
+    years,
+)
+from gridwatch._errors import GridwatchError, TopologyError
 from gridwatch._logging import configure_logging
 from gridwatch._settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from gridwatch.store import Database
+
 # A command returns its exit code, directly or from a coroutine run on a fresh event loop.
 Handler = Callable[[argparse.Namespace, Settings], "int | Coroutine[Any, Any, int]"]
+TOPOLOGY_PROBLEMS_SHOWN = 100
+
+_shown = shown
 
 
-def _shown(text: str, limit: int = 60) -> str:
-    """An argument quoted for an error message, cut so hostile input is not echoed whole."""
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
+async def _open_db(settings: Settings, *, create_schema: bool = False) -> Database:
+    """The pool, after one plain connection attempt: a missing database or a malformed URL
+    fails at once with its cause instead of after the pool's 10 s of retries."""
+    from gridwatch._cli_db import check_database
+    from gridwatch.store import Database
+
+    url = settings.database_url.get_secret_value()
+    await check_database(url)
+    return await Database.open(url, settings.database_schema, create_schema=create_schema)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {_shown(text)}") from None
-    if not value > 0 or value == float("inf"):  # "not > 0" also catches NaN
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {_shown(text)}")
-    return value
+def _check_database(settings: Settings) -> None:
+    """The same first contact, for the simulators' commands (they open their own pool)."""
+    from gridwatch._cli_db import check_database
 
-
-def _existing_path(text: str) -> Path:
-    path = Path(text)
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"no such file or directory: {_shown(text, 200)}")
-    return path
+    asyncio.run(check_database(settings.database_url.get_secret_value()))
 
 
 async def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from gridwatch.store import Database, migrate, telemetry_storage
+    from gridwatch.store import migrate, telemetry_storage
 
-    db = await Database.open(
-        settings.database_url.get_secret_value(), settings.database_schema, create_schema=True
-    )
+    db = await _open_db(settings, create_schema=True)
     try:
         applied = await migrate(db, storage=args.storage)
         mode = await telemetry_storage(db)
@@ -61,9 +79,11 @@ async def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gridwatch._cli_db import check_database
     from gridwatch._clock import ReplayClock
     from gridwatch._service import run_service
 
+    await check_database(settings.database_url.get_secret_value())
     clock = None
     if args.replay_from is not None:
         clock = ReplayClock(args.replay_from, args.replay_speed, deferred=True)
@@ -78,9 +98,8 @@ async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     from gridwatch.api import create_token
-    from gridwatch.store import Database
 
-    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    db = await _open_db(settings)
     try:
         token = await create_token(db, args.role, args.name)
     finally:
@@ -110,10 +129,9 @@ def _when(at: datetime | None) -> str:
 
 
 async def _cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
-    from gridwatch.store import Database
     from gridwatch.store._auth import list_api_tokens
 
-    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    db = await _open_db(settings)
     try:
         tokens = await list_api_tokens(db)
     finally:
@@ -140,12 +158,11 @@ async def _cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from gridwatch.api import ApiSettings
-    from gridwatch.store import Database
     from gridwatch.store._auth import api_tokens_matching, revoke_api_token
 
     ref: str = args.token
     shown = _shown(ref)
-    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    db = await _open_db(settings)
     try:
         found = await api_tokens_matching(db, ref)
         as_id = int(ref) if ref.isascii() and ref.isdigit() else None
@@ -190,24 +207,34 @@ async def _cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def _cmd_topology_import(args: argparse.Namespace, settings: Settings) -> int:
-    from gridwatch.store import Database
-    from gridwatch.topology import import_topology_file
+    from gridwatch.store import save_topology
+    from gridwatch.topology import ImportSummary, read_topology_file
 
-    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    # The file first (CPU work, off the loop): its problems come without a database.
+    topology = await asyncio.to_thread(read_topology_file, args.file)
+    db = await _open_db(settings)
     try:
-        summary = await import_topology_file(db, args.file)
+        await save_topology(db, topology)
     finally:
         await db.close()
-    print(summary)
+    print(
+        ImportSummary(
+            devices=len(topology.devices),
+            ties=int((topology.devices.alt_parent >= 0).sum()),
+            meters=len(topology.meters),
+            customers=len(topology.customers),
+            warnings=list(topology.warnings),
+        )
+    )
     return 0
 
 
 async def _cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from gridwatch.store import Database, apply_retention
+    from gridwatch.store import apply_retention
 
-    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    db = await _open_db(settings)
     try:
         dropped = await apply_retention(db, settings.telemetry_retention_days, time.time())
     finally:
@@ -250,6 +277,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if args.recording is not None:
         cmd_replay(args.recording, mqtt_url=mqtt_url, prefix=settings.mqtt_prefix, speed=args.speed)
     else:
+        _check_database(settings)
         cmd_replay_db(
             settings.database_url.get_secret_value(),
             settings.database_schema,
@@ -265,6 +293,8 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from simulators._cli_commands import cmd_score
 
+    if args.recorded_json is None:
+        _check_database(settings)
     cmd_score(
         args.truth,
         recorded_json=args.recorded_json,
@@ -304,9 +334,8 @@ async def _cmd_etr_fit(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from gridwatch.etr import EtrTaskOptions, fit_history_file
-    from gridwatch.store import Database
 
-    db = await Database.open(settings.database_url.get_secret_value(), settings.database_schema)
+    db = await _open_db(settings)
     try:
         # The service's own ETR settings (crews), so the interval backtest queues alike.
         fit = await fit_history_file(
@@ -338,73 +367,124 @@ async def _cmd_etr_fit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _epoch_s(text: str) -> float:
-    from datetime import datetime
-
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an RFC 3339 time or epoch seconds: {_shown(text)}"
-        ) from None
-    if stamp.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"time needs a zone (Z or +07:00): {_shown(text)}")
-    return stamp.timestamp()
-
-
-def _add_replay_commands(sub: Any) -> None:
+def _add_replay_commands(sub: Any, scenarios: str) -> None:
     p = sub.add_parser("simulate", help="run a scenario: publish its telemetry, write ground truth")
-    p.add_argument("--scenario", required=True, help="a name (see docs/simulators.md) or a file")
-    p.add_argument("--speed", type=_positive_float, default=60.0)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--record", type=Path, default=None, help="also record to FILE.jsonl.gz")
-    p.add_argument("--truth", type=Path, default=Path("truth.json"))
+    p.add_argument(
+        "--scenario",
+        required=True,
+        type=scenario_arg,
+        help=f"{scenarios}, or a scenario JSON file (docs/simulators.md)",
+    )
+    p.add_argument(
+        "--speed",
+        type=positive_float,
+        default=60.0,
+        help="event seconds per wall second (default %(default)g)",
+    )
+    p.add_argument(
+        "--seed", type=seed, default=None, help="random seed (default: the scenario's own)"
+    )
+    p.add_argument("--record", type=output_path, default=None, help="also record to FILE.jsonl.gz")
+    p.add_argument(
+        "--truth",
+        type=output_path,
+        default=Path("truth.json"),
+        help="where to write the ground truth (default %(default)s)",
+    )
     p.add_argument("--no-publish", action="store_true", help="record / write truth only")
     p.add_argument(
-        "--topology-out", type=Path, default=None, help="also write the grid as topology JSON"
+        "--topology-out",
+        type=output_path,
+        default=None,
+        help="also write the grid as topology JSON",
     )
     p.add_argument(
         "--network",
+        type=network_name,
         default=None,
-        help="run on a published network (pandapower / SimBench name) instead of the"
-        " scenario's synthetic grid",
+        help="run on a published network (pandapower / SimBench name, e.g. mv_oberrhein)"
+        " instead of the scenario's synthetic grid",
     )
     p.set_defaults(handler=_cmd_simulate)
 
     p = sub.add_parser("replay", help="replay a recording, or telemetry stored in the database")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--recording", type=_existing_path)
-    source.add_argument("--from", dest="from_s", type=_epoch_s, help="database replay start")
-    p.add_argument("--to", dest="to_s", type=_epoch_s, help="database replay end")
-    p.add_argument("--speed", type=_positive_float, default=60.0)
+    source.add_argument(
+        "--recording", type=existing_file, help="a recording (gridwatch simulate --record)"
+    )
+    source.add_argument(
+        "--from",
+        dest="from_s",
+        type=epoch_s,
+        metavar="TIME",
+        help="database replay start (RFC 3339 or epoch seconds)",
+    )
+    p.add_argument(
+        "--to", dest="to_s", type=epoch_s, metavar="TIME", help="database replay end (with --from)"
+    )
+    p.add_argument(
+        "--speed",
+        type=positive_float,
+        default=60.0,
+        help="event seconds per wall second (default %(default)g)",
+    )
     p.set_defaults(handler=_cmd_replay)
 
     p = sub.add_parser("score", help="score recorded outages and ETRs against ground truth")
-    p.add_argument("--truth", type=_existing_path, default=Path("truth.json"))
-    p.add_argument("--recorded-json", type=_existing_path, default=None)
-    p.add_argument("--recording", type=_existing_path, default=None)
-    p.add_argument("--json-out", type=Path, default=None)
+    p.add_argument(
+        "--truth",
+        type=existing_file,
+        default="truth.json",
+        help="ground truth from gridwatch simulate (default %(default)s)",
+    )
+    p.add_argument(
+        "--recorded-json",
+        type=existing_file,
+        default=None,
+        help="outages as JSON instead of the database's",
+    )
+    p.add_argument(
+        "--recording",
+        type=existing_file,
+        default=None,
+        help="the run's recording, to score telemetry-derived figures too",
+    )
+    p.add_argument("--json-out", type=output_path, default=None, help="also write JSON here")
     p.set_defaults(handler=_cmd_score)
 
     p = sub.add_parser("history", help="generate years of past outages (CSV) for ETR fitting")
-    p.add_argument("output", type=Path)
-    p.add_argument("--scenario", default="storm")
-    p.add_argument("--years", type=_positive_float, default=3.0)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("output", type=output_path, help="the CSV file to write")
+    p.add_argument(
+        "--scenario",
+        type=scenario_arg,
+        default="storm",
+        help=f"the grid and weather to draw from: {scenarios} (default %(default)s)",
+    )
+    p.add_argument(
+        "--years",
+        type=years,
+        default=3.0,
+        help=f"years of history, at most {MAX_HISTORY_YEARS:g} (default %(default)g)",
+    )
+    p.add_argument("--seed", type=seed, default=1, help="random seed (default %(default)s)")
     p.set_defaults(handler=_cmd_history)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = GridwatchParser(
         prog="gridwatch",
         description="Outage detection, restoration estimates and customer notification.",
+        epilog="Settings come from GRIDWATCH_* environment variables or .env (see README.md).",
     )
-    parser.add_argument("--log-format", choices=["auto", "json", "text"], default=None)
+    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        default=None,
+        help="log lines as JSON or text; auto: text on a terminal (default: GRIDWATCH_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    scenarios = ", ".join(scenario_names())
 
     p = sub.add_parser("migrate", help="create or upgrade the database schema")
     p.add_argument(
@@ -418,27 +498,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the service: MQTT ingest and the API")
     p.add_argument(
         "--replay-from",
-        type=_epoch_s,
+        type=epoch_s,
         default=None,
         metavar="TIME",
         help="serve a replay: event time starts at TIME (RFC 3339 or epoch seconds) when the"
         " first message arrives (gridwatch simulate prints the scenario's start)",
     )
-    p.add_argument("--replay-speed", type=_positive_float, default=60.0)
+    p.add_argument(
+        "--replay-speed",
+        type=positive_float,
+        default=60.0,
+        help="with --replay-from: event seconds per wall second (default %(default)g)",
+    )
     p.set_defaults(handler=_cmd_serve)
 
     p = sub.add_parser("etr", help="restoration-time models")
     etr = p.add_subparsers(dest="etr_command", required=True, metavar="ACTION")
     t = etr.add_parser("fit", help="fit the ETR model on a history CSV and make it active")
-    t.add_argument("history", type=_existing_path, help="CSV (docs/etr-model.md lists columns)")
+    t.add_argument("history", type=existing_file, help="CSV (docs/etr-model.md lists columns)")
     t.add_argument("--no-activate", action="store_true", help="store it without using it")
     t.set_defaults(handler=_cmd_etr_fit)
 
     p = sub.add_parser("token", help="API tokens")
     tok = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     t = tok.add_parser("create", help="create an API token (printed once)")
-    t.add_argument("--role", choices=["viewer", "operator", "admin"], required=True)
-    t.add_argument("--name", required=True, help="who or what holds it")
+    t.add_argument(
+        "--role",
+        choices=["viewer", "operator", "admin"],
+        required=True,
+        help="what it may do (docs/api.md)",
+    )
+    t.add_argument(
+        "--name", type=token_name, required=True, help="who or what holds it (1 to 200 characters)"
+    )
     t.set_defaults(handler=_cmd_token_create)
     t = tok.add_parser("list", help="list API tokens (never their secrets)")
     t.add_argument("--live", action="store_true", help="leave out revoked tokens")
@@ -455,35 +547,82 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("topology", help="network topology")
     topo = p.add_subparsers(dest="topology_command", required=True, metavar="ACTION")
     t = topo.add_parser("import", help="validate a topology file (JSON or CSV dir) and load it")
-    t.add_argument("file", type=_existing_path)
+    t.add_argument(
+        "file",
+        type=existing_path,
+        help="a topology JSON file, or a directory of devices.csv, meters.csv, customers.csv"
+        " (docs/topology-format.md); checked in full before the database is touched",
+    )
     t.set_defaults(handler=_cmd_topology_import)
 
     p = sub.add_parser("retention", help="drop telemetry older than the retention window")
     p.set_defaults(handler=_cmd_retention)
 
-    p = sub.add_parser("demo", help="simulated feeder -> MQTT -> gridwatch, with a live view")
-    p.add_argument("--duration", type=_positive_float, default=None, help="stop after N seconds")
-    p.add_argument("--speed", type=_positive_float, default=60.0, help="event-time speed factor")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--scenario", default="breaker_trip")
+    p = sub.add_parser(
+        "demo",
+        help="simulated feeder -> MQTT -> gridwatch, with a live view",
+        description="A simulated feeder publishes over MQTT into gridwatch and PostgreSQL"
+        " (embedded ones unless GRIDWATCH_MQTT_URL / GRIDWATCH_DATABASE_URL are set). Prints"
+        " the API address and an operator token; without a terminal it ends when the"
+        " scenario's story is told.",
+    )
+    p.add_argument(
+        "--duration",
+        type=positive_float,
+        default=None,
+        help="stop after N wall seconds (default: at Ctrl-C, or when the story ends with no"
+        " terminal)",
+    )
+    p.add_argument(
+        "--speed",
+        type=positive_float,
+        default=60.0,
+        help="event seconds per wall second (default %(default)g)",
+    )
+    p.add_argument("--seed", type=seed, default=7, help="random seed (default %(default)s)")
+    p.add_argument(
+        "--scenario",
+        type=scenario_arg,
+        default="breaker_trip",
+        help=f"{scenarios}, or a scenario JSON file (default %(default)s)",
+    )
     p.set_defaults(handler=_cmd_demo)
-    _add_replay_commands(sub)
+    _add_replay_commands(sub, scenarios)
 
     p = sub.add_parser("notify", help="customer notifications")
     notify = p.add_subparsers(dest="notify_command", required=True, metavar="ACTION")
     n = notify.add_parser(
         "vapid-keys", help="create the Web Push (VAPID) key pair; prints the public key"
     )
-    n.add_argument("path", type=Path, help="where to write the private key (PEM, mode 0600)")
+    n.add_argument("path", type=output_path, help="where to write the private key (PEM, mode 0600)")
     n.set_defaults(handler=_cmd_vapid_keys)
+    mark_leaves(parser)
     return parser
+
+
+def _print_error(exc: GridwatchError) -> None:
+    if isinstance(exc, TopologyError) and len(exc.problems) > 1:
+        # One problem a line: a file with many reads as a list, not one long line.
+        problems = exc.problems
+        print(f"gridwatch: error: invalid topology ({len(problems)} problems):", file=sys.stderr)
+        for problem in problems[:TOPOLOGY_PROBLEMS_SHOWN]:
+            print(f"  {_printable(problem)}", file=sys.stderr)
+        if len(problems) > TOPOLOGY_PROBLEMS_SHOWN:
+            print(f"  ... and {len(problems) - TOPOLOGY_PROBLEMS_SHOWN} more", file=sys.stderr)
+        return
+    print(f"gridwatch: error: {exc}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "from_s", None) is not None and getattr(args, "to_s", None) is None:
-        parser.error("replay --from needs --to")
+    if getattr(args, "from_s", None) is not None:
+        if getattr(args, "to_s", None) is None:
+            args.parser_.error("--from needs --to")
+        if args.to_s <= args.from_s:
+            args.parser_.error("--to must be after --from")
+    elif getattr(args, "to_s", None) is not None:
+        args.parser_.error("--to goes with --from")
     try:
         settings = load_settings()
         configure_logging(args.log_format or settings.log_format, settings.log_level)
@@ -491,6 +630,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = handler(args, settings)
         return asyncio.run(result) if not isinstance(result, int) else result
     except GridwatchError as exc:
+        _print_error(exc)
+        return 1
+    except OSError as exc:
+        # A file or socket the checks above could not foresee (full disk, permissions).
         print(f"gridwatch: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -43,8 +43,10 @@ def test_history_then_unknown_scenario(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["history", str(out), "--scenario", "quiet_day", "--years", "0.5"]) == 0
     header = out.read_text().splitlines()[0]
     assert "duration_s" in header
-    assert main(["history", str(out), "--scenario", "no_such_day"]) == 1
-    assert "valid names" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # refused by the parser, before any work
+        main(["history", str(out), "--scenario", "no_such_day"])
+    assert info.value.code == 2
+    assert "unknown scenario 'no_such_day'; one of breaker_trip" in capsys.readouterr().err
 
 
 def test_etr_fit_from_simulated_history(

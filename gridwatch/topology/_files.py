@@ -95,9 +95,11 @@ def parse_topology_json(data: bytes | str, *, source: str = "topology.json") -> 
     if not isinstance(doc, dict):
         raise TopologyError([f"{source}: expected a JSON object at the top, got {_kind(doc)}"])
     version = doc.get("version")
+    if "version" not in doc:
+        raise TopologyError([f"{source}: version must be {FORMAT_VERSION} (the key is missing)"])
     if type(version) is not int or version != FORMAT_VERSION:
         raise TopologyError(
-            [f"{source}: version must be {FORMAT_VERSION}, got {_kind(version)} {version!r:.40}"]
+            [f"{source}: version must be {FORMAT_VERSION}, got {_json_value(version)}"]
         )
     problems: list[str] = []
     tables: dict[str, dict[str, list[Any]]] = {}
@@ -127,6 +129,21 @@ def parse_topology_json(data: bytes | str, *, source: str = "topology.json") -> 
     return build_topology(
         tables["devices"], tables["meters"], tables["customers"], locate=locate, problems=problems
     )
+
+
+def _json_value(value: object) -> str:
+    """A scalar as JSON spells it (``null``, ``true``, ``2``, ``the string "1"``), else its
+    kind: each said once, never a kind and a value side by side."""
+    if value is None or type(value) is bool:
+        return orjson.dumps(value).decode()
+    if type(value) in (int, float):
+        return f"{value!r:.40}"
+    if type(value) is str:
+        quoted = orjson.dumps(value).decode()
+        if len(quoted) > 40:
+            quoted = quoted[:36] + '..."'
+        return f"the string {quoted}"
+    return _kind(value)
 
 
 def _kind(value: object) -> str:
