@@ -228,20 +228,20 @@ async def _told_etr(db: Database, outage_id: int) -> bool:
 async def test_a_slow_etr_notice_round_raises_the_lag_gauge_and_warns(
     db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import gridwatch._notify_bridge as bridge_module
+    from gridwatch.store import _notify_bridge as bridge_store
 
     bridge = NotifyBridge(load_templates())
     clock = ReplayClock(NOW_S, LAG_SPEED)
     await _two_confirmed_outages(db, bridge, clock.now_s())
     slow = asyncio.Event()
-    candidates = bridge_module.etr_candidates
+    candidates = bridge_store.etr_candidates
 
     async def slow_candidates(conn: Any, limit: int = 10_000) -> Any:
         if slow.is_set():
             await asyncio.sleep(SLOW_WALL_S)
         return await candidates(conn, limit)
 
-    monkeypatch.setattr(bridge_module, "etr_candidates", slow_candidates)
+    monkeypatch.setattr("gridwatch._notify_bridge.etr_candidates", slow_candidates)
     stop = asyncio.Event()
     caplog.set_level(logging.WARNING, logger="gridwatch._clock")
     loop = bridge.run_etr_notices(db, clock, stop, lag_budget_event_s=BUDGET_EVENT_S)
@@ -308,19 +308,19 @@ async def test_a_planned_job_notice_given_in_time_stays_ordinary_at_600x(db: Dat
 async def test_a_slow_planned_round_raises_the_lag_gauge_and_warns(
     db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import gridwatch._planned_notices as planned_module
+    from gridwatch.store import _planned_notices as planned_store
 
     await seed_network(db)
     clock = ReplayClock(NOW_S, LAG_SPEED)
     slow = asyncio.Event()
-    claim = planned_module.claim_next_event
+    claim = planned_store.claim_next_event
 
     async def slow_claim(conn: Any) -> Any:
         if slow.is_set():
             await asyncio.sleep(SLOW_WALL_S)
         return await claim(conn)
 
-    monkeypatch.setattr(planned_module, "claim_next_event", slow_claim)
+    monkeypatch.setattr("gridwatch._planned_notices.claim_next_event", slow_claim)
     consumer = PlannedNoticeConsumer(db, clock=clock, lag_budget_event_s=BUDGET_EVENT_S)
     stop = asyncio.Event()
     caplog.set_level(logging.WARNING, logger="gridwatch._clock")
