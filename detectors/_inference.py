@@ -4,7 +4,8 @@ The model (docs/detection-model.md): a set S of out devices (an antichain of the
 darkens every meter beneath it. Each meter contributes a log-likelihood ratio
 llr = log P(obs | dark) - log P(obs | lit) by its state and the source of that state;
 an "on" counts against a device only when it is newer than the dark evidence beneath
-that device (an on-read from before the fault is not a contradiction). The score of S is
+that device (an on-read from before the fault is not a contradiction; a ping timeout
+dates nothing: it is silence, not a time the meter went dark). The score of S is
 sum over d in S of prior_log_odds(d) + sum of llr of meters under d, and the best S is
 found exactly by a bottom-up dynamic programme: best(d) = max(w(d), sum best(children)).
 """
@@ -17,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from detectors._codes import N_METER_KINDS
 from detectors._meter_state import MeterState
 from detectors._model import DetectionModel
 from detectors._tree import TreeIndex
@@ -60,8 +62,14 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
 ) -> None:
     n_dev = parent.shape[0]
     n_m = meter_device.shape[0]
+    # Times come from dark evidence that says when a meter went dark. A ping timeout
+    # (source 5) says only that it did not answer: it sets no time (its "off" start must
+    # not make every "on" beneath look older than the fault), except the onset of a
+    # device with no other dark evidence (w_last / w_first).
     t_last = np.full(n_dev, -np.inf)  # newest start of "off" beneath the device
     t_first = np.full(n_dev, np.inf)  # earliest (recent) start of "off" beneath it
+    w_last = np.full(n_dev, -np.inf)  # the same over ping timeouts only
+    w_first = np.full(n_dev, np.inf)
     off_llr = np.zeros(n_dev)
     on_llr = np.zeros(n_dev)
     w = np.empty(n_dev)
@@ -85,6 +93,12 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
             n_off[d] += 1
             off_llr[d] += llr_off[source[m]]
             t = since_s[m]
+            if source[m] == 5:
+                if t > w_last[d]:
+                    w_last[d] = t
+                if t >= onset_from_s and t < w_first[d]:
+                    w_first[d] = t
+                continue
             if t > t_last[d]:
                 t_last[d] = t
             if t >= onset_from_s and t < t_first[d]:
@@ -101,6 +115,10 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
                 t_last[p] = t_last[d]
             if t_first[d] < t_first[p]:
                 t_first[p] = t_first[d]
+            if w_last[d] > w_last[p]:
+                w_last[p] = w_last[d]
+            if w_first[d] < w_first[p]:
+                w_first[p] = w_first[d]
     # "On" newer than the dark evidence beneath a device counts against it. t_last only
     # grows going up, so a meter counts for a run of ancestors from its own device up to
     # (not including) the first whose dark evidence is newer: +1 there, -1 at the stop.
@@ -158,8 +176,12 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
             onset_s[d] = forced_onset_s[d]
         elif np.isfinite(t_first[d]):
             onset_s[d] = t_first[d]
-        else:
+        elif np.isfinite(t_last[d]):
             onset_s[d] = t_last[d]
+        elif np.isfinite(w_first[d]):
+            onset_s[d] = w_first[d]
+        else:
+            onset_s[d] = w_last[d]
 
 
 @dataclass(frozen=True, eq=False)
@@ -198,8 +220,12 @@ def infer_outages(
     forced: I8 | None = None,
     forced_onset_s: F64 | None = None,
     suppressed: B | None = None,
+    llr_off: F64 | None = None,
 ) -> Inference:
-    """Run one MAP pass over the whole network. O(devices + meters x depth)."""
+    """Run one MAP pass over the whole network. O(devices + meters x depth).
+
+    ``llr_off`` replaces ``model.llr_off_by_source()`` (the engine passes one whose ping
+    timeout is weighed by the ping answer rate it observes)."""
     n_dev = len(tree)
     n_m = len(meter_state)
     _check(meter_device, np.int32, n_m, "meter_device")
@@ -215,6 +241,9 @@ def infer_outages(
     _check(forced, np.int8, n_dev, "forced")
     _check(forced_onset_s, np.float64, n_dev, "forced_onset_s")
     _check(suppressed, np.bool_, n_dev, "suppressed")
+    if llr_off is None:
+        llr_off = model.llr_off_by_source()
+    _check(llr_off, np.float64, N_METER_KINDS, "llr_off")
     out = Inference(
         chosen=np.zeros(n_dev, dtype=np.bool_),
         onset_s=np.empty(n_dev),
@@ -236,7 +265,7 @@ def infer_outages(
         forced,
         forced_onset_s,
         suppressed,
-        model.llr_off_by_source(),
+        llr_off,
         model.llr_on_by_source(),
         model.llr_unknown(),
         float(now_s - model.onset_lookback_s),

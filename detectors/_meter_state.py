@@ -7,6 +7,9 @@ Rules (event time throughout; see docs/detection-model.md):
   so a gasp and a restore at the same instant were a sub-second blip.
 - A meter that stops talking keeps its last state; silence is never evidence of "off".
   Stale "on" is judged by the inference against the onset of nearby dark evidence.
+- A ping timeout (the engine's "no reply") is silence made explicit, the weakest evidence:
+  it never renews, extends or restarts a dark run (a meter already "off" is untouched), and
+  it turns a meter "off" only when it is newer than everything else known about it.
 - Late evidence that agrees with the state may move the start of the run earlier; late
   evidence that contradicts it records when the meter was last seen in the other state,
   and if it falls inside the current run, the run's start moves conservatively to the
@@ -145,6 +148,16 @@ def _apply_meter_evidence_kernel(  # pragma: no cover - compiled
             continue
         status[i] = 0
         cur = state[m]
+        if k == 5:  # PING_TIMEOUT: silence, never dark evidence of its own (see above)
+            if cur != 2 and t > last_s[m]:
+                prev_s[m] = last_s[m]
+                state[m] = 2
+                source[m] = k
+                since_s[m] = t
+                last_s[m] = t
+                changed[n_changed] = m
+                n_changed += 1
+            continue
         if s == cur:
             if t > last_s[m]:
                 last_s[m] = t

@@ -43,6 +43,9 @@ class DetectionModel:
     v_dead_v: float = 20.0  # a read below this is "no supply"; above it is supplied
     v_max_v: float = 1000.0  # a read above this is corrupt, not evidence
     onset_lookback_s: float = 6 * 3600.0  # off evidence older than this does not set an onset
+    # How many pings' worth of belief p_ping_lost carries before the engine has seen how
+    # often this head-end actually answers (``observed_ping_answer_rate``).
+    ping_rate_prior_n: float = 10.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -65,17 +68,39 @@ class DetectionModel:
             raise ValueError("need 0 <= v_dead_v < v_max_v")
         if not self.onset_lookback_s > 0:
             raise ValueError("onset_lookback_s must be > 0")
+        if not (math.isfinite(self.ping_rate_prior_n) and self.ping_rate_prior_n > 0):
+            raise ValueError("ping_rate_prior_n must be a finite number > 0")
 
     # Per-meter log-likelihood ratios log P(obs | dark) - log P(obs | lit).
-    def llr_off_by_source(self) -> npt.NDArray[np.float64]:
+    def llr_off_by_source(
+        self, *, ping_answer_rate: float | None = None
+    ) -> npt.NDArray[np.float64]:
+        """``ping_answer_rate``: how often pings are answered at all (default: the field
+        value 1 - p_ping_lost). A dark meter never answers, a lit one fails 1 - rate of
+        the time, so a timeout weighs log(1 / (1 - rate)): nothing where nobody answers."""
         strong = math.log((1 - self.p_comm_silent) * self.p_gasp_delivery / self.p_false_off)
         table = np.zeros(c.N_METER_KINDS, dtype=np.float64)
         table[c.READING] = strong  # zero voltage
         table[c.LAST_GASP] = strong
         table[c.PING_OFF] = strong
-        table[c.PING_TIMEOUT] = math.log(1.0 / self.p_ping_lost)  # a dark meter never answers
+        rate = 1.0 - self.p_ping_lost if ping_answer_rate is None else float(ping_answer_rate)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"ping_answer_rate must be in [0, 1], got {rate!r}")
+        table[c.PING_TIMEOUT] = -math.log1p(-min(rate, 1.0 - self.p_ping_lost))
         table[c.REPORT_OUT] = math.log(self.p_report_dark / self.p_report_lit)
         return table
+
+    def observed_ping_answer_rate(self, answered: int, timed_out: int) -> float:
+        """The rate pings are answered, from what the engine saw (``answered`` replies,
+        ``timed_out`` pings never answered), with the field value 1 - p_ping_lost as a
+        prior worth ``ping_rate_prior_n`` pings. It is capped there: the field value is
+        the best a head-end does, the observation can only show one that answers less
+        (pings to dark meters count too, which errs towards weighing silence less)."""
+        if answered < 0 or timed_out < 0:
+            raise ValueError("ping counts must be >= 0")
+        n = self.ping_rate_prior_n
+        rate = (answered + n * (1.0 - self.p_ping_lost)) / (answered + timed_out + n)
+        return min(rate, 1.0 - self.p_ping_lost)
 
     def llr_on_by_source(self) -> npt.NDArray[np.float64]:
         strong = math.log(self.p_on_dark / self.p_on_seen_lit)

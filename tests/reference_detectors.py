@@ -73,6 +73,12 @@ def ref_apply_meter_evidence(
         else:
             new = 1 if kind in ON_KINDS else 2
         me = meters[m]
+        if kind == 5:  # a ping timeout: silence; never renews, extends or restarts "off"
+            if me.state != 2 and ts > me.last_s:
+                me.prev_s, me.state, me.source = me.last_s, 2, kind
+                me.since_s = me.last_s = ts
+                changed.add(m)
+            continue
         if new == me.state:
             if ts > me.last_s:
                 me.last_s = ts
@@ -152,9 +158,14 @@ def ref_infer(
         sub = set(_subtree(kids, d))
         ms = [m for m, dev in enumerate(meter_device) if dev in sub and not suppressed[dev]]
         offs = [m for m in ms if meters[m].state == 2]
-        t_last = max((meters[m].since_s for m in offs), default=-math.inf)
-        recent = [meters[m].since_s for m in offs if meters[m].since_s >= onset_from_s]
-        t_first = min(recent, default=math.inf)
+        # A ping timeout (source 5) says no time; its times are the onset only of a device
+        # with no other dark evidence beneath it.
+        timed = [meters[m].since_s for m in offs if meters[m].source == 5]
+        dated = [meters[m].since_s for m in offs if meters[m].source != 5]
+        t_last = max(dated, default=-math.inf)
+        t_first = min((t for t in dated if t >= onset_from_s), default=math.inf)
+        w_last = max(timed, default=-math.inf)
+        w_first = min((t for t in timed if t >= onset_from_s), default=math.inf)
         ons = [m for m in ms if meters[m].state == 1 and meters[m].last_s > t_last]
         n_off[d], n_on[d], n_meters[d] = len(offs), len(ons), len(ms)
         w = prior[d] + sum(llr_off[meters[m].source] for m in offs)
@@ -168,7 +179,8 @@ def ref_infer(
         if forced[d] == 1:
             onset[d] = forced_onset_s[d]
         else:
-            onset[d] = t_first if math.isfinite(t_first) else t_last
+            candidates = [t_first, t_last, w_first]
+            onset[d] = next((t for t in candidates if math.isfinite(t)), w_last)
 
     best: dict[int, float] = {}
     child_sum: dict[int, float] = {}

@@ -75,11 +75,30 @@ def test_on_wins_a_tie_and_late_agreeing_evidence_moves_the_start_back() -> None
 
 def test_contradiction_inside_a_run_restarts_it_conservatively() -> None:
     ms = d.MeterState.empty(1)
-    apply(ms, (0, NOW - 100, d.LAST_GASP, math.nan), (0, NOW - 10, d.PING_TIMEOUT, math.nan))
+    apply(ms, (0, NOW - 100, d.LAST_GASP, math.nan), (0, NOW - 10, d.REPORT_OUT, math.nan))
     apply(ms, (0, NOW - 50, d.READING, 231.0))  # on at -50: the dark run restarted later
     assert ms.state[0] == d.OFF
     assert ms.since_s[0] == NOW - 10
     assert ms.prev_s[0] == NOW - 50
+
+
+def test_a_ping_timeout_never_renews_extends_or_restarts_a_dark_run() -> None:
+    """A timeout is silence: on a meter already "off" it changes nothing (before, it
+    renewed ``last_s``, so the meter looked freshly dark after its device was restored)."""
+    ms = d.MeterState.empty(1)
+    apply(ms, (0, NOW - 100, d.LAST_GASP, math.nan))
+    apply(ms, (0, NOW - 10, d.PING_TIMEOUT, math.nan), (0, NOW - 200, d.PING_TIMEOUT, math.nan))
+    assert (ms.state[0], ms.source[0]) == (d.OFF, d.LAST_GASP)
+    assert (ms.since_s[0], ms.last_s[0]) == (NOW - 100, NOW - 100)
+    assert ms.prev_s[0] == -math.inf
+    # Older than a meter's "on" (it spoke after the ping left): nothing either.
+    ms = d.MeterState.empty(1)
+    apply(ms, (0, NOW - 50, d.POWER_RESTORE, math.nan))
+    apply(ms, (0, NOW - 60, d.PING_TIMEOUT, math.nan))
+    assert (ms.state[0], ms.since_s[0], ms.prev_s[0]) == (d.ON, NOW - 50, -math.inf)
+    # Newer than everything known: the weakest "off", dated by the ping.
+    apply(ms, (0, NOW - 20, d.PING_TIMEOUT, math.nan))
+    assert (ms.state[0], ms.source[0], ms.since_s[0]) == (d.OFF, d.PING_TIMEOUT, NOW - 20)
 
 
 def test_weak_evidence_does_not_downgrade_the_source() -> None:

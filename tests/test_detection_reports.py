@@ -41,7 +41,8 @@ def _customer_of(meter: int) -> str:
 async def _rows(db: Database) -> list[dict[str, Any]]:
     async with db.connection() as conn:
         cur = await conn.execute(
-            "SELECT outage_id, engine_key, device_id, state FROM outages ORDER BY outage_id"
+            "SELECT outage_id, engine_key, device_id, state, scope, meters_affected"
+            " FROM outages ORDER BY outage_id"
         )
         names = [c.name for c in cur.description or []]
         return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
@@ -75,8 +76,10 @@ async def _one_gasp_under_tx(db: Database, clock: ManualClock) -> DetectionRunne
     for t in (T + 60, T + 120):
         clock.set(t)
         await runner.step([])
-    # One gasp in six is not enough for the transformer (model section 2's worked example).
-    assert await _rows(db) == []
+    # One gasp in six is not enough for the transformer (model section 2's worked example),
+    # but with no restore and no later "on" it is an outage of that service point.
+    (row,) = await _rows(db)
+    assert (row["device_id"], row["scope"], row["meters_affected"]) == (TX, "premise", 1)
     return runner
 
 
@@ -107,8 +110,16 @@ async def test_a_customer_report_tips_the_transformer(db: Database) -> None:
     assert int(ms.source[reporter]) == det.REPORT_OUT
     assert float(ms.since_s[reporter]) == T + 115
     assert int(ms.state[_tx_meters()[2]]) != det.OFF  # the stale and future reports
+    (premise,) = await _rows(db)
+    assert (premise["device_id"], premise["scope"]) == (TX, "premise")
+    # The report and the gasp together tip the transformer: after the declaration delay
+    # from the report, the same outage takes the whole transformer.
+    clock.set(T + 115 + CONFIG.declaration_delay_s + 1)
+    await runner.step([])
     (row,) = await _rows(db)
-    assert (row["device_id"], row["state"]) == (TX, "predicted")
+    assert (row["outage_id"], row["scope"]) == (premise["outage_id"], "device")
+    assert row["device_id"] == TX
+    assert row["meters_affected"] == len(_tx_meters())
     c = runner.customer_reports.counts
     assert c["reports"] == 6
     assert c["skipped:no_meters"] == 1
@@ -138,11 +149,13 @@ async def test_reports_judged_by_an_operator_are_not_fed_again(db: Database) -> 
     runner = await _one_gasp_under_tx(db, clock)
     reporter = _tx_meters()[1]
     assert await _sms_report(db, _customer_of(reporter), T + 115, "SM-c")
-    clock.set(T + 121)
+    judged_s = T + 115 + CONFIG.declaration_delay_s + 1  # the transformer's outage by then
+    clock.set(judged_s)
     await runner.step([])
     (row,) = await _rows(db)
+    assert row["scope"] == "device"
     tokens = await make_tokens(db)
-    clock.set(T + 130)
+    clock.set(judged_s + 9)
     async with client_for(make_app(db, clock)) as http:
         resp = await http.post(
             f"/api/v1/outages/{row['outage_id']}/cancel",
@@ -150,19 +163,19 @@ async def test_reports_judged_by_an_operator_are_not_fed_again(db: Database) -> 
             headers=tokens.headers("operator"),
         )
     assert resp.status_code == 200, resp.text
-    clock.set(T + 131)
+    clock.set(judged_s + 10)
     await runner.step([])
     assert int(runner.engine.meter_state.state[reporter]) == det.UNKNOWN
     # After a restart the report is still within the lookback, but the operator judged it.
-    clock.set(T + 200)
+    clock.set(judged_s + 40)
     again = DetectionRunner(db, TOPO, clock=clock, engine_config=CONFIG)
     await again.start()
     await again.step([])
     assert again.customer_reports.counts["skipped:operator_judged"] == 1
     assert int(again.engine.meter_state.state[reporter]) != det.OFF
     # A new report after the cancel is new evidence.
-    assert await _sms_report(db, _customer_of(reporter), T + 205, "SM-d")
-    clock.set(T + 206)
+    assert await _sms_report(db, _customer_of(reporter), judged_s + 45, "SM-d")
+    clock.set(judged_s + 46)
     await again.step([])
     assert int(again.engine.meter_state.source[reporter]) == det.REPORT_OUT
 

@@ -55,6 +55,11 @@ class OutageSummary(BaseModel):
     etr: EtrQuantiles
     parent_outage_id: int | None
     updated_at: datetime
+    scope: Literal["device", "premise"] = Field(
+        default="device",
+        description="device: the device and every meter beneath it are out; premise: only"
+        " the service points whose own meters said dark (a fault no device outage explains)",
+    )
 
 
 class OutagePage(BaseModel):

@@ -110,6 +110,7 @@ def summary(row: dict[str, Any]) -> OutageSummary:
         ),
         parent_outage_id=row["parent_outage_id"],
         updated_at=row["updated_at"],
+        scope=row.get("scope", "device"),
     )
 
 

@@ -39,6 +39,9 @@ I32 = npt.NDArray[np.int32]
 # Confirmed at once, no declaration delay. An "open" waits the delay like any other
 # evidence: crews open devices for seconds while switching (isolate, back-feed, close).
 _SUSTAINED_SCADA = (det.SCADA_LOCKOUT,)
+# Dark evidence that a single premise's outage may rest on (a customer report alone, or a
+# ping timeout, is not enough: a report is weaker, a timeout is silence).
+_PREMISE_SOURCES = (det.READING, det.LAST_GASP, det.PING_OFF)
 
 
 class OutageEngine:
@@ -74,6 +77,17 @@ class OutageEngine:
         # device -> recloser shots (trip + reclose) of a sequence that may still lock out
         self._shots: dict[int, list[Momentary]] = {}
         self._suspected: dict[int, float] = {}  # device -> when its neighbours were pinged
+        # Pings answered / never answered: a head-end that does not answer makes a ping
+        # timeout weigh nothing (``DetectionModel.observed_ping_answer_rate``).
+        self._pings_answered = 0
+        self._pings_timed_out = 0
+        # meter -> start of the dark run its own verification ping was sent for
+        self._premise_pinged: dict[int, float] = {}
+        # device -> since when it is chosen with only its premise outage's meters dated dark
+        self._widen_since: dict[int, float] = {}
+        # Recent momentaries (evidence and recloser shots), kept after take_momentaries():
+        # a meter dark since one of them, with nothing newer, lost its restore.
+        self._recent_momentaries: list[Momentary] = []
         self.rejected: Counter[str] = Counter()
         self.last_rejects: list[EvidenceReject] = []
         self.last_inference: det.Inference | None = None
@@ -117,8 +131,16 @@ class OutageEngine:
         self._expire_pings()
         return self._reconcile()
 
-    def pings_wanted(self) -> list[PingRequest]:
-        """Pings to send now (the caller publishes them on the contract's ping topic)."""
+    def pings_wanted(self, sent_s: float | None = None) -> list[PingRequest]:
+        """Pings to send now (the caller publishes them on the contract's ping topic).
+
+        ``sent_s``: the event (service clock) time they actually leave, when that is later
+        than the engine's now (a runner that publishes after its step): each then times
+        out ``ping_timeout_s`` after ``sent_s`` and is stamped with it. None: now. A time
+        before now is taken as now (a ping cannot leave before the evidence it follows)."""
+        if sent_s is not None and not math.isfinite(sent_s):
+            raise ValueError("sent_s must be finite")
+        at = self.now_s if sent_s is None else max(self.now_s, float(sent_s))
         out: list[PingRequest] = []
         keep: list[tuple[int, str]] = []
         for meter, reason in self._ping_queue:
@@ -129,8 +151,8 @@ class OutageEngine:
                 continue
             self._ping_counter += 1
             request_id = f"{uuid.uuid4().hex[:12]}-{self._ping_counter}"
-            self._outstanding[meter] = (request_id, self.now_s, reason)
-            out.append(PingRequest(meter, request_id, reason, self.now_s))
+            self._outstanding[meter] = (request_id, at, reason)
+            out.append(PingRequest(meter, request_id, reason, at))
         self._ping_queue = keep
         return out
 
@@ -255,7 +277,8 @@ class OutageEngine:
         kinds = evidence["kind"]
         replied = evidence["meter"][ok & ((kinds == det.PING_ON) | (kinds == det.PING_OFF))]
         for m in replied.tolist():
-            self._outstanding.pop(int(m), None)
+            if self._outstanding.pop(int(m), None) is not None:
+                self._pings_answered += 1
 
     def _apply_scada(self, evidence: npt.NDArray[np.void]) -> list[OutageChange]:
         if evidence.dtype != det.SCADA_EVIDENCE_DTYPE or evidence.ndim != 1:
@@ -293,20 +316,20 @@ class OutageEngine:
                 if np.isnan(self._trip_s[dev]):
                     self._trip_s[dev] = ts
             elif kind == det.SCADA_RECLOSE:
-                if not np.isnan(self._trip_s[dev]) and dev not in self._open_by_device:
+                if not np.isnan(self._trip_s[dev]) and not self._device_outage_on(dev):
                     # trip + reclose is a momentary by definition, however long it took;
                     # held until the sequence ends (a lockout folds it into the outage)
                     meters = self.network.meters_under(dev)
-                    self._shots.setdefault(dev, []).append(
-                        Momentary(
-                            dev,
-                            float(self._trip_s[dev]),
-                            ts,
-                            int(meters.size),
-                            self._customers(meters),
-                            "scada_reclose",
-                        )
+                    shot = Momentary(
+                        dev,
+                        float(self._trip_s[dev]),
+                        ts,
+                        int(meters.size),
+                        self._customers(meters),
+                        "scada_reclose",
                     )
+                    self._shots.setdefault(dev, []).append(shot)
+                    self._recent_momentaries.append(shot)
                     self._pending.pop(dev, None)
                 self._trip_s[dev] = np.nan
             elif kind == det.SCADA_LOCKOUT and dev in self._shots:
@@ -372,7 +395,7 @@ class OutageEngine:
         """Recloser shots whose sequence ended without a lockout become momentaries."""
         window = self.config.reclose_sequence_s
         for dev, shots in list(self._shots.items()):
-            if dev in self._open_by_device:
+            if self._device_outage_on(dev):
                 continue  # folded when the outage on it was declared
             if self.now_s - shots[-1].end_s >= window and np.isnan(self._trip_s[dev]):
                 self._momentaries.extend(shots)
@@ -394,9 +417,10 @@ class OutageEngine:
         forced, forced_onset = self._forced()
         suppressed = self._suppressed()
         prior = self._prior
-        if self._open_by_device:  # hysteresis: an open outage's device keeps the doubt
+        sticky = [d for d, k in self._open_by_device.items() if self.outages[k].scope == "device"]
+        if sticky:  # hysteresis: an open outage's device keeps the doubt
             prior = prior.copy()
-            prior[list(self._open_by_device)] += self.config.sticky_log_odds
+            prior[sticky] += self.config.sticky_log_odds
         inf = det.infer_outages(
             net.tree,
             net.meter_device,
@@ -407,6 +431,7 @@ class OutageEngine:
             forced=forced,
             forced_onset_s=forced_onset,
             suppressed=suppressed,
+            llr_off=self._llr_off(),
         )
         self.last_inference = inf
         changes: list[OutageChange] = []
@@ -415,12 +440,22 @@ class OutageEngine:
         delay = self.config.declaration_delay_s
 
         # 1. Chosen devices: declare, grow/merge, or wait out the declaration delay.
+        self._widen_since = {d: t for d, t in self._widen_since.items() if d in chosen_set}
         for d in sorted(chosen, key=lambda x: (float(inf.onset_s[x]), x)):
             if d in self._open_by_device:
                 o = self.outages[self._open_by_device[d]]
                 o.confidence = inf.confidence(d)
+                if o.scope == "premise":
+                    # The device itself out: judged from its own evidence (not the premise
+                    # meters'), after the same delay, as any new outage would be.
+                    own = self._own_onset(d, [o], forced, forced_onset)
+                    since = (
+                        own if math.isfinite(own) else self._widen_since.setdefault(d, self.now_s)
+                    )
+                    if self.now_s - since >= delay:
+                        changes += self._widen_premise(o, inf)
                 continue
-            if any(a in self._open_by_device for a in net.ancestors(d)):
+            if any(self._device_outage_on(a) for a in net.ancestors(d)):
                 self._covered_s[d] = self.now_s
                 continue  # already inside a bigger open outage
             onset = float(inf.onset_s[d])
@@ -467,7 +502,7 @@ class OutageEngine:
             )
             if not re_explained and inf.n_on[d] > 0 and not inf.suppressed[d]:
                 meters = net.meters_under(d)
-                self._momentaries.append(
+                self._add_momentary(
                     Momentary(
                         d, onset, self.now_s, int(meters.size), self._customers(meters), "evidence"
                     )
@@ -478,6 +513,9 @@ class OutageEngine:
             if inf.suppressed[o.device]:
                 continue  # inside a planned window or an open switch: frozen deliberately
             changes += self._restore_meters(o)
+            if o.scope == "premise":
+                changes += self._premise_progress(o)
+                continue
             if any(a in chosen_set for a in net.ancestors(o.device)):
                 continue  # an upstream candidate explains it now: grows or vanishes later
             if o.device in chosen_set:
@@ -508,29 +546,65 @@ class OutageEngine:
                     changes += self._nest(o, inside, inf)
             else:
                 changes += self._device_back(o)
+
+        # 4. Dark meters nobody explains: single-premise outages.
+        changes += self._premise_outages(chosen, inf)
         self._queue_suspect_pings(chosen)
         return changes
+
+    def _llr_off(self) -> npt.NDArray[np.float64]:
+        """The model's "off" table with a ping timeout weighed by the answer rate seen."""
+        rate = self.model.observed_ping_answer_rate(self._pings_answered, self._pings_timed_out)
+        return self.model.llr_off_by_source(ping_answer_rate=rate)
+
+    @property
+    def ping_answer_rate(self) -> float:
+        """How often this engine's pings were answered (with the model's prior)."""
+        return self.model.observed_ping_answer_rate(self._pings_answered, self._pings_timed_out)
+
+    def _device_outage_on(self, d: int) -> bool:
+        """Whether ``d`` has an open outage of the device itself (not a premise one)."""
+        key = self._open_by_device.get(d)
+        return key is not None and self.outages[key].scope == "device"
+
+    def _add_momentary(self, m: Momentary) -> None:
+        self._momentaries.append(m)
+        self._recent_momentaries.append(m)
+
+    def _covered(self, devs: I32, cover: list[int]) -> npt.NDArray[np.bool_]:
+        """Which of ``devs`` are at or beneath a device of ``cover`` (Euler intervals)."""
+        net = self.network
+        if not cover or not devs.size:
+            return np.zeros(devs.shape[0], dtype=np.bool_)
+        c = np.array(cover, dtype=np.int64)
+        starts = net.tree.tin[c]
+        order = np.argsort(starts)
+        starts = starts[order]
+        reach = np.maximum.accumulate(net.tree.tout[c][order])
+        t = net.tree.tin[devs]
+        k = np.searchsorted(starts, t, side="right") - 1
+        covered: npt.NDArray[np.bool_] = (k >= 0) & (t < reach[np.maximum(k, 0)])
+        return covered
+
+    def _dated_off(self) -> npt.NDArray[np.bool_]:
+        """Meters "off" by evidence that dates it (not a ping timeout: silence)."""
+        ms = self.meter_state
+        mask: npt.NDArray[np.bool_] = (ms.state == det.OFF) & (ms.source != det.PING_TIMEOUT)
+        return mask
 
     def _queue_suspect_pings(self, chosen: list[int]) -> None:
         """Dark meters no outage explains (too few gasps to be sure): ping a sample of
         their neighbours, so a transformer with one gasp in four is not missed. Each
-        device is suspected at most once per ``suspect_window_s``."""
+        device is suspected at most once per ``suspect_window_s``. A ping timeout is no
+        reason to suspect anything (else unanswered pings would spread more pings)."""
         ms, net = self.meter_state, self.network
         window = self.config.suspect_window_s
-        recent_off = (ms.state == det.OFF) & (ms.since_s >= self.now_s - window)
+        recent_off = self._dated_off() & (ms.since_s >= self.now_s - window)
         if not recent_off.any():
             return
-        devs = np.unique(net.meter_device[recent_off])
-        cover = np.array(chosen + list(self._open_by_device), dtype=np.int64)
-        if cover.size:
-            starts = net.tree.tin[cover]
-            order = np.argsort(starts)
-            starts = starts[order]
-            reach = np.maximum.accumulate(net.tree.tout[cover][order])
-            t = net.tree.tin[devs]
-            k = np.searchsorted(starts, t, side="right") - 1
-            covered = (k >= 0) & (t < reach[np.maximum(k, 0)])
-            devs = devs[~covered]
+        devs = np.unique(net.meter_device[recent_off]).astype(np.int32)
+        cover = chosen + [d for d in self._open_by_device if self._device_outage_on(d)]
+        devs = devs[~self._covered(devs, cover)]
         for dv in devs.tolist():
             if self._suspected.get(dv, -np.inf) >= self.now_s - window:
                 continue
@@ -564,7 +638,8 @@ class OutageEngine:
         rest = meters[~held]
         ms = self.meter_state
         recent = self.now_s - self.model.onset_lookback_s
-        off = rest[(ms.state[rest] == det.OFF) & (ms.since_s[rest] >= recent)]
+        dated = (ms.state[rest] == det.OFF) & (ms.source[rest] != det.PING_TIMEOUT)
+        off = rest[dated & (ms.since_s[rest] >= recent)]
         return float(ms.since_s[off].min()) if off.size else -math.inf
 
     def _all_lit_since(self, meters: I32, onset_s: float) -> bool:
@@ -590,8 +665,9 @@ class OutageEngine:
         return meters[~self._already_out(meters)]
 
     def _newest_off_s(self, meters: I32) -> float:
+        """Newest start of dated "off" among ``meters`` (a ping timeout dates nothing)."""
         ms = self.meter_state
-        off = meters[ms.state[meters] == det.OFF]
+        off = meters[(ms.state[meters] == det.OFF) & (ms.source[meters] != det.PING_TIMEOUT)]
         return float(ms.since_s[off].max()) if off.size else -math.inf
 
     def _new_outage(self, d: int, inf: det.Inference, cause: str, start_s: float) -> Outage:
@@ -693,7 +769,7 @@ class OutageEngine:
             # Nothing to take over (a device a tie left with no meters of its own, all
             # suppressed): the outages beneath stay as they are.
             return []
-        old_device = keep.device
+        old_device, old_scope = keep.device, keep.scope
         del self._open_by_device[old_device]
         status = np.zeros(meters.shape[0], dtype=np.int8)
         restored_s = np.full(meters.shape[0], np.nan)
@@ -711,6 +787,7 @@ class OutageEngine:
             restored_s,
         )
         keep.customers_affected = self._customers(meters)
+        keep.scope = "device"
         keep.dark_s = max(keep.dark_s, self._newest_off_s(meters))
         onset = own_onset_s if apart else float(inf.onset_s[d])
         keep.start_s = min([o.start_s for o in below] + [onset])
@@ -726,6 +803,7 @@ class OutageEngine:
                 "grew",
                 {
                     "from_device": old_device,
+                    "from_scope": old_scope,
                     "merged": [o.key for o in others],
                     "meters": keep.meters_affected,
                 },
@@ -847,6 +925,12 @@ class OutageEngine:
             changes.append(
                 self._log(o, self.now_s, "unverified", {"meters": o.meters[still].tolist()})
             )
+            # Silence after the restore is no evidence of darkness: the dark evidence from
+            # before it is refuted (their device is back), so that only evidence newer than
+            # the restore (a gasp, a zero read, a ping "off", a report) makes them dark
+            # again. Left "off", it re-declared the device (or a premise outage) at once.
+            back = o.device_restored_s if o.device_restored_s is not None else self.now_s
+            self._refute_dark_evidence(o, back, meters=o.meters[still])
         changes.append(self._set_state(o, "restored", "restored", {"why": "device back"}))
         return changes
 
@@ -914,17 +998,186 @@ class OutageEngine:
         return bool(self._stale_out(o).size)
 
     def _expire_pings(self) -> None:
+        """Pings unanswered ``ping_timeout_s`` after they left become PING_TIMEOUT
+        evidence, stamped when the ping left: it says the meter did not answer then (any
+        evidence the meter gave after that is newer and wins)."""
         limit = self.now_s - self.config.ping_timeout_s
         late = [(m, at) for m, (_, at, _) in self._outstanding.items() if at <= limit]
         if not late:
             return
         ev = det.meter_evidence(len(late))
         ev["meter"] = [m for m, _ in late]
-        ev["ts_s"] = [at + self.config.ping_timeout_s for _, at in late]
+        ev["ts_s"] = [at for _, at in late]
         ev["kind"] = det.PING_TIMEOUT
         for m, _ in late:
             del self._outstanding[m]
+        self._pings_timed_out += len(late)
         self._apply_meters(ev)
+
+    # ------------------------------------------------------ single premises
+
+    def _premise_outages(self, chosen: list[int], inf: det.Inference) -> list[OutageChange]:
+        """A meter dark by evidence that dates it (gasp, zero read, ping "off"), with no
+        later "on", that no chosen device or open outage explains: once the declaration
+        delay has passed since it went dark, the outage of that service point, on the
+        meter's device, holding only such meters (``scope="premise"``). Each is pinged
+        once first: a lost restore after a momentary answers "on" and never declares."""
+        dark = self._unexplained_dark(chosen, inf)
+        self._ping_premises(dark)
+        if not dark.size:
+            return []
+        ms, net = self.meter_state, self.network
+        due = dark[self.now_s - ms.since_s[dark] >= self.config.declaration_delay_s]
+        due = due[~self._after_momentary(due)]
+        changes: list[OutageChange] = []
+        devs = net.meter_device[due]
+        for dv in np.unique(devs).tolist():
+            meters = due[devs == dv]
+            key = self._open_by_device.get(dv)
+            if key is None:
+                changes += self._declare_premise(dv, meters)
+            elif self.outages[key].scope == "premise":
+                changes += self._add_premise_meters(self.outages[key], meters)
+        return changes
+
+    def _unexplained_dark(self, chosen: list[int], inf: det.Inference) -> I32:
+        ms, net = self.meter_state, self.network
+        recent = self.now_s - self.model.onset_lookback_s
+        mask = (ms.state == det.OFF) & np.isin(ms.source, _PREMISE_SOURCES)
+        mask &= ms.since_s >= recent
+        if not mask.any():
+            return np.zeros(0, dtype=np.int32)
+        m = np.flatnonzero(mask).astype(np.int32)
+        dev = net.meter_device[m]
+        keep = ~inf.suppressed[dev] & ~self._covered(dev, chosen)
+        m = m[keep]
+        out: I32 = m[~self._already_out(m)]
+        return out
+
+    def _after_momentary(self, meters: I32) -> npt.NDArray[np.bool_]:
+        """Meters dark since a momentary of their device or one above it (from a little
+        before it began to its end) and with no evidence after its end: their restore was
+        lost, they are not a premise outage until newer evidence says dark."""
+        ms, net = self.meter_state, self.network
+        horizon = self.now_s - self.model.onset_lookback_s
+        self._recent_momentaries = [m for m in self._recent_momentaries if m.end_s >= horizon]
+        hit = np.zeros(meters.shape[0], dtype=np.bool_)
+        if not meters.size:
+            return hit
+        dev = net.meter_device[meters]
+        since, last = ms.since_s[meters], ms.last_s[meters]
+        for mo in self._recent_momentaries:
+            if mo.device >= net.n_devices:
+                continue
+            inside = (since >= mo.start_s - self.config.merge_window_s) & (since <= mo.end_s)
+            hit |= inside & (last <= mo.end_s) & self._covered(dev, [mo.device])
+        return hit
+
+    def _ping_premises(self, dark: I32) -> None:
+        """Ping each dark meter once per dark run (its verification)."""
+        since = self.meter_state.since_s
+        pinged: dict[int, float] = {}
+        for m in dark.tolist():
+            t = float(since[m])
+            pinged[m] = t
+            if self._premise_pinged.get(m) != t and not self._ping_pending(m):
+                self._ping_queue.append((m, "premise"))
+        self._premise_pinged = pinged
+
+    def _declare_premise(self, device: int, meters: I32) -> list[OutageChange]:
+        ms = self.meter_state
+        meters = np.sort(meters).astype(np.int32)
+        llr = float(self._llr_off()[ms.source[meters]].sum())
+        o = Outage(
+            key=uuid.uuid4().hex,
+            device=device,
+            state="predicted",
+            start_s=float(ms.since_s[meters].min()),
+            confidence=1.0 / (1.0 + math.exp(-min(llr, 700.0))),
+            meters=meters,
+            meter_status=np.zeros(meters.shape[0], dtype=np.int8),
+            meter_restored_s=np.full(meters.shape[0], np.nan),
+            customers_affected=self._customers(meters),
+            cause="inferred",
+            dark_s=float(ms.since_s[meters].max()),
+            scope="premise",
+        )
+        self.outages[o.key] = o
+        self._open_by_device[device] = o.key
+        detail: dict[str, object] = {
+            "why": "premise",
+            "scope": "premise",
+            "meters_off": o.meters_affected,
+            "meters": o.meters_affected,
+            "confidence": round(o.confidence, 6),
+        }
+        return [self._log(o, self.now_s, "predicted", detail), *self._premise_confirm(o)]
+
+    def _add_premise_meters(self, o: Outage, meters: I32) -> list[OutageChange]:
+        new = meters[~np.isin(meters, o.meters)]
+        if not new.size:
+            return []
+        ms = self.meter_state
+        all_m = np.union1d(o.meters, new).astype(np.int32)
+        status = np.zeros(all_m.shape[0], dtype=np.int8)
+        restored_s = np.full(all_m.shape[0], np.nan)
+        pos = np.searchsorted(all_m, o.meters)
+        status[pos], restored_s[pos] = o.meter_status, o.meter_restored_s
+        o.meters, o.meter_status, o.meter_restored_s = all_m, status, restored_s
+        o.customers_affected = self._customers(all_m)
+        o.dark_s = max(o.dark_s, float(ms.since_s[new].max()))
+        o.start_s = min(o.start_s, float(ms.since_s[new].min()))
+        detail: dict[str, object] = {"meters": new.tolist(), "scope": "premise"}
+        return [self._log(o, self.now_s, "premise_meters", detail), *self._premise_confirm(o)]
+
+    def _premise_confirm(self, o: Outage) -> list[OutageChange]:
+        """Confirmed once no verification ping of its dark meters is pending (answered
+        "off" or never answered: a dark meter cannot answer)."""
+        if o.state != "predicted":
+            return []
+        out = o.meters[o.meter_status == METER_OUT].tolist()
+        o.confirm_pings = {m for m in out if self._ping_pending(m)}
+        if o.confirm_pings:
+            return []
+        detail: dict[str, object] = {"why": "premise dark", "scope": "premise"}
+        return [self._set_state(o, "confirmed", "confirmed", detail)]
+
+    def _premise_progress(self, o: Outage) -> list[OutageChange]:
+        """A premise outage ends when its meters are seen on (restored one by one);
+        one withdrawn before it was confirmed (its ping answered "on") is cancelled."""
+        if o.meters_out:
+            return self._premise_confirm(o)
+        if o.state == "predicted":
+            return [self._set_state(o, "cancelled", "cancelled", {"why": "evidence withdrawn"})]
+        return [self._set_state(o, "restored", "restored", {"why": "all meters on"})]
+
+    def _widen_premise(self, o: Outage, inf: det.Inference) -> list[OutageChange]:
+        """The premise outage's device is now judged out itself: the outage (same key)
+        takes every meter of the device nobody else holds."""
+        d = o.device
+        extra = self._held_meters(d, inf)
+        meters = np.union1d(o.meters, extra).astype(np.int32)
+        status = np.zeros(meters.shape[0], dtype=np.int8)
+        restored_s = np.full(meters.shape[0], np.nan)
+        pos = np.searchsorted(meters, o.meters)
+        status[pos], restored_s[pos] = o.meter_status, o.meter_restored_s
+        o.meters, o.meter_status, o.meter_restored_s = meters, status, restored_s
+        o.customers_affected = self._customers(meters)
+        o.dark_s = max(o.dark_s, self._newest_off_s(meters))
+        o.start_s = min(o.start_s, float(inf.onset_s[d]))
+        o.scope = "device"
+        detail: dict[str, object] = {
+            "from_device": d,
+            "from_scope": "premise",
+            "merged": [],
+            "meters": o.meters_affected,
+        }
+        changes = [self._log(o, self.now_s, "grew", detail)]
+        if o.state == "predicted":
+            o.confirm_pings.clear()
+            self._request_confirm_pings(o)
+            changes += self._maybe_confirm(o, inf)
+        return changes
 
     # ------------------------------------------------------ operator actions
     # The control API writes an operator's action straight to the store; the runner hands
@@ -1125,7 +1378,8 @@ class OutageEngine:
             if other is not o:
                 held |= np.isin(cand, other.meters[other.meter_status == METER_OUT])
         cand = cand[~held]
-        stale = cand[(ms.state[cand] == det.OFF) & (ms.since_s[cand] <= at_s)]
+        silence = ms.source[cand] == det.PING_TIMEOUT  # dates nothing: never kept "off"
+        stale = cand[(ms.state[cand] == det.OFF) & ((ms.since_s[cand] <= at_s) | silence)]
         ms.state[stale] = det.UNKNOWN
         drop = set(cand.tolist())
         for m in drop:

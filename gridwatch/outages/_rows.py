@@ -50,6 +50,7 @@ def outage_row(o: Outage, names: Names) -> OutageRow:
         meters_restored=int(restored.sum()),
         customers_restored=int(np.unique(cust[cust >= 0]).shape[0]),
         parent_key=o.parent_key,
+        scope=o.scope,
     )
 
 

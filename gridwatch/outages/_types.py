@@ -10,6 +10,10 @@ import numpy as np
 import numpy.typing as npt
 
 OutageState = Literal["predicted", "confirmed", "partially_restored", "restored", "cancelled"]
+# "device": the outage of a protective device and every meter beneath it; "premise": the
+# service point(s) of dark meters no device outage explains, on the meters' own device,
+# holding only those meters (a one-house fault, or a device the inference does not choose).
+OutageScope = Literal["device", "premise"]
 OPEN_STATES: frozenset[str] = frozenset({"predicted", "confirmed", "partially_restored"})
 
 # Per affected meter of an outage.
@@ -105,6 +109,7 @@ class Outage:
     # Newest start of "off" among its meters when declared (grown, moved): an "on" older
     # than that predates the fault and restores nobody.
     dark_s: float = -math.inf
+    scope: OutageScope = "device"
 
     @property
     def is_open(self) -> bool:

@@ -25,7 +25,7 @@ _OUTAGE_COLUMNS: LiteralString = (
     "o.outage_id, o.device_id, o.zone, o.state, o.cause, o.planned, o.started_at,"
     " o.confirmed_at, o.restored_at, o.confidence, o.meters_affected, o.customers_affected,"
     " o.meters_restored, o.customers_restored, o.etr_p10, o.etr_p50, o.etr_p90,"
-    " o.etr_model_version, o.parent_outage_id, o.updated_at"
+    " o.etr_model_version, o.parent_outage_id, o.updated_at, o.scope"
 )
 
 

@@ -43,6 +43,7 @@ class OutageRow(NamedTuple):
     customers_restored: int
     parent_key: str | None
     planned: bool = False
+    scope: str = "device"  # "device" | "premise" (gridwatch.outages.OutageScope)
 
 
 class OutageMeterRow(NamedTuple):
@@ -95,8 +96,9 @@ def _closed_by_operator(alias: str) -> str:
 _UPSERT_OUTAGE = f"""
 INSERT INTO outages (engine_key, device_id, zone, state, cause, planned, started_at,
                      confirmed_at, restored_at, confidence, meters_affected,
-                     customers_affected, meters_restored, customers_restored, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                     customers_affected, meters_restored, customers_restored, scope,
+                     updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
 ON CONFLICT (engine_key) DO UPDATE SET
     device_id = EXCLUDED.device_id, zone = EXCLUDED.zone,
     -- The engine never takes a confirmed outage back to predicted, so "predicted" over
@@ -109,7 +111,8 @@ ON CONFLICT (engine_key) DO UPDATE SET
     confidence = EXCLUDED.confidence, meters_affected = EXCLUDED.meters_affected,
     customers_affected = EXCLUDED.customers_affected,
     meters_restored = EXCLUDED.meters_restored,
-    customers_restored = EXCLUDED.customers_restored, updated_at = now()
+    customers_restored = EXCLUDED.customers_restored, scope = EXCLUDED.scope,
+    updated_at = now()
 WHERE NOT {_closed_by_operator("outages")}
 RETURNING outage_id
 """
@@ -175,6 +178,7 @@ async def save_outages_in(
                     row.customers_affected,
                     row.meters_restored,
                     row.customers_restored,
+                    row.scope,
                 ],
             )
             got = await cur.fetchone()
@@ -247,7 +251,7 @@ async def load_open_outages(db: Database) -> list[dict[str, object]]:
         cur = await conn.execute(
             "SELECT outage_id, engine_key, device_id, zone, state, cause, started_at,"
             " confirmed_at, confidence, meters_affected, customers_affected, meters_restored,"
-            " parent_outage_id FROM outages"
+            " parent_outage_id, scope FROM outages"
             " WHERE state NOT IN ('scheduled', 'restored', 'cancelled')"
             " ORDER BY started_at, outage_id"
         )

@@ -1,0 +1,209 @@
+"""Single-premise outages (issue 12): a meter's last gasp (zero read, ping "off") with no
+restore and no later "on" is an outage of that service point after the declaration delay,
+even where the inference never chooses its device (a one-meter transformer's prior, -8.5,
+against one gasp, +8.5).
+
+Grid: 0 substation -> 1 breaker -> 2 fuse -> transformers 3 (meter 0), 4 (meters 1-2),
+5 (meters 3-10); 1 -> 6 switch (meters 11-12 on it) -> transformer 7 (meters 13-16);
+0 -> 8 recloser -> transformers 9, 10, 11 (meters 17, 18, 19: one each, as on MV grids)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import detectors as d
+from gridwatch.outages import (
+    METER_RESTORED,
+    Network,
+    Outage,
+    OutageChange,
+    OutageEngine,
+    outage_row,
+)
+from gridwatch.outages._rows import Names
+
+T = 1_795_400_000.0
+PARENT = [-1, 0, 1, 2, 2, 2, 1, 6, 0, 8, 8, 8]
+KIND = [0, 1, 5, 6, 6, 6, 4, 6, 2, 6, 6, 6]
+METER_DEVICE = np.array([3, 4, 4] + [5] * 8 + [6, 6] + [7] * 4 + [9, 10, 11], dtype=np.int32)
+
+
+def rows(meters: list[int], ts: float, kind: int, v: float = math.nan) -> np.ndarray:
+    arr = d.meter_evidence(len(meters))
+    arr["meter"] = meters
+    arr["ts_s"] = ts
+    arr["kind"] = kind
+    arr["v_rms_v"] = v
+    return arr
+
+
+def scada(device: int, ts: float, kind: int) -> np.ndarray:
+    arr = d.scada_evidence(1)
+    arr[0] = (device, ts, kind)
+    return arr
+
+
+def engine() -> OutageEngine:
+    net = Network.build(PARENT, KIND, METER_DEVICE, meter_customer=np.arange(METER_DEVICE.size))
+    e = OutageEngine(net, now_s=T - 600)
+    e.apply(rows(list(range(METER_DEVICE.size)), T - 600, d.READING, 230.0))
+    e.tick(T)
+    return e
+
+
+def run(
+    eng: OutageEngine,
+    until_s: float,
+    *,
+    send_pings: bool = True,
+    answer: dict[int, int] | None = None,
+) -> list[OutageChange]:
+    """Tick every event second to ``until_s``. Pings are handed out (``send_pings``) and
+    never answered, except meters in ``answer`` (meter -> reply kind, 0.5 s later)."""
+    changes: list[OutageChange] = []
+    t = eng.now_s
+    while t < until_s:
+        t += 1.0
+        changes += eng.tick(t)
+        if send_pings:
+            for p in eng.pings_wanted():
+                if answer and p.meter in answer:
+                    ev = rows([p.meter], p.requested_s + 0.5, answer[p.meter])
+                    changes += eng.apply(ev, now_s=t)
+    return changes
+
+
+def declared(changes: list[OutageChange]) -> list[tuple[str, int]]:
+    return [(c.kind, c.device) for c in changes if c.kind in ("predicted", "split", "nested")]
+
+
+def only_open(eng: OutageEngine) -> Outage:
+    (o,) = eng.open_outages()
+    return o
+
+
+def test_a_one_meter_transformers_gasp_is_a_premise_outage_after_the_delay() -> None:
+    eng = engine()
+    changes = eng.apply(rows([0], T + 1, d.LAST_GASP), now_s=T + 2)
+    changes += run(eng, T + 45)
+    assert declared(changes) == []  # the declaration delay, as for any outage
+    changes = run(eng, T + 47)
+    assert declared(changes) == [("predicted", 3)]
+    assert eng.last_inference is not None
+    assert not eng.last_inference.chosen[3]  # the inference alone never names it
+    o = only_open(eng)
+    assert (o.scope, o.device, o.meters.tolist(), o.start_s) == ("premise", 3, [0], T + 1)
+    assert o.state == "confirmed"  # its verification ping went unanswered: dark
+    assert o.timeline[0].detail["scope"] == "premise"
+    names = Names(
+        np.array([f"D{i}" for i in range(len(PARENT))], dtype=object),
+        np.array(["Z"] * len(PARENT), dtype=object),
+        np.array([f"M{i}" for i in range(METER_DEVICE.size)], dtype=object),
+        np.array([f"C{i}" for i in range(METER_DEVICE.size)], dtype=object),
+        np.arange(METER_DEVICE.size, dtype=np.int32),
+    )
+    row = outage_row(o, names)
+    assert (row.device_id, row.meters_affected, row.customers_affected) == ("D3", 1, 1)
+    eng.apply(rows([0], T + 900, d.POWER_RESTORE), now_s=T + 901)
+    assert o.state == "restored"
+    assert o.meter_status.tolist() == [METER_RESTORED]
+    assert eng.open_outages() == []
+
+
+def test_a_gasp_whose_verification_ping_answers_on_is_no_outage() -> None:
+    """A meter's restore after a momentary was lost: the ping it is sent answers "on"."""
+    eng = engine()
+    eng.apply(rows([0], T + 1, d.LAST_GASP), now_s=T + 2)
+    changes = run(eng, T + 300, answer={0: d.PING_ON})
+    assert declared(changes) == []
+    assert eng.open_outages() == []
+    # Answered "off" (a meter with backup comms): dark, and declared after the delay.
+    eng = engine()
+    eng.apply(rows([17], T + 1, d.LAST_GASP), now_s=T + 2)
+    changes = run(eng, T + 300, answer={17: d.PING_OFF})
+    assert declared(changes) == [("predicted", 9)]
+    assert only_open(eng).state == "confirmed"
+
+
+def test_a_momentary_gasp_restored_within_the_delay_stays_a_momentary() -> None:
+    eng = engine()
+    eng.apply(rows([0, 17], T + 1, d.LAST_GASP), now_s=T + 2)
+    run(eng, T + 20)
+    eng.apply(rows([0, 17], T + 21, d.POWER_RESTORE), now_s=T + 22)
+    assert declared(run(eng, T + 600)) == []
+    assert eng.open_outages() == []
+
+
+def test_silence_alone_declares_nothing() -> None:
+    """Meters that stop reading (the simulator's comm-silent meters), or send reads with no
+    voltage, are never dark: only dated dark evidence can make a premise outage."""
+    eng = engine()
+    eng.apply(rows([0, 17, 18], T + 100, d.READING, math.nan), now_s=T + 101)
+    assert declared(run(eng, T + 3 * 3600)) == []
+    assert eng.open_outages() == []
+
+
+def test_a_premise_outage_grows_into_its_device_keeping_its_key() -> None:
+    """Transformer 4 (2 meters): one gasp, the other meter silent and not pinged (no
+    ping answers at all). The gasped meter is a premise outage; when the other meter's
+    gasp arrives late, the transformer itself is chosen and the same outage takes it."""
+    eng = engine()
+    eng.apply(rows([1], T + 1, d.LAST_GASP), now_s=T + 2)
+    run(eng, T + 60, send_pings=False)
+    o = only_open(eng)
+    assert (o.scope, o.device, o.meters.tolist()) == ("premise", 4, [1])
+    key = o.key
+    changes = eng.apply(rows([2], T + 2, d.LAST_GASP), now_s=T + 100)
+    assert ("grew", 4) in [(c.kind, c.device) for c in changes]
+    o = only_open(eng)
+    assert (o.key, o.scope, o.device, o.meters.tolist()) == (key, "device", 4, [1, 2])
+    assert o.start_s == T + 1
+
+
+def test_a_premise_outage_merges_into_the_fuse_once_it_is_chosen() -> None:
+    """Transformer 3's one meter is a premise outage; transformer 5's gasps arrive late
+    and dated the same instant: one fuse fault. One outage on the fuse, with its key."""
+    eng = engine()
+    eng.apply(rows([0], T + 1, d.LAST_GASP), now_s=T + 2)
+    run(eng, T + 60, send_pings=False)
+    first = only_open(eng)
+    assert (first.scope, first.device) == ("premise", 3)
+    changes = eng.apply(rows([3, 5, 7, 9], T + 2, d.LAST_GASP), now_s=T + 70)
+    changes += run(eng, T + 80, send_pings=False)
+    assert declared(changes) == []
+    o = only_open(eng)
+    assert o is first
+    assert (o.device, o.scope, o.meters_affected, o.start_s) == (2, "device", 11, T + 1)
+    grew = [c for c in changes if c.kind == "grew"]
+    assert [c.detail["from_scope"] for c in grew] == ["premise"]
+
+
+def test_a_premise_outage_on_a_switch_does_not_hide_a_fault_beneath_it() -> None:
+    """Meter 11 on switch 6 is dark; later transformer 7 below the switch fails (meter 12,
+    on the switch, is read lit after that). Its outage is declared beside the premise one:
+    a premise outage covers its own meters, not the device's subtree."""
+    eng = engine()
+    eng.apply(rows([11], T + 1, d.LAST_GASP), now_s=T + 2)
+    run(eng, T + 60, send_pings=False)
+    premise = only_open(eng)
+    assert (premise.scope, premise.device) == ("premise", 6)
+    eng.apply(rows([13, 14], T + 100, d.LAST_GASP), now_s=T + 101)
+    eng.apply(rows([12], T + 110, d.READING, 231.0), now_s=T + 111)  # the switch is in
+    changes = run(eng, T + 160, send_pings=False)
+    assert declared(changes) == [("predicted", 7)]
+    assert sorted(o.device for o in eng.open_outages()) == [6, 7]
+    assert premise.is_open
+
+
+def test_a_gasp_inside_a_recloser_momentary_with_its_restore_lost_is_no_outage() -> None:
+    """Recloser 8 trips and recloses; meter 17 gasped in between and its restore was lost.
+    Silence since is no evidence: no premise outage, until the meter itself says dark."""
+    for answer, want in ((None, []), ({17: d.PING_OFF}, [("predicted", 9)])):
+        eng = engine()
+        eng.apply(scada_evidence=scada(8, T + 1, d.SCADA_TRIP), now_s=T + 1)
+        eng.apply(scada_evidence=scada(8, T + 3, d.SCADA_RECLOSE), now_s=T + 3)
+        eng.apply(rows([17], T + 1.2, d.LAST_GASP), now_s=T + 4)
+        changes = run(eng, T + 600, answer=answer)
+        assert declared(changes) == want
