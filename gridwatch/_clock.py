@@ -105,6 +105,7 @@ class LagWatch:
         self.budget_event_s = budget_event_s
         self._warn_every_wall_s = warn_every_wall_s
         self._last_warn_wall_s = -float("inf")
+        self._warned = False  # a "behind" warning stands: say when it has caught up
         self.behind = False
         self.times_behind = 0
         self.worst_event_s = 0.0
@@ -121,6 +122,7 @@ class LagWatch:
             now = time.monotonic()
             if now - self._last_warn_wall_s >= self._warn_every_wall_s:
                 self._last_warn_wall_s = now
+                self._warned = True
                 log.warning(
                     "%s is %.1f s of service-clock time behind (budget %.1f s): the machine is"
                     " not keeping up with this replay speed; its decisions may differ",
@@ -129,7 +131,8 @@ class LagWatch:
                     self.budget_event_s,
                     extra={"loop": self.loop, "lag_event_s": round(lag, 3)},
                 )
-        elif self.behind:
+        elif self._warned:
+            self._warned = False
             log.warning("%s has caught up with the service clock", self.loop)
         self.behind = over
         return over

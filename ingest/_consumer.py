@@ -15,8 +15,10 @@ bounds how many un-acknowledged QoS 1 messages the broker sends us (backpressure
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import math
 import random
 import ssl
 import time
@@ -32,7 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gridwatch import _metrics as metrics
-from gridwatch._clock import Clock
+from gridwatch._clock import Clock, wall_wait_s
 from gridwatch._errors import BrokerUnavailable, ConfigError, StoreError, StoreUnavailable
 from gridwatch._settings import Settings
 from gridwatch.store import Database, ensure_partitions, event_key_us, write_telemetry
@@ -49,6 +51,8 @@ _RECONNECT_MIN_S: Final = 0.5
 _RECONNECT_MAX_S: Final = 30.0
 _STORE_RETRY_MIN_S: Final = 0.2
 _STORE_RETRY_MAX_S: Final = 5.0
+# The flush timer's shortest wall wait: at 600x, 2.5 ms is 1.5 s of service-clock time.
+_FLUSH_MIN_WALL_S: Final = 0.0025
 
 
 def _paho_client(client: aiomqtt.Client) -> Any:
@@ -113,27 +117,60 @@ class _Batch:
     records: int = 0
     started_s: float = field(default_factory=time.monotonic)
     received_s: float = field(default_factory=time.time)
+    # Service-clock time its first message arrived (the watermark while it is in flight).
+    first_clock_s: float = math.inf
+
+
+class _IncomingQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue, our own class (a public aiomqtt option): QoS 1 messages are
+    always taken (the broker's Receive Maximum bounds them, and a dropped one would never be
+    acked); QoS 0 messages beyond ``qos0_limit`` are dropped and counted (at most once).
+    Each message's arrival is stamped on the service clock (``_put``/``_get`` are the
+    subclassing hooks asyncio's own LIFO and priority queues use), so the watermark knows
+    how old the oldest message still waiting here is."""
+
+    def __init__(self, qos0_limit: int, on_drop: Callable[[], None], now_s: Callable[[], float]):
+        super().__init__()
+        self._qos0_limit = qos0_limit
+        self._on_drop = on_drop
+        self._now_s = now_s
+        self._arrivals: collections.deque[float] = collections.deque()
+        self.last_arrival_s = math.inf  # arrival of the message taken last
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        if item.qos == 0 and self.qsize() >= self._qos0_limit:
+            self._on_drop()
+            raise asyncio.QueueFull
+        super().put_nowait(item)
+
+    def _put(self, item: aiomqtt.Message) -> None:
+        self._arrivals.append(self._now_s())
+        super()._put(item)
+
+    def _get(self) -> aiomqtt.Message:
+        self.last_arrival_s = self._arrivals.popleft()
+        item: aiomqtt.Message = super()._get()
+        return item
+
+    @property
+    def oldest_arrival_s(self) -> float:
+        return self._arrivals[0] if self._arrivals else math.inf
 
 
 def _make_queue_type(
-    holder: list[asyncio.Queue[aiomqtt.Message]], qos0_limit: int, on_drop: Callable[[], None]
+    holder: list[_IncomingQueue],
+    qos0_limit: int,
+    on_drop: Callable[[], None],
+    now_s: Callable[[], float],
 ) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """aiomqtt's incoming queue, our own class (a public aiomqtt option): QoS 1 messages are
-    always taken (the broker's Receive Maximum bounds them, and a dropped one would never be
-    acked); QoS 0 messages beyond ``qos0_limit`` are dropped and counted (at most once)."""
+    """The class aiomqtt instantiates for its queue (it passes only ``maxsize``)."""
 
-    class _IncomingQueue(asyncio.Queue[aiomqtt.Message]):
+    class _Queue(_IncomingQueue):
         def __init__(self, maxsize: int = 0) -> None:
-            super().__init__()
+            super().__init__(qos0_limit, on_drop, now_s)
             holder.append(self)
 
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            if item.qos == 0 and self.qsize() >= qos0_limit:
-                on_drop()
-                raise asyncio.QueueFull
-            super().put_nowait(item)
-
-    return _IncomingQueue
+    return _Queue
 
 
 class IngestService:
@@ -177,6 +214,8 @@ class IngestService:
         # Flush on message count too: the broker stops sending at Receive Maximum un-acked
         # messages, so a batch must close well before that or it would only close on timer.
         self._batch_messages_max = max(1, receive_maximum // (writers + 2))
+        # In service-clock seconds (a replay at 600x flushes 600 times as often in wall
+        # time, down to _FLUSH_MIN_WALL_S), and never later than this in wall time.
         self._flush_interval_s = settings.ingest_flush_interval_s
         self._qos0_queue_limit = qos0_queue_limit
         self._recent = RecentKeys(dedupe_capacity)
@@ -187,6 +226,9 @@ class IngestService:
         self._next_batch_seq = 1
         self._completed: dict[int, _Batch] = {}
         self._next_ack_seq = 0
+        # seq -> first_clock_s of closed batches not yet handed to on_records.
+        self._unhanded: dict[int, float] = {}
+        self._incoming: _IncomingQueue | None = None
         self._partition_days: set[int] = set()
         self._dead_letter_out: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
 
@@ -205,6 +247,17 @@ class IngestService:
     def ready(self) -> bool:
         """Connected to the broker and subscribed."""
         return self._connected and self._subscribed
+
+    def received_through_s(self) -> float:
+        """The watermark: a service-clock time T such that every message that arrived
+        before T has been written and handed to ``on_records``. Detection never judges
+        past it, so how fast the machine writes (or the replay speed) cannot change what
+        it decides: only evidence not yet delivered could, and detection waits for it."""
+        now_s = self._clock.now_s()
+        waiting = [self._pending.first_clock_s, *self._unhanded.values()]
+        if self._incoming is not None:
+            waiting.append(self._incoming.oldest_arrival_s)
+        return min(now_s, *waiting)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -238,7 +291,7 @@ class IngestService:
     # -- connection -----------------------------------------------------------------
 
     def _new_client(self) -> tuple[aiomqtt.Client, asyncio.Queue[aiomqtt.Message]]:
-        holder: list[asyncio.Queue[aiomqtt.Message]] = []
+        holder: list[_IncomingQueue] = []
         if self._settings.mqtt_protocol == "5":
             connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             connect_props.SessionExpiryInterval = self._settings.mqtt_session_expiry_s
@@ -262,11 +315,14 @@ class IngestService:
             keepalive=30,
             timeout=10,
             tls_context=ssl.create_default_context() if self._broker.tls else None,
-            queue_type=_make_queue_type(holder, self._qos0_queue_limit, self._qos0_dropped),
+            queue_type=_make_queue_type(
+                holder, self._qos0_queue_limit, self._qos0_dropped, self._clock.now_s
+            ),
             **session,
         )
         self._paho = _paho_client(client)
         self._paho.manual_ack_set(True)
+        self._incoming = holder[0]
         return client, holder[0]
 
     def _qos0_dropped(self) -> None:
@@ -309,6 +365,7 @@ class IngestService:
             self._subscribed = False
             self._set_connected(False)
             self._client = None
+            self._incoming = None  # what it still held comes again: never acked
             # The open batch stays and is written with the next one; acks of this
             # connection's messages are then skipped (the broker redelivers them under new
             # mids and the write is idempotent). No await here: cancellation must not block.
@@ -343,6 +400,10 @@ class IngestService:
         metrics.MESSAGES_IN.labels(kind=decoded.kind).inc()
         decoded = self._dedupe(decoded)
         batch = self._pending
+        if not batch.entries:
+            incoming = self._incoming
+            arrived_s = incoming.last_arrival_s if incoming is not None else math.inf
+            batch.first_clock_s = min(arrived_s, self._clock.now_s())
         batch.entries.append((topic, decoded))
         batch.records += decoded.record_count + len(decoded.rejects)
         if message.qos > 0:
@@ -381,13 +442,25 @@ class IngestService:
             return
         self._pending = _Batch(self._next_batch_seq)
         self._next_batch_seq += 1
+        self._unhanded[batch.seq] = batch.first_clock_s  # before the await: no gap in it
         await self._batch_queue.put(batch)  # blocks when writers are behind: backpressure
 
     async def _flush_timer(self) -> None:
+        interval_s = self._flush_interval_s
         while True:
-            await asyncio.sleep(self._flush_interval_s / 2)
+            await asyncio.sleep(
+                wall_wait_s(
+                    self._clock,
+                    interval_s / 2,
+                    max_wall_s=interval_s / 2,
+                    min_wall_s=_FLUSH_MIN_WALL_S,
+                )
+            )
             batch = self._pending
-            if batch.entries and time.monotonic() - batch.started_s >= self._flush_interval_s:
+            if batch.entries and (
+                self._clock.now_s() - batch.first_clock_s >= interval_s
+                or time.monotonic() - batch.started_s >= interval_s
+            ):
                 await self._close_pending()
 
     # -- writing --------------------------------------------------------------------
@@ -397,11 +470,13 @@ class IngestService:
             batch = await self._batch_queue.get()
             committed = await self._write_until_done(batch)
             self._complete(batch)
-            if self._on_records is not None and committed is not None:
-                try:
+            try:
+                if self._on_records is not None and committed is not None:
                     await self._on_records(committed)
-                except Exception:
-                    log.exception("on_records hook failed; ingest goes on")
+            except Exception:
+                log.exception("on_records hook failed; ingest goes on")
+            finally:
+                self._unhanded.pop(batch.seq, None)
 
     async def _write_until_done(self, batch: _Batch) -> CommittedBatch | None:
         """Write the batch, retrying while the database is away (never dropping it)."""

@@ -12,20 +12,16 @@ One scripted 40-minute story on the toy grid (2 feeders, 144 meters), replayed a
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
-from gridwatch import load_settings
-from gridwatch._clock import ReplayClock
-from gridwatch._service import running_service
-from gridwatch.detection import PersistedOutages
-from gridwatch.store import Database, save_topology
+from gridwatch.store import Database
 from gridwatch.store._outages import load_outage_meters, load_timeline
-from simulators import Simulation, publish_stream
+from simulators import Simulation
 from simulators._scenario import scenario_from_dict
 from simulators._scoring import load_recorded_db, score
+from tests.service_support import outage_rows, run_story
 
 SPEED = 100.0
 STORY: dict[str, Any] = {
@@ -54,60 +50,15 @@ STORY: dict[str, Any] = {
 }
 
 
-async def _outages(db: Database) -> list[dict[str, Any]]:
-    async with db.connection() as conn:
-        cur = await conn.execute(
-            "SELECT o.outage_id, o.engine_key, o.device_id, o.state, o.cause, o.started_at,"
-            " o.confirmed_at, o.restored_at, o.meters_affected, p.device_id AS parent_device"
-            " FROM outages o LEFT JOIN outages p ON p.outage_id = o.parent_outage_id"
-            " ORDER BY o.started_at"
-        )
-        cols = [c.name for c in cur.description or []]
-        return [dict(zip(cols, r, strict=True)) for r in await cur.fetchall()]
-
-
 async def test_scripted_story_through_mqtt_and_postgres(
-    db: Database, mqtt_url: str, topic_prefix: str, schema_name: str
+    db: Database, mqtt_url: str, topic_prefix: str
 ) -> None:
     sim = Simulation(scenario_from_dict(STORY))
-    topology = sim.grid.topology
-    await save_topology(db, topology)
-    settings = load_settings(
-        mqtt_url=mqtt_url,
-        mqtt_prefix=topic_prefix,
-        mqtt_client_id=f"e2e-{schema_name}",
-        database_schema=schema_name,
-        api_port=0,
-        ingest_flush_interval_s=0.05,
-    )
-    committed: list[PersistedOutages] = []
-    clock = ReplayClock(sim.start_s, SPEED, deferred=True)
-    async with running_service(settings, db, clock=clock) as service:
-        runner = service.detection
-        assert runner is not None
-        runner.on_committed = committed.append  # observe what reaches PostgreSQL
-        for _ in range(300):
-            if service.ingest.ready and runner.ready:
-                break
-            await asyncio.sleep(0.1)
-        clock.start()
-        stats = await publish_stream(
-            sim.messages(),
-            mqtt_url,
-            speed=SPEED,
-            prefix=topic_prefix,
-            pings=sim.telemetry,
-            window=(sim.start_s, sim.end_s),
-            linger_s=3.0,
-        )
-        for _ in range(40):  # up to 20 s for the last restorations to be judged
-            if not runner.snapshot().open_outages:
-                break
-            await asyncio.sleep(0.5)
-        snap = runner.snapshot()
+    run = await run_story(sim, db, mqtt_url, topic_prefix, speed=SPEED)
+    stats, snap = run.stats, run.snapshot
     assert stats.pings_answered > 0, "the simulator answered no ping"
 
-    rows = await _outages(db)
+    rows = await outage_rows(db)
     by_device = {r["device_id"]: r for r in rows if r["state"] != "cancelled"}
     text = "\n".join(str(r) for r in rows)
     # The momentary on F02-R1 is counted, never an outage.

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 
 import aiomqtt
 import numpy as np
 import orjson
+import pytest
 
 import detectors as det
 from gridwatch._clock import ManualClock
@@ -227,3 +229,66 @@ async def test_bad_records_do_not_stop_detection(db: Database) -> None:
     assert c["rejected:engine:scada:bad_time"] == 1
     assert int(runner.engine.meter_state.state[1]) == det.OFF
     assert np.count_nonzero(runner.engine.meter_state.state) == 1
+
+
+async def test_a_slow_ingest_never_changes_a_decision(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fuse's meters gasp at T+5 and come back at T+20: a momentary. The machine is slow
+    (at 600x a few hundred ms of ingest is minutes of grid time): when the runner steps, the
+    service clock already reads T+100 but the restores, received at T+21, are still being
+    written. Judged at the clock, the gasps alone have outlived the declaration delay and a
+    false outage is declared; judged at ingest's watermark (T+21), the runner waits for
+    them, and says it is behind (the lag gauge and a warning)."""
+    await save_topology(db, TOPO)
+    fuse_meters = _meters_under(FUSE)
+    everyone = [str(m) for m in TOPO.meters.ids.tolist()]
+    lit = CommittedBatch([Reading(m, T, 230.0, None, None) for m in everyone], [], [])
+    back = CommittedBatch(
+        [], [MeterEvent(m, T + 20, "power_restore", None, None, None) for m in fuse_meters], []
+    )
+
+    async def declared(horizon: bool) -> list[object]:
+        clock = ManualClock(T)
+        runner = DetectionRunner(db, TOPO, clock=clock, ping_sender=_Replies(on=True))
+        await runner.start()
+        await runner.step([lit])
+        clock.set(T + 100)
+        with caplog.at_level(logging.WARNING, logger="gridwatch._clock"):
+            await runner.step([_gasps(fuse_meters, T + 5)], horizon_s=T + 21 if horizon else None)
+        await runner.step([back], horizon_s=T + 100 if horizon else None)
+        await runner.step([])
+        async with db.connection() as conn:  # open or closed since: any row was declared
+            cur = await conn.execute("SELECT device_id FROM outages")
+            rows = [r[0] for r in await cur.fetchall()]
+            await conn.execute("DELETE FROM outages")
+        if horizon:
+            assert runner.lag.times_behind == 1
+            assert runner.lag.worst_event_s == pytest.approx(79.0)
+            assert runner.engine.now_s == T + 100
+        return rows
+
+    assert await declared(horizon=False) == [FUSE]  # the machine's speed decided
+    assert await declared(horizon=True) == []
+    assert any("behind" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_watermark_never_holds_time_back_beyond_the_engines_reach(
+    db: Database,
+) -> None:
+    """A watermark stuck far behind (a database away for long) holds the engine at most
+    ``max_hold_s`` behind the clock, so evidence newer than that is never refused as
+    "future"; and the engine's time never runs backwards."""
+    await save_topology(db, TOPO)
+    clock = ManualClock(T)
+    runner = DetectionRunner(db, TOPO, clock=clock)
+    await runner.start()
+    clock.set(T + 1000)
+    await runner.step([], horizon_s=T + 1)
+    assert runner.engine.now_s == T + 1000 - runner.config.max_hold_s
+    await runner.step([], horizon_s=T + 1)
+    assert runner.engine.now_s == T + 1000 - runner.config.max_hold_s
+    await runner.step([], horizon_s=-math.inf)
+    assert runner.engine.now_s == T + 1000 - runner.config.max_hold_s
+    await runner.step([])
+    assert runner.engine.now_s == T + 1000

@@ -80,12 +80,12 @@ async def start_service(
     client_id = f"gwtest-{uuid.uuid4().hex[:10]}"
     running: list[Running] = []
 
-    async def start(**kwargs: Any) -> Running:
+    async def start(clock: ManualClock | None = None, **kwargs: Any) -> Running:
         service = IngestService(
             settings_for(mqtt_url, topic_prefix, client_id, db.schema),
             db,
             KnownIds.from_ids(METERS, DEVICES),
-            ManualClock(NOW_S),
+            clock or ManualClock(NOW_S),
             **kwargs,
         )
         task = asyncio.create_task(service.run())
@@ -311,3 +311,30 @@ async def test_backpressure_keeps_queues_bounded(
         await watcher
     assert max(depths) <= 16
     assert max(depths) > 1
+
+
+async def test_the_watermark_holds_at_the_oldest_message_not_yet_handed_over(
+    start_service: Callable[..., Awaitable[Running]], topic_prefix: str
+) -> None:
+    """``received_through_s``: every message that arrived before it has been handed to
+    ``on_records``. With nothing on its way it is the clock; a message that arrived at
+    NOW+5 and is still in the hook (the runner has not taken it) holds it at NOW+5, however
+    far the clock has moved; once handed over, it is the clock again."""
+    clock = ManualClock(NOW_S)
+    release = asyncio.Event()
+    handed: list[CommittedBatch] = []
+
+    async def slow_hook(batch: CommittedBatch) -> None:
+        handed.append(batch)
+        await release.wait()
+
+    run = await start_service(clock=clock, on_records=slow_hook, writers=1)
+    service = run.service
+    assert service.received_through_s() == NOW_S
+    clock.set(NOW_S + 5)
+    await publish(topic_prefix, [reading("M-1", NOW_S)])
+    await wait_for(lambda: _const(bool(handed)))
+    clock.set(NOW_S + 100)
+    assert service.received_through_s() == NOW_S + 5
+    release.set()
+    await wait_for(lambda: _const(service.received_through_s() == NOW_S + 100))

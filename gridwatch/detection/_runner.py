@@ -24,7 +24,7 @@ import numpy.typing as npt
 from psycopg import AsyncConnection
 
 import detectors as det
-from gridwatch._clock import Clock
+from gridwatch._clock import Clock, LagWatch
 from gridwatch._errors import StoreError, StoreUnavailable, TopologyError
 from gridwatch._planned_windows import PlannedWindowSync
 from gridwatch.detection._evidence import EvidenceAdapter
@@ -74,12 +74,19 @@ class RunnerConfig:
     # Re-parent the engine's network when SCADA reports a tie operated, so a section fed
     # through a tie is judged on the tree that feeds it (SCADA acts through the gates).
     follow_switching: bool = True
+    # With a watermark (``horizon``), detection waits for evidence still on its way, up to
+    # this far behind the service clock (event seconds; evidence later than the engine's
+    # future skew would be refused). Past ``lag_budget_s`` it says it is falling behind.
+    max_hold_s: float = 120.0
+    lag_budget_s: float = 15.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.tick_interval_s) and self.tick_interval_s > 0):
             raise ValueError("tick_interval_s must be a positive finite number")
         if self.queue_max_batches < 1 or self.max_batches_per_step < 1:
             raise ValueError("queue_max_batches and max_batches_per_step must be >= 1")
+        if not (self.max_hold_s >= 0 and self.lag_budget_s > 0):
+            raise ValueError("need max_hold_s >= 0 and lag_budget_s > 0")
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,7 @@ class _StepOut:
     pings: list[OutgoingPing]
     switched: dict[str, bool]
     snapshot: DetectionSnapshot
+    ping_times: list[tuple[str, float]] = field(default_factory=list)  # (request id, sent)
 
 
 def _names(topology: Topology) -> Names:
@@ -198,6 +206,15 @@ class DetectionRunner:
         self._snapshot = DetectionSnapshot(event_time_s=self.engine.now_s)
         self._rejects_logged: set[str] = set()
         self.counts: Counter[str] = Counter()
+        # Ingest's watermark (``IngestService.received_through_s``): set by the wiring.
+        self.horizon: Callable[[], float] | None = None
+        self.lag = LagWatch("detection", self.config.lag_budget_s)
+        # A ping's round trip in service-clock seconds: at 600x, 50 ms of wall time is a
+        # whole ping_timeout_s, and an answer that comes later than that is judged a
+        # timeout (silence) where a slower replay heard it. Said, never silent.
+        timeout_s = self.engine.config.ping_timeout_s
+        self.ping_lag = LagWatch("pings", timeout_s / 2)
+        self._ping_sent_s: dict[str, float] = {}  # request id -> service-clock time sent
 
     # ----------------------------------------------------------------- public
 
@@ -250,13 +267,17 @@ class DetectionRunner:
                 with contextlib.suppress(TimeoutError):
                     first = await asyncio.wait_for(self._queue.get(), timeout=self._tick_wall_s)
                     batches.append(first)
+                # Read before draining: what was handed over before it is all queued here.
+                horizon_s = self.horizon() if self.horizon is not None else None
                 while len(batches) < self.config.max_batches_per_step:
                     try:
                         batches.append(self._queue.get_nowait())
                     except asyncio.QueueEmpty:
                         break
+                if horizon_s is not None and not self._queue.empty():
+                    horizon_s = -math.inf  # more than one step's worth: time waits for it
                 try:
-                    await self.step(batches)
+                    await self.step(batches, horizon_s=horizon_s)
                 except (StoreError, TopologyError, ValueError) as exc:
                     # A bad step must not stop detection; the evidence is already folded in.
                     self.counts["step_errors"] += 1
@@ -267,20 +288,26 @@ class DetectionRunner:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sender
 
-    async def step(self, batches: list[CommittedBatch]) -> PersistedOutages:
-        """One pass: fold ``batches`` in, advance to the clock's event time, persist the
-        changes, send the pings. Returns what was persisted (or queued for a retry)."""
+    async def step(
+        self, batches: list[CommittedBatch], *, horizon_s: float | None = None
+    ) -> PersistedOutages:
+        """One pass: fold ``batches`` in, advance to the clock's event time (to at most
+        ``horizon_s``, the time through which every evidence has been handed over, held at
+        most ``max_hold_s`` behind the clock), persist the changes, send the pings.
+        Returns what was persisted (or queued for a retry)."""
         async with self._step_lock:
             # Before reading the clock: a slow read must not age this step's event time.
             await self._planned_windows.refresh(
                 self.engine, self._topology.device_index, self._clock.now_s()
             )
-            now_s = self._clock.now_s()
+            now_s = self._event_time_s(horizon_s)
+            self._time_ping_answers(batches)
             pre = await self.operator_actions.apply_new(self.engine)
             pre += await self.customer_reports.apply_new(self.engine, now_s)
             out = await asyncio.to_thread(self._step_sync, batches, now_s, pre)
             self._snapshot = out.snapshot
             if self._pings is not None and out.pings:
+                self._ping_sent_s.update((rid, sent_s) for rid, sent_s in out.ping_times)
                 dropped = self._pings.send(out.pings)
                 self.counts["pings_sent"] += len(out.pings) - dropped
                 self.counts["pings_dropped"] += dropped
@@ -288,6 +315,36 @@ class DetectionRunner:
             if out.switched:
                 await self._store_switching(out.switched)
             return persisted
+
+    def _time_ping_answers(self, batches: list[CommittedBatch]) -> None:
+        """Observe each answer's round trip (sent -> handed to this step, service clock)."""
+        if not self._ping_sent_s:
+            return
+        clock_s = self._clock.now_s()
+        timeout_s = self.engine.config.ping_timeout_s
+        for b in batches:
+            for e in b.meter_events:
+                sent_s = self._ping_sent_s.pop(e.request_id or "", None)
+                if e.kind != "ping_reply" or sent_s is None:
+                    continue
+                self.ping_lag.observe(clock_s - sent_s)
+                if clock_s - sent_s > timeout_s:
+                    self.counts["ping_answers_late"] += 1
+        # Never answered (lost, or a head-end that cannot answer): forget them in time.
+        stale = [rid for rid, t in self._ping_sent_s.items() if clock_s - t > 10 * timeout_s]
+        for rid in stale:
+            del self._ping_sent_s[rid]
+
+    def _event_time_s(self, horizon_s: float | None) -> float:
+        """The time this step judges at: the service clock, held back to the watermark so
+        that evidence still on its way (in ingest, at any replay speed) is waited for."""
+        clock_s = self._clock.now_s()
+        if horizon_s is None:
+            return clock_s
+        held_s = max(clock_s - self.config.max_hold_s, min(clock_s, horizon_s))
+        now_s = max(self.engine.now_s, held_s)
+        self.lag.observe(clock_s - now_s)
+        return now_s
 
     # --------------------------------------------------------------- the step
 
@@ -313,7 +370,9 @@ class DetectionRunner:
             if ev.scada.size and self.config.follow_switching:
                 changes += self._follow_switching(ev.scada, switched)
         changes += eng.tick(now_s)
-        requests = eng.pings_wanted()
+        # Stamped when they leave (the clock, ahead of a held engine): each is answered as
+        # of then, and times out only once the watermark has passed its deadline.
+        requests = eng.pings_wanted(sent_s=self._clock.now_s())
         moments = eng.take_momentaries()
         out_rows, meter_rows, timeline = rows_for_changes(eng.outages, changes, self._names)
         persisted = PersistedOutages(
@@ -325,6 +384,7 @@ class DetectionRunner:
             momentaries=tuple(momentary_rows(moments, self._names)),
         )
         pings = [self._outgoing(p.meter, p.request_id, p.requested_s) for p in requests]
+        ping_times = [(p.request_id, p.requested_s) for p in requests]
         self.counts["momentaries"] += len(moments)
         for c in changes:
             if c.kind in ("predicted", "nested", "split"):
@@ -336,7 +396,7 @@ class DetectionRunner:
             if changes or moments or requests
             else replace(self._snapshot, event_time_s=eng.now_s)
         )
-        return _StepOut(persisted, pings, switched, snapshot)
+        return _StepOut(persisted, pings, switched, snapshot, ping_times)
 
     def _outgoing(self, meter: int, request_id: str, at_s: float) -> OutgoingPing:
         topo = self._topology
@@ -533,6 +593,7 @@ class DetectionRunner:
                 cause=str(r["cause"]),
                 confirmed_s=None if confirmed is None else confirmed.timestamp(),
                 parent_key=None if parent is None else key_of.get(int(parent)),
+                scope="premise" if r["scope"] == "premise" else "device",
             )
             adopted.append(o)
             per_meter = zip(meters.tolist(), codes.tolist(), restored_s.tolist(), strict=True)
