@@ -21,7 +21,7 @@ from typing import TextIO
 import aiomqtt
 
 from gridwatch._clock import ReplayClock
-from gridwatch._embedded import configured, demo_services
+from gridwatch._embedded import DemoUrls, configured, demo_services
 from gridwatch._errors import BrokerUnavailable
 from gridwatch._service import NotifyOptions, RunningService, running_service
 from gridwatch._settings import Settings
@@ -54,6 +54,18 @@ async def _publish_bad_examples(mqtt_url: str, prefix: str, zone: str, meter: st
                 await client.publish(topic, payload, qos=1)
     except aiomqtt.MqttError as exc:
         raise BrokerUnavailable(f"demo could not publish to {mqtt_url}: {exc}") from exc
+
+
+def broker_caveat(urls: DemoUrls) -> str | None:
+    """Said where the demo starts: the embedded amqtt broker breaks a promise gridwatch makes
+    (tests/test_embedded_broker.py pins it down; docs/deployment.md)."""
+    if "broker" not in urls.embedded or urls.mqtt_protocol != "3.1.1":
+        return None  # a configured broker, or the private Mosquitto fallback (MQTT 5)
+    return (
+        "note: the embedded MQTT broker (amqtt 0.12) does not redeliver a QoS 1 message it sent"
+        " and never had acknowledged, so this demo does not keep gridwatch's never-lost"
+        " promise across a crash; set GRIDWATCH_MQTT_URL to a Mosquitto broker for that\n"
+    )
 
 
 _NOTICE_LANG = re.compile(r"^\[(\w+) v\d+ -> .*\((vi|en)\)\]")
@@ -196,6 +208,9 @@ async def run_demo(
     out.write(f"starting services for the demo ({scenario}, seed {seed}, {speed:g}x)...\n")
     async with demo_services(settings) as urls:
         database_url, mqtt_url = urls
+        caveat = broker_caveat(urls)
+        if caveat:
+            out.write(caveat)
         schema = (
             settings.database_schema if configured(settings, "database_schema") else DEMO_SCHEMA
         )

@@ -34,6 +34,7 @@ async def test_demo_against_real_services(
         text = out.getvalue()
         assert "gridwatch API on http://127.0.0.1:" in text
         assert "/dashboard/  (token: gw_" in text  # the operator can sign in at once
+        assert "does not redeliver" not in text  # a real broker keeps the promise
         # The notices customers would get, printed by the console channel, in both languages.
         notices = [line for line in text.splitlines() if line.startswith("notice [")]
         assert any(n.startswith("notice [outage_detected") and "(vi)]" in n for n in notices), text
@@ -68,6 +69,11 @@ async def test_demo_with_nothing_configured_uses_embedded_services(
     out = io.StringIO()
     assert await run_demo(load_settings(), duration_s=10, speed=600, out=out) == 0
     text = out.getvalue()
+    # The embedded broker's broken promise is said where the demo starts (issue #15).
+    assert (
+        "note: the embedded MQTT broker (amqtt 0.12) does not redeliver"
+        in text.split("gridwatch API on")[0]
+    )
     # The non-terminal view prints a status line every few seconds; the last one counts rows.
     status = [line for line in text.splitlines() if "in database" in line]
     assert status, text
