@@ -51,6 +51,33 @@ _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 # Which of several switches on one branch names the device: the strongest interrupter.
 _SWITCH_RANK: Final = {"CB": 0, "LBS": 1, "LS": 2, "DS": 3}
 
+_KERBER_EXTREME: Final = (
+    "kb_extrem_dorfnetz",
+    "kb_extrem_dorfnetz_trafo",
+    "kb_extrem_landnetz_freileitung",
+    "kb_extrem_landnetz_freileitung_trafo",
+    "kb_extrem_landnetz_kabel",
+    "kb_extrem_landnetz_kabel_trafo",
+    "kb_extrem_vorstadtnetz_1",
+    "kb_extrem_vorstadtnetz_2",
+    "kb_extrem_vorstadtnetz_trafo_1",
+    "kb_extrem_vorstadtnetz_trafo_2",
+)
+# (feeder length, line type, customers) of the Dickert networks pandapower 3.x builds;
+# names stay short because they prefix every id and zone (at most 32 characters).
+_DICKERT_FEEDERS: Final = (
+    ("short", "cable", "single"),
+    ("short", "cable", "multi"),
+    ("middle", "cable", "multi"),
+    ("middle", "cohl", "multi"),
+    ("long", "cable", "multi"),
+    ("long", "cohl", "multi"),
+)
+# Left out of pandapower.networks on purpose: transmission cases (case4gs ... the PEGASE and
+# RTE cases, case11_iwamoto, GB, Iceland, CIGRE HV), example_simple / example_multivoltage
+# (HV demonstration nets, one load / three-winding transformers), and the scenario variants
+# of grids already listed (mv_oberrhein's "generation", ieee_european_lv's off-peak cases,
+# lv_schutterwald split by substation): the same tree, other load values.
 # name -> (pandapower.networks function, keyword arguments, coordinates are WGS84 lon/lat,
 # every line is switchable: the reconfiguration benchmarks (Baran & Wu's 33-bus feeder)
 # assume a sectionalizing switch on every branch)
@@ -63,6 +90,51 @@ PANDAPOWER_NETWORKS: Final[dict[str, tuple[str, dict[str, Any], bool, bool]]] = 
     "lv_schutterwald": ("lv_schutterwald", {}, True, False),
     "kerber_dorfnetz": ("create_kerber_dorfnetz", {}, False, False),
     "simple_mv_open_ring": ("simple_mv_open_ring_net", {}, False, False),
+    # Kerber's German reference LV grids (rural overhead / cable, suburban cable), one
+    # transformer each, radial as published.
+    "kerber_landnetz_freileitung_1": ("create_kerber_landnetz_freileitung_1", {}, False, False),
+    "kerber_landnetz_freileitung_2": ("create_kerber_landnetz_freileitung_2", {}, False, False),
+    "kerber_landnetz_kabel_1": ("create_kerber_landnetz_kabel_1", {}, False, False),
+    "kerber_landnetz_kabel_2": ("create_kerber_landnetz_kabel_2", {}, False, False),
+    "kerber_vorstadtnetz_kabel_1": ("create_kerber_vorstadtnetz_kabel_1", {}, False, False),
+    "kerber_vorstadtnetz_kabel_2": ("create_kerber_vorstadtnetz_kabel_2", {}, False, False),
+    # Kerber's "extreme" variants (longest feeders / largest transformer load).
+    **{
+        # one name shortened to fit the 32-character id prefix
+        name.replace("freileitung_trafo", "freil_trafo"): (name, {}, False, False)
+        for name in _KERBER_EXTREME
+    },
+    # Synthetic LV grids for voltage-control studies (Lindner et al.), one per class.
+    **{
+        f"synthetic_lv_{cls}": (
+            "create_synthetic_voltage_control_lv_network",
+            {"network_class": cls},
+            False,
+            False,
+        )
+        for cls in ("rural_1", "rural_2", "village_1", "village_2", "suburb_1")
+    },
+    # Dickert, Domagk & Schegner's benchmark LV feeders: every (length, line type, customers,
+    # supply case) combination pandapower publishes (the others raise ValueError there).
+    **{
+        f"dickert_{length}_{line}_{cust}_{case[:3] if case == 'average' else case}": (
+            "create_dickert_lv_network",
+            {
+                "feeders_range": length,
+                "linetype": "C&OHL" if line == "cohl" else line,
+                "customer": "multiple" if cust == "multi" else cust,
+                "case": case,
+            },
+            False,
+            False,
+        )
+        for length, line, cust in _DICKERT_FEEDERS
+        for case in ("good", "average", "bad")
+    },
+    # pandapower's small radial MV/LV test feeders.
+    "panda_four_load_branch": ("panda_four_load_branch", {}, False, False),
+    "four_loads_with_branches_out": ("four_loads_with_branches_out", {}, False, False),
+    "simple_four_bus_system": ("simple_four_bus_system", {}, False, False),
 }
 SIMBENCH_GRIDS: Final = (
     "1-LV-rural1",
