@@ -80,6 +80,7 @@ class RunningService:
     notify: NotifyBridge | None = None
     dispatcher: Dispatcher | None = None
     channels: Mapping[str, Channel] = field(default_factory=dict)
+    readiness: ServiceReadiness | None = None  # what /readyz reports (tasks by name)
 
 
 async def _retention_loop(db: Database, settings: Settings, clock: Clock) -> None:
@@ -258,8 +259,6 @@ async def running_service(
         # A deferred replay clock starts with the replay's first message.
         on_first_message=clock.start if isinstance(clock, ReplayClock) else None,
     )
-    if runner is not None:
-        runner.horizon = ingest.received_through_s  # judge only what has been handed over
     # /readyz: ready once every task that shapes a notice is running (expected here, before
     # the API answers, so a task not yet created counts as starting).
     readiness = ServiceReadiness(lambda: ingest.ready)
@@ -339,7 +338,15 @@ async def running_service(
             graceful.append(asyncio.create_task(dispatcher.run(stop), name="dispatch"))
         try:
             yield RunningService(
-                api.url, ingest, topology, [*tasks, *graceful], runner, bridge, dispatcher, channels
+                api.url,
+                ingest,
+                topology,
+                [*tasks, *graceful],
+                runner,
+                bridge,
+                dispatcher,
+                channels,
+                readiness,
             )
         finally:
             await _stop_tasks(stop, graceful, tasks)
