@@ -16,6 +16,34 @@ from gridwatch.detection import DetectionSnapshot, PersistedOutages
 from gridwatch.store import Database, save_topology
 from simulators import PublishStats, Simulation, publish_stream
 
+# One scripted 40-minute story on the toy grid (2 feeders, 144 meters): a recloser's
+# momentary, a fuse, a breaker lockout with partial restoration through the tie, and a
+# transformer failing under the dark breaker (nested).
+STORY: dict[str, Any] = {
+    "name": "e2e",
+    "seed": 5,
+    "start": "2026-11-23T06:00:00Z",
+    "duration_s": 2400,
+    "grid": {"toy": True},
+    "world": {
+        "random_faults": False,
+        "crew": {
+            "crews": 4,
+            "dispatch_median_s": 30,
+            "travel_median_s": 60,
+            "switching_median_s": 60,
+            "sigma": 0.1,
+        },
+        "faults": [
+            {"device_id": "Z01-S01-F02-R1", "at_s": 120, "kind": "momentary"},
+            {"device_id": "Z01-S01-F02-L003-FU", "at_s": 200, "repair_s": 700},
+            {"device_id": "Z01-S01-F01-BRK", "at_s": 400, "repair_s": 700},
+            {"device_id": "Z01-S01-F01-L002-T02", "at_s": 500, "repair_s": 1500},
+        ],
+    },
+    "ami": {"direct_fraction": 0.25},
+}
+
 
 @dataclass
 class StoryRun:

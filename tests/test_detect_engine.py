@@ -23,8 +23,9 @@ from gridwatch.outages import (
     OutageEngine,
     PlannedOutage,
 )
+from tests.engine_support import T, lit_engine, rows, scada
+from tests.engine_support import network as feeder
 
-T = 1_795_400_000.0
 PARENT = [-1, 0, 1, 2, 3, 3, 2, 0, 7, 7]
 KIND = [0, 1, 2, 5, 6, 6, 6, 1, 6, 6]
 TX = [4, 5, 6, 8, 9]
@@ -41,30 +42,12 @@ def meters_of(tx: int) -> list[int]:
 
 
 def network(parent: list[int] = PARENT) -> Network:
-    return Network.build(parent, KIND, METER_DEVICE, meter_customer=np.arange(METER_DEVICE.size))
-
-
-def rows(meters: list[int], ts: float, kind: int, v: float = math.nan) -> np.ndarray:
-    arr = d.meter_evidence(len(meters))
-    arr["meter"] = meters
-    arr["ts_s"] = ts
-    arr["kind"] = kind
-    arr["v_rms_v"] = v
-    return arr
-
-
-def scada(device: int, ts: float, kind: int) -> np.ndarray:
-    arr = d.scada_evidence(1)
-    arr[0] = (device, ts, kind)
-    return arr
+    return feeder(parent, KIND, METER_DEVICE)
 
 
 @pytest.fixture
 def eng() -> OutageEngine:
-    e = OutageEngine(network(), now_s=T - 600)
-    e.apply(rows(list(range(METER_DEVICE.size)), T - 600, d.READING, 230.0))
-    e.tick(T)
-    return e
+    return lit_engine(network())
 
 
 def kinds(changes: list[OutageChange]) -> list[tuple[str, int]]:

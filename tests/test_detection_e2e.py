@@ -12,8 +12,6 @@ One scripted 40-minute story on the toy grid (2 feeders, 144 meters), replayed a
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from gridwatch.store import Database
@@ -21,33 +19,9 @@ from gridwatch.store._outages import load_outage_meters, load_timeline
 from simulators import Simulation
 from simulators._scenario import scenario_from_dict
 from simulators._scoring import load_recorded_db, score
-from tests.service_support import outage_rows, run_story
+from tests.service_support import STORY, outage_rows, run_story
 
 SPEED = 100.0
-STORY: dict[str, Any] = {
-    "name": "e2e",
-    "seed": 5,
-    "start": "2026-11-23T06:00:00Z",
-    "duration_s": 2400,
-    "grid": {"toy": True},
-    "world": {
-        "random_faults": False,
-        "crew": {
-            "crews": 4,
-            "dispatch_median_s": 30,
-            "travel_median_s": 60,
-            "switching_median_s": 60,
-            "sigma": 0.1,
-        },
-        "faults": [
-            {"device_id": "Z01-S01-F02-R1", "at_s": 120, "kind": "momentary"},
-            {"device_id": "Z01-S01-F02-L003-FU", "at_s": 200, "repair_s": 700},
-            {"device_id": "Z01-S01-F01-BRK", "at_s": 400, "repair_s": 700},
-            {"device_id": "Z01-S01-F01-L002-T02", "at_s": 500, "repair_s": 1500},
-        ],
-    },
-    "ami": {"direct_fraction": 0.25},
-}
 
 
 async def test_scripted_story_through_mqtt_and_postgres(

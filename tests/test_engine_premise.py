@@ -16,41 +16,21 @@ import numpy as np
 import detectors as d
 from gridwatch.outages import (
     METER_RESTORED,
-    Network,
     Outage,
     OutageChange,
     OutageEngine,
     outage_row,
 )
 from gridwatch.outages._rows import Names
+from tests.engine_support import T, lit_engine, network, rows, scada
 
-T = 1_795_400_000.0
 PARENT = [-1, 0, 1, 2, 2, 2, 1, 6, 0, 8, 8, 8]
 KIND = [0, 1, 5, 6, 6, 6, 4, 6, 2, 6, 6, 6]
 METER_DEVICE = np.array([3, 4, 4] + [5] * 8 + [6, 6] + [7] * 4 + [9, 10, 11], dtype=np.int32)
 
 
-def rows(meters: list[int], ts: float, kind: int, v: float = math.nan) -> np.ndarray:
-    arr = d.meter_evidence(len(meters))
-    arr["meter"] = meters
-    arr["ts_s"] = ts
-    arr["kind"] = kind
-    arr["v_rms_v"] = v
-    return arr
-
-
-def scada(device: int, ts: float, kind: int) -> np.ndarray:
-    arr = d.scada_evidence(1)
-    arr[0] = (device, ts, kind)
-    return arr
-
-
 def engine() -> OutageEngine:
-    net = Network.build(PARENT, KIND, METER_DEVICE, meter_customer=np.arange(METER_DEVICE.size))
-    e = OutageEngine(net, now_s=T - 600)
-    e.apply(rows(list(range(METER_DEVICE.size)), T - 600, d.READING, 230.0))
-    e.tick(T)
-    return e
+    return lit_engine(network(PARENT, KIND, METER_DEVICE))
 
 
 def run(

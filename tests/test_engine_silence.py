@@ -22,12 +22,11 @@ from gridwatch.outages import (
     METER_RESTORED,
     METER_UNVERIFIED,
     EngineConfig,
-    Network,
     OutageChange,
     OutageEngine,
 )
+from tests.engine_support import T, lit_engine, network, rows, scada
 
-T = 1_795_400_000.0
 PARENT = [-1, 0, 1, 2, 3, 3, 2, 0, 7, 7]
 KIND = [0, 1, 2, 5, 6, 6, 6, 1, 6, 6]
 TX = [4, 5, 6, 8, 9]
@@ -35,27 +34,8 @@ METER_DEVICE = np.repeat(TX, 6).astype(np.int32)
 UNDER_RECLOSER = np.flatnonzero(np.isin(METER_DEVICE, [4, 5, 6])).tolist()
 
 
-def rows(meters: list[int], ts: float, kind: int, v: float = math.nan) -> np.ndarray:
-    arr = d.meter_evidence(len(meters))
-    arr["meter"] = meters
-    arr["ts_s"] = ts
-    arr["kind"] = kind
-    arr["v_rms_v"] = v
-    return arr
-
-
-def scada(device: int, ts: float, kind: int) -> np.ndarray:
-    arr = d.scada_evidence(1)
-    arr[0] = (device, ts, kind)
-    return arr
-
-
 def engine() -> OutageEngine:
-    net = Network.build(PARENT, KIND, METER_DEVICE, meter_customer=np.arange(METER_DEVICE.size))
-    e = OutageEngine(net, now_s=T - 600)
-    e.apply(rows(list(range(METER_DEVICE.size)), T - 600, d.READING, 230.0))
-    e.tick(T)
-    return e
+    return lit_engine(network(PARENT, KIND, METER_DEVICE))
 
 
 def run(eng: OutageEngine, until_s: float, *, answer: bool = False) -> list[OutageChange]:

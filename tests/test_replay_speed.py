@@ -23,33 +23,7 @@ from gridwatch.store import Database, drop_schema, migrate
 from simulators import Simulation
 from simulators._scenario import scenario_from_dict
 from tests.conftest import unique_name
-from tests.service_support import StoryRun, outage_rows, run_story
-
-STORY: dict[str, Any] = {
-    "name": "replay-speed",
-    "seed": 11,
-    "start": "2026-11-23T06:00:00Z",
-    "duration_s": 2400,
-    "grid": {"toy": True},
-    "world": {
-        "random_faults": False,
-        "crew": {
-            "crews": 4,
-            "dispatch_median_s": 30,
-            "travel_median_s": 60,
-            "switching_median_s": 60,
-            "sigma": 0.1,
-        },
-        "faults": [
-            {"device_id": "Z01-S01-F02-R1", "at_s": 120, "kind": "momentary"},
-            {"device_id": "Z01-S01-F02-L003-FU", "at_s": 200, "repair_s": 700},
-            {"device_id": "Z01-S01-F01-L001-T01", "at_s": 300, "repair_s": 900},
-            {"device_id": "Z01-S01-F01-BRK", "at_s": 400, "repair_s": 700},
-            {"device_id": "Z01-S01-F01-L002-T02", "at_s": 500, "repair_s": 1500},
-        ],
-    },
-    "ami": {"direct_fraction": 0.25},
-}
+from tests.service_support import STORY, StoryRun, outage_rows, run_story
 
 
 def _scoped(rows: list[dict[str, Any]], scope: str | None) -> list[dict[str, Any]]:

@@ -1,0 +1,46 @@
+"""Builders the outage-engine tests share: evidence rows, SCADA rows, and an engine on a
+small network whose meters all read lit ten minutes before ``T``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+import detectors as d
+from gridwatch.outages import Network, OutageEngine
+
+T = 1_795_400_000.0
+
+
+def rows(meters: list[int], ts: float, kind: int, v: float = math.nan) -> np.ndarray:
+    arr = d.meter_evidence(len(meters))
+    arr["meter"] = meters
+    arr["ts_s"] = ts
+    arr["kind"] = kind
+    arr["v_rms_v"] = v
+    return arr
+
+
+def scada(device: int, ts: float, kind: int) -> np.ndarray:
+    arr = d.scada_evidence(1)
+    arr[0] = (device, ts, kind)
+    return arr
+
+
+def network(
+    parent: Sequence[int], kind: Sequence[int], meter_device: npt.NDArray[np.int32]
+) -> Network:
+    return Network.build(
+        list(parent), list(kind), meter_device, meter_customer=np.arange(meter_device.size)
+    )
+
+
+def lit_engine(net: Network) -> OutageEngine:
+    """An engine at ``T`` whose meters were all read lit at ``T - 600``."""
+    e = OutageEngine(net, now_s=T - 600)
+    e.apply(rows(list(range(net.meter_device.size)), T - 600, d.READING, 230.0))
+    e.tick(T)
+    return e
