@@ -44,21 +44,20 @@ _shown = shown
 
 
 async def _open_db(settings: Settings, *, create_schema: bool = False) -> Database:
-    """The pool, after one plain connection attempt: a missing database or a malformed URL
-    fails at once with its cause instead of after the pool's 10 s of retries."""
-    from gridwatch._cli_db import check_database
+    """The pool, once ``_check_database`` has made first contact (main does, for commands
+    in ``_uses_database``)."""
     from gridwatch.store import Database
 
     url = settings.database_url.get_secret_value()
-    await check_database(url)
     return await Database.open(url, settings.database_schema, create_schema=create_schema)
 
 
-def _check_database(settings: Settings) -> None:
-    """The same first contact, for the simulators' commands (they open their own pool)."""
+async def _check_database(settings: Settings) -> None:
+    """One plain connection attempt: a missing database or a malformed URL fails at once
+    with its cause, instead of after the pool's 10 s of retries."""
     from gridwatch._cli_db import check_database
 
-    asyncio.run(check_database(settings.database_url.get_secret_value()))
+    await check_database(settings.database_url.get_secret_value())
 
 
 async def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -79,11 +78,9 @@ async def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from gridwatch._cli_db import check_database
     from gridwatch._clock import ReplayClock
     from gridwatch._service import run_service
 
-    await check_database(settings.database_url.get_secret_value())
     clock = None
     if args.replay_from is not None:
         clock = ReplayClock(args.replay_from, args.replay_speed, deferred=True)
@@ -212,6 +209,7 @@ async def _cmd_topology_import(args: argparse.Namespace, settings: Settings) -> 
 
     # The file first (CPU work, off the loop): its problems come without a database.
     topology = await asyncio.to_thread(read_topology_file, args.file)
+    await _check_database(settings)
     db = await _open_db(settings)
     try:
         await save_topology(db, topology)
@@ -277,7 +275,6 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if args.recording is not None:
         cmd_replay(args.recording, mqtt_url=mqtt_url, prefix=settings.mqtt_prefix, speed=args.speed)
     else:
-        _check_database(settings)
         cmd_replay_db(
             settings.database_url.get_secret_value(),
             settings.database_schema,
@@ -293,8 +290,6 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from simulators._cli_commands import cmd_score
 
-    if args.recorded_json is None:
-        _check_database(settings)
     cmd_score(
         args.truth,
         recorded_json=args.recorded_json,
@@ -600,6 +595,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _uses_database(args: argparse.Namespace) -> bool:
+    """Commands whose first contact with the database comes before anything else (topology
+    import reads its file first and checks the database itself)."""
+    handler = args.handler
+    if handler is _cmd_replay:
+        return args.recording is None
+    if handler is _cmd_score:
+        return args.recorded_json is None
+    return handler in (
+        _cmd_migrate,
+        _cmd_serve,
+        _cmd_token_create,
+        _cmd_token_list,
+        _cmd_token_revoke,
+        _cmd_retention,
+        _cmd_etr_fit,
+    )
+
+
 def _print_error(exc: GridwatchError) -> None:
     if isinstance(exc, TopologyError) and len(exc.problems) > 1:
         # One problem a line: a file with many reads as a list, not one long line.
@@ -626,6 +640,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(args.log_format or settings.log_format, settings.log_level)
+        if _uses_database(args):
+            # Before the command's own imports (numba, the API: seconds), so a database
+            # that is not there is reported at once.
+            asyncio.run(_check_database(settings))
         handler: Handler = args.handler
         result = handler(args, settings)
         return asyncio.run(result) if not isinstance(result, int) else result

@@ -69,6 +69,7 @@ def _lines(text: str) -> list[str]:
         ["token", "revoke", "ci"],
         ["topology", "import", str(EXAMPLE_JSON)],
         ["replay", "--from", "2026-11-23T08:00:00Z", "--to", "2026-11-23T09:00:00Z"],
+        ["score", "--truth", str(EXAMPLE_JSON)],
     ],
     ids=lambda argv: " ".join(argv[:2]),
 )
