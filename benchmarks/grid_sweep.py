@@ -21,8 +21,9 @@ A grid that has no such device gets no row for that scenario (listed as skipped)
 Modes:
 
 - ``inprocess``: ``gridwatch.detection.__main__.run_accuracy`` (contract decoder, runner,
-  real PostgreSQL, pings answered by the simulator, 1 s event-time commits). No ETR task
-  runs there, so its ETR columns are n/a.
+  real PostgreSQL, pings answered by the simulator, ``--commit-s`` event seconds a commit,
+  1 s by default; a larger step is faster and can add up to one step to a latency). No ETR
+  task runs there, so its ETR columns are n/a.
 - ``service`` at ``--speeds``: the path a new user takes. A fresh PostgreSQL schema,
   ``gridwatch migrate``, ``gridwatch simulate --no-publish --topology-out``, ``gridwatch
   topology import``, ``gridwatch serve --replay-from START --replay-speed S`` as a
@@ -237,13 +238,15 @@ class RunResult:
     note: str = ""
 
 
-async def _run_inprocess(spec: RunSpec, seed: int, database_url: str) -> dict[str, Any]:
+async def _run_inprocess(
+    spec: RunSpec, seed: int, database_url: str, commit_s: float
+) -> dict[str, Any]:
     from gridwatch.detection.__main__ import run_accuracy
 
     report = await run_accuracy(
         spec.scenario,
         seed=seed,
-        commit_s=1.0,
+        commit_s=commit_s,
         database_url=database_url,
         truth=None,
         network=spec.network,
@@ -346,6 +349,10 @@ def run_service(
         _check([*gw, "score", "--truth", str(truth), "--json-out", str(score_json)], env, log)
         out = json.loads(score_json.read_bytes())
         assert isinstance(out, dict)
+        # The service warns when a loop falls behind its clock (LagWatch): at high replay
+        # speeds on a loaded machine its decisions may then differ from real time.
+        text = (run_dir / "serve.log").read_text(errors="replace")
+        out["service_lag_warnings"] = text.count("of service-clock time behind")
         return out
     finally:
         _drop_schema(database_url, schema)
@@ -395,6 +402,7 @@ class Row:
     nested_customers: int = 0
     false_restored: int = 0
     momentaries_declared: int = 0
+    lag_warnings: int = 0  # service mode: loops that fell behind the replay clock
     errors: list[str] = field(default_factory=list)
     missed: dict[int, list[str]] = field(default_factory=dict)
     false: dict[int, list[str]] = field(default_factory=dict)
@@ -425,6 +433,7 @@ class Row:
         self.nested_customers += int(rep.get("nested_customers", 0))
         self.false_restored += int(rep.get("false_restored_notices", 0))
         self.momentaries_declared += int(rep.get("momentaries_declared", 0))
+        self.lag_warnings += int(rep.get("service_lag_warnings", 0))
         if rep.get("missed_ids"):
             self.missed[seed] = list(rep["missed_ids"])
         if rep.get("false_ids"):
@@ -544,7 +553,8 @@ def failure_list(rows: Sequence[Row]) -> str:
         fails = row.failures()
         if not fails:
             continue
-        out.append(f"- {row.grid} / {row.scenario} / {row.mode}: " + "; ".join(fails))
+        lag = f" [service lag warnings: {row.lag_warnings}]" if row.lag_warnings else ""
+        out.append(f"- {row.grid} / {row.scenario} / {row.mode}: " + "; ".join(fails) + lag)
         for seed in sorted(set(row.missed) | set(row.false)):
             missed = ", ".join(row.missed.get(seed, [])) or "none"
             false = ", ".join(row.false.get(seed, [])) or "none"
@@ -573,10 +583,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-set", choices=["eval", "dev"], default="eval")
     parser.add_argument("--modes", default="inprocess", help="inprocess,service")
     parser.add_argument("--speeds", default="600", help="service replay speeds (comma list)")
+    parser.add_argument(
+        "--commit-s", type=float, default=1.0, help="in-process: event seconds per commit"
+    )
     parser.add_argument("--until-s", type=float, default=None, help="truncate each scenario")
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--keep", type=Path, default=None, help="keep run files in this dir")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="run nothing: print one table from the runs of earlier --json-out files",
+    )
     args = parser.parse_args(argv)
+    if args.merge is not None:
+        return _print_merged(args.merge)
 
     grids = _csv(args.grids) or default_grids()
     scenarios = _csv(args.scenarios)
@@ -607,7 +629,8 @@ def main(argv: list[str] | None = None) -> int:
         f" ({os.cpu_count()} cores): {len(grids)} grid(s) x {scenarios} x"
         f" {[m if math.isnan(s) else f'{m} {s:g}x' for m, s in modes]};"
         f" {seed_set} seeds {seeds}"
-        + ("" if args.until_s is None else f"; scenarios truncated at {args.until_s:g} s"),
+        + ("" if args.until_s is None else f"; scenarios truncated at {args.until_s:g} s")
+        + f"; in-process commits of {args.commit_s:g} s event time",
         flush=True,
     )
     workdir = Path(tempfile.mkdtemp(prefix="gridsweep-")) if args.keep is None else args.keep
@@ -634,7 +657,9 @@ def main(argv: list[str] | None = None) -> int:
                         error = ""
                         try:
                             if mode == "inprocess":
-                                report = asyncio.run(_run_inprocess(spec, seed, database_url))
+                                report = asyncio.run(
+                                    _run_inprocess(spec, seed, database_url, args.commit_s)
+                                )
                             else:
                                 report = run_service(spec, seed, speed, database_url, workdir)
                         except Exception as exc:
@@ -664,6 +689,29 @@ def main(argv: list[str] | None = None) -> int:
     print("\nfailures against the targets:\n" + failure_list(rows))
     if args.json_out is not None:
         _write_json(args.json_out, results, skipped, seeds, seed_set, args)
+    return 0
+
+
+def load_runs(path: Path) -> tuple[list[RunResult], list[str], str]:
+    """The runs, skipped rows and seed set of a ``--json-out`` file."""
+    doc = json.loads(path.read_bytes())
+    runs = [RunResult(**r) for r in doc["runs"]]
+    return runs, list(doc.get("skipped", [])), f"{doc['seed_set']} {doc['seeds']}"
+
+
+def _print_merged(paths: Sequence[Path]) -> int:
+    results: list[RunResult] = []
+    skipped: list[str] = []
+    for path in paths:
+        runs, skip, seeds = load_runs(path)
+        results += runs
+        skipped += skip
+        print(f"{path}: {len(runs)} run(s), seeds {seeds}")
+    rows = aggregate(results)
+    print()
+    print(to_table(rows))
+    print("\nskipped (no row):\n" + ("\n".join(f"- {s}" for s in skipped) or "(none)"))
+    print("\nfailures against the targets:\n" + failure_list(rows))
     return 0
 
 
@@ -712,6 +760,10 @@ def _write_json(
                 "coverage": row.coverage,
                 "false_restored": row.false_restored,
                 "nested_customers": row.nested_customers,
+                "lag_warnings": row.lag_warnings,
+                "true_observable": row.observable,
+                "recorded": row.recorded,
+                "matched": row.matched,
                 "failures": row.failures(),
             }
             for row in rows
