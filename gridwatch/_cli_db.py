@@ -60,7 +60,13 @@ async def check_database(url: str) -> None:
     try:
         conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.Error as exc:
-        cause = _LIBPQ_PREFIXES.sub("", one_line(str(exc)))
+        message = one_line(str(exc))
+        cause = _LIBPQ_PREFIXES.sub("", message)
+        if message.startswith("connection is bad: "):
+            # libpq refused an option's value (port, sslmode, ...) before any network.
+            raise ConfigError(
+                f"GRIDWATCH_DATABASE_URL is malformed: {_redacted(cause, url)}"
+            ) from None
         raise StoreUnavailable(
             f"cannot connect to {target} (GRIDWATCH_DATABASE_URL): {_redacted(cause, url)}"
         ) from None
