@@ -32,7 +32,7 @@ from detectors.etr._conditional import (
 from detectors.etr._fit import FitConfig, fit_survival_model
 from detectors.etr._history import HistoryError, PreparedHistory, class_histograms, prepare_history
 from detectors.etr._model import FAMILY_NAMES, KM, LOGNORMAL, WEIBULL, LogGrid, SurvivalModel
-from detectors.etr._synthetic import SyntheticHistory, synthetic_history
+from detectors.etr._synthetic import SyntheticHistory, prior_history, synthetic_history
 
 
 def warm_up() -> None:
@@ -98,6 +98,7 @@ __all__ = [
     "kind_code",
     "parent_codes",
     "prepare_history",
+    "prior_history",
     "queue_order",
     "synthetic_history",
     "tod_band",

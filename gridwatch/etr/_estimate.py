@@ -19,6 +19,7 @@ import numpy as np
 
 from detectors.etr import (
     DEFAULT_PROBS,
+    DEVICE_KINDS,
     StormThresholds,
     SurvivalModel,
     backlog_etr,
@@ -130,6 +131,7 @@ class EtrBatch:
 
 MIN_SCALE = 0.5
 MAX_SCALE = 4.0
+CALIBRATED_MIN_ITEMS = 30  # held-out outages behind a measured scale (``_calibration``)
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,83 @@ def _scaled(now_s: float, q: np.ndarray, scale: IntervalScale, floor_s: float) -
     l10, l50, l90 = np.log(r)
     lo = l50 - scale.lower * (l50 - l10)
     hi = l50 + scale.upper * (l90 - l50)
+    out = now_s + np.maximum(np.exp(np.array([lo, l50, hi])), floor_s)
+    return np.asarray(np.maximum.accumulate(out), dtype=np.float64)
+
+
+# Where a model's classes were learnt (``model.info["provenance"]``): on this utility's own
+# outages (``local``: a refit on the database, or ``gridwatch etr fit`` of its own history),
+# the bundled prior (``prior``), or another grid's history (``foreign``). A model without the
+# entry is local, except the bundled prior, which has always carried ``info["prior"]``.
+PROVENANCES = ("local", "prior", "foreign")
+# The log-time standard deviation of a class's location on a grid its model was not fitted
+# on, added in quadrature to the P10 / P90 half-widths (times z90). Calibrated on the
+# cross-grid tuning seeds (``python -m benchmarks.etr_accuracy --cross-grid --seed-set
+# dev``): the value that puts 80% of the pooled tuning outages inside P10-P90.
+FOREIGN_LOG_SD: Mapping[str, float] = {"prior": 0.0, "foreign": 0.3}
+# A class backed by n restored local outages keeps n0 / (n0 + n) of the widening in variance
+# (the fit's own shrinkage pseudo-count): it fades as the local history grows.
+LOCAL_PSEUDO_COUNT = 20.0
+Z90 = 1.2815515655446004  # standard normal 90% quantile
+
+
+@dataclass(frozen=True)
+class Provenance:
+    source: str = "local"  # one of PROVENANCES
+    fitted_on: str = ""  # what the history was (a grid, a file, "bundled prior")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"source": self.source, "fitted_on": self.fitted_on}
+
+
+def set_provenance(model: SurvivalModel, source: str, *, fitted_on: str = "") -> None:
+    """Record where the model's classes were learnt (stored with the model's info)."""
+    if source not in PROVENANCES:
+        raise ValueError(f"provenance must be one of {', '.join(PROVENANCES)}, got {source!r}")
+    model.info["provenance"] = Provenance(source, fitted_on).to_dict()
+
+
+def model_provenance(model: SurvivalModel) -> Provenance:
+    got = model.info.get("provenance")
+    if isinstance(got, dict) and got.get("source") in PROVENANCES:
+        return Provenance(str(got["source"]), str(got.get("fitted_on", "")))
+    if "prior" in model.info:
+        return Provenance("prior", "bundled prior")
+    return Provenance()
+
+
+def local_restored_by_kind(model: SurvivalModel) -> np.ndarray:
+    """Restored local outages behind each device kind's classes (0 for a model that was not
+    fitted on this grid's outages)."""
+    per_kind = len(model.n_events) // len(DEVICE_KINDS)
+    if model_provenance(model).source != "local":
+        return np.zeros(len(DEVICE_KINDS))
+    events = np.asarray(model.n_events, dtype=np.float64).reshape(len(DEVICE_KINDS), per_kind)
+    return np.asarray(events.sum(axis=1), dtype=np.float64)
+
+
+def widening_log_sd(provenance: Provenance, local_restored: float, calibrated: bool) -> float:
+    """The log-time sd added to an interval: the cross-grid allowance of the model's source,
+    faded by the local outages behind the class. A local model whose intervals were
+    calibrated on its own held-out outages needs none; an uncalibrated local model (a short
+    history) carries the foreign allowance faded by its own outages."""
+    if provenance.source == "local":
+        if calibrated:
+            return 0.0
+        tau = FOREIGN_LOG_SD["foreign"]
+    else:
+        tau = FOREIGN_LOG_SD[provenance.source]
+    return tau * math.sqrt(LOCAL_PSEUDO_COUNT / (LOCAL_PSEUDO_COUNT + max(local_restored, 0.0)))
+
+
+def _widened(now_s: float, q: np.ndarray, log_sd: float, floor_s: float) -> np.ndarray:
+    """P10 / P90 moved away from an unchanged P50: half-widths in log remaining time grow
+    to sqrt(w^2 + (z90 * log_sd)^2), the interval of a location known only to ``log_sd``."""
+    r = np.maximum(q - now_s, floor_s)
+    l10, l50, l90 = np.log(r)
+    extra = (Z90 * log_sd) ** 2
+    lo = l50 - math.sqrt((l50 - l10) ** 2 + extra)
+    hi = l50 + math.sqrt((l90 - l50) ** 2 + extra)
     out = now_s + np.maximum(np.exp(np.array([lo, l50, hi])), floor_s)
     return np.asarray(np.maximum.accumulate(out), dtype=np.float64)
 
@@ -215,6 +294,8 @@ def estimate_etrs(
     )
     thresholds = model_thresholds(model, cfg.thresholds)
     scales = interval_scales(model)
+    provenance = model_provenance(model)
+    local_by_kind = local_restored_by_kind(model)
     storm = thresholds.level(open_now)
     codes = encode_classes(
         np.array([kind_code(o.device_kind) for o in outages], dtype=np.int64),
@@ -324,6 +405,16 @@ def estimate_etrs(
         if scale is not None:
             q = _scaled(now_s, q, scale, cfg.min_remaining_s)
             inputs["interval_scale"] = scale.to_list()
+        local_n = float(local_by_kind[kind_code(o.device_kind)])
+        log_sd = widening_log_sd(
+            provenance, local_n, scale is not None and scale.n >= CALIBRATED_MIN_ITEMS
+        )
+        if log_sd > 0.0:
+            q = _widened(now_s, q, log_sd, cfg.min_remaining_s)
+        inputs["provenance"] = provenance.to_dict() | {
+            "local_restored_of_kind": int(local_n),
+            "widening_log_sd": round(log_sd, 4),
+        }
         estimates.append(
             EtrEstimate(
                 o.outage_id, float(q[0]), float(q[1]), float(q[2]), source, model_version, inputs
