@@ -353,3 +353,23 @@ def test_the_pacer_waits_event_time_and_counts_late_passes_as_lag() -> None:
     assert pacer.wall_wait_s() == 5.0  # due an interval after this pass began
     manual.advance(9.0)
     assert pacer.wall_wait_s() == 0.0  # overdue: at once
+
+
+async def test_run_etr_loop_refreshes_on_grid_time_at_600x(db: Database) -> None:
+    """``run_etr_loop`` waited its refresh delay (event seconds) as wall seconds: at 600x a
+    5-minute refresh came every 50 grid hours."""
+    from gridwatch.etr import default_prior_model, run_etr_loop, save_fitted_model
+
+    await _etr_devices(db)
+    clock = ReplayClock(NOW_S, FAST_SPEED)
+    cols, model = default_prior_model()
+    await save_fitted_model(db, model, clock.now_s(), cols)
+    outage = await _open_outage(db, "a", clock.now_s())
+    stop = asyncio.Event()
+    async with _task(run_etr_loop(db, clock, stop, refresh_every_s=300.0), stop):
+        await _until(lambda: _etrs_at_least(db, outage, 3))  # 3 refreshes: ~1 wall s
+
+
+async def _etrs_at_least(db: Database, outage_id: int, n: int) -> bool:
+    count = await _scalar(db, "SELECT count(*) FROM etr_history WHERE outage_id = %s", [outage_id])
+    return int(count) >= n
