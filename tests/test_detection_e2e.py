@@ -54,13 +54,15 @@ async def test_scripted_story_through_mqtt_and_postgres(
     # The start is the earliest dark evidence: a meter whose restore after the recloser's
     # momentary (at 120 s) was lost has been "off" since then.
     assert start - 90 <= fuse["started_at"].timestamp() <= start + 60
-    assert fuse["confirmed_at"].timestamp() - start <= 45 + 60  # delay + a ping round
+    # The publisher's own lateness (a loaded machine) delays what it publishes in grid time.
+    late_s = stats.max_lag_s * SPEED
+    assert fuse["confirmed_at"].timestamp() - start <= 45 + 60 + late_s  # delay + a ping round
 
     # The breaker: SCADA lockout, confirmed at once, restored after repair.
     brk = by_device["Z01-S01-F01-BRK"]
     assert brk["cause"] == "scada_lockout"
     assert brk["state"] == "restored"
-    assert brk["confirmed_at"].timestamp() - (sim.start_s + 400) < 30
+    assert brk["confirmed_at"].timestamp() - (sim.start_s + 400) < 30 + late_s
 
     # The transformer that failed under the dark breaker: nested, never told "restored".
     tx = by_device["Z01-S01-F01-L002-T02"]
