@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from test_detection_e2e import STORY
 
 from gridwatch import load_settings
 from gridwatch._clock import Clock
@@ -23,6 +22,7 @@ from gridwatch.etr._task import EtrTaskOptions
 from gridwatch.store import Database, save_topology
 from simulators import Simulation
 from simulators._scenario import scenario_from_dict
+from tests.service_support import STORY
 
 
 async def test_not_ready_until_the_etr_task_has_loaded_its_model(
@@ -82,6 +82,8 @@ async def test_not_ready_until_the_etr_task_has_loaded_its_model(
             status, body = await probe()
         assert body["ready"] is True
         assert set(body["tasks"].values()) == {"running"}
+        assert service.readiness is not None
+        assert service.readiness.ready()
 
 
 async def test_a_task_that_ended_is_not_ready() -> None:
@@ -89,6 +91,7 @@ async def test_a_task_that_ended_is_not_ready() -> None:
     readiness.expect("etr", lambda: True)
     readiness.expect("planned-notices", lambda: True)
     assert readiness.tasks() == {"etr": "starting", "planned-notices": "starting"}
+    assert not readiness.ready()
 
     async def ends() -> None:
         return None
@@ -102,6 +105,7 @@ async def test_a_task_that_ended_is_not_ready() -> None:
     readiness.watch("planned-notices", running)
     await asyncio.wait([ended])
     assert readiness.tasks() == {"etr": "stopped", "planned-notices": "running"}
+    assert not readiness.ready()
     running.cancel()
     with pytest.raises(KeyError):
         readiness.watch("unknown", running)

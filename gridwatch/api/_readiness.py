@@ -68,6 +68,11 @@ class ServiceReadiness:
     def broker_connected(self) -> bool:
         return self._broker_connected()
 
+    def ready(self) -> bool:
+        """The broker connected and every expected task running (what /readyz adds to the
+        database's ping): a replay started before this decides without a model."""
+        return self.broker_connected() and all(s == "running" for s in self.tasks().values())
+
     def tasks(self) -> dict[str, TaskState]:
         states: dict[str, TaskState] = {}
         for name, started in self._started.items():
