@@ -44,7 +44,7 @@ async def main() -> None:
             if len(pending) >= 100 or time.monotonic() - last_flush > 0.2:
                 times = [r.ts_s for r in pending]
                 await ensure_partitions(db, min(times), max(times))
-                await write_telemetry(db, pending)
+                await write_telemetry(db, pending, received_s=time.time())
                 pending = []
                 last_flush = time.monotonic()
 

@@ -98,7 +98,7 @@ async def bench_api(requests: int, readings: int) -> list[str]:
             for i in range(readings)
         ]
         for start in range(0, len(rows), 50_000):
-            await write_telemetry(db, readings=rows[start : start + 50_000])
+            await write_telemetry(db, readings=rows[start : start + 50_000], received_s=now_s)
         async with db.connection() as conn:
             await conn.execute("ANALYZE readings")
 

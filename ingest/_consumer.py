@@ -116,8 +116,9 @@ class _Batch:
     acks: list[tuple[int, int]] = field(default_factory=list)  # (connection epoch, mid)
     records: int = 0
     started_s: float = field(default_factory=time.monotonic)
-    received_s: float = field(default_factory=time.time)
-    # Service-clock time its first message arrived (the watermark while it is in flight).
+    # Service-clock time its first message arrived (the watermark while it is in flight);
+    # also its rows' received_at and its dead letters' "received" (never wall time: a
+    # replay's rejects are counted in the replay's window).
     first_clock_s: float = math.inf
 
 
@@ -483,7 +484,7 @@ class IngestService:
         delay_s = _STORE_RETRY_MIN_S
         while True:
             try:
-                return await self._write(batch.entries, batch.received_s)
+                return await self._write(batch.entries, batch.first_clock_s)
             except StoreUnavailable as exc:
                 self._counts["store_retries"] += 1
                 log.warning(
@@ -506,13 +507,13 @@ class IngestService:
             while True:
                 part: CommittedBatch | None
                 try:
-                    part = await self._write([(topic, decoded)], batch.received_s)
+                    part = await self._write([(topic, decoded)], batch.first_clock_s)
                 except StoreUnavailable:
                     await asyncio.sleep(delay_s)
                     delay_s = min(delay_s * 2, _STORE_RETRY_MAX_S)
                     continue
                 except StoreError as exc:
-                    part = await self._store_rejected(topic, decoded, str(exc), batch.received_s)
+                    part = await self._store_rejected(topic, decoded, str(exc), batch.first_clock_s)
                 break
             if part is not None:
                 merged.readings.extend(part.readings)
@@ -564,7 +565,9 @@ class IngestService:
             return CommittedBatch([], [], [])  # only duplicates: nothing to write
         await self._ensure_partitions(readings, meter_events, scada_events)
         started = time.perf_counter()
-        result = await write_telemetry(self._db, readings, meter_events, scada_events, dead_letters)
+        result = await write_telemetry(
+            self._db, readings, meter_events, scada_events, dead_letters, received_s=received_s
+        )
         metrics.BATCH_WRITE_SECONDS.observe(time.perf_counter() - started)
         metrics.RECORDS_WRITTEN.labels(table="readings").inc(result.readings_inserted)
         metrics.RECORDS_WRITTEN.labels(table="meter_events").inc(len(result.meter_events_inserted))

@@ -242,6 +242,7 @@ async def _seed_telemetry(db: Database) -> None:
         ],
         meter_events=[("M-3", t0 - 30, "last_gasp", 7, None, None)],
         scada_events=[("R-1", t0 - 45.5, "trip", "ABC")],
+        received_s=t0,
     )
     for minutes_ago, reason in ((5, "ts: not a time"), (6, "ts: not a time"), (7, "json")):
         await insert_dead_letter(
@@ -339,7 +340,9 @@ async def test_dead_letters_paginate_newest_first_without_overlap(
     client: httpx.AsyncClient, db: Database
 ) -> None:
     ids = [
-        await insert_dead_letter(db, topic=f"t/{i}", reason="json", payload=f"{i}".encode())
+        await insert_dead_letter(
+            db, topic=f"t/{i}", reason="json", payload=f"{i}".encode(), received_at=NOW
+        )
         for i in range(25)
     ]
     seen: list[int] = []
@@ -363,8 +366,10 @@ async def test_dead_letter_payload_is_base64_and_truncated(
     client: httpx.AsyncClient, db: Database
 ) -> None:
     hostile = bytes(range(256)) * 20  # 5120 bytes, not UTF-8, NULs included
-    await insert_dead_letter(db, topic="gridwatch/v1/Z/batch", reason="json", payload=hostile)
-    await insert_dead_letter(db, topic="gridwatch/v1/Z/batch", reason="json", payload=b"{}")
+    for payload in (hostile, b"{}"):
+        await insert_dead_letter(
+            db, topic="gridwatch/v1/Z/batch", reason="json", payload=payload, received_at=NOW
+        )
     items = (await client.get("/api/v1/dead-letters")).json()["items"]
     small, big = items
     assert base64.b64decode(small["payload_b64"]) == b"{}"
@@ -375,7 +380,7 @@ async def test_dead_letter_payload_is_base64_and_truncated(
 
 
 async def test_dead_letter_limit_is_capped(client: httpx.AsyncClient, db: Database) -> None:
-    await insert_dead_letter(db, topic="t", reason="r", payload=b"x")
+    await insert_dead_letter(db, topic="t", reason="r", payload=b"x", received_at=NOW)
     body = (await client.get("/api/v1/dead-letters", params={"limit": 1_000_000})).json()
     assert body["limit"] == 1000
     assert len(body["items"]) == 1

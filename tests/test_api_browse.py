@@ -83,7 +83,9 @@ async def test_meter_state_and_recent_telemetry(
     http, tokens, ids = api
     await ensure_partitions(db, NOW_S - 86400, NOW_S + 86400)
     await write_telemetry(
-        db, [("M5", NOW_S - 900, 230.5, 1.0, None), ("M5", NOW_S - 60, 231.0, 1.1, None)]
+        db,
+        [("M5", NOW_S - 900, 230.5, 1.0, None), ("M5", NOW_S - 60, 231.0, 1.1, None)],
+        received_s=NOW_S,
     )
     h = tokens.headers("viewer")
     m1 = (await http.get(f"{V1}/meters/M1", headers=h)).json()

@@ -71,8 +71,13 @@ async def write_telemetry(
     meter_events: Sequence[MeterEventRow] = (),
     scada_events: Sequence[ScadaEventRow] = (),
     dead_letters: Sequence[DeadLetterRow] = (),
+    *,
+    received_s: float,
 ) -> TelemetryWriteResult:
     """Write one batch in one transaction; duplicates of stored rows are skipped.
+
+    ``received_s`` is the service-clock time the batch arrived: every row's ``received_at``
+    (on a replay, the replay's time, so a screen counting by it sees the replay's rows).
 
     The partitions for the batch's days must exist (``ensure_partitions``). Raises
     StoreUnavailable when the database cannot be reached (retry the same batch) and
@@ -81,6 +86,7 @@ async def write_telemetry(
     readings_inserted = 0
     meter_keys: set[EventKey] = set()
     scada_keys: set[EventKey] = set()
+    received_at = datetime.fromtimestamp(received_s, UTC)
     async with db.connection() as conn, conn.cursor() as cur:
         if readings or meter_events or scada_events:
             await cur.execute(_STAGING_DDL)
@@ -91,9 +97,10 @@ async def write_telemetry(
                 for row in readings:
                     await copy.write_row(row)
             await cur.execute(
-                "INSERT INTO readings (meter_id, ts, v_rms_v, energy_kwh, seq)"
-                " SELECT meter_id, to_timestamp(ts_s), v_rms_v, energy_kwh, seq"
-                " FROM gw_stage_readings ORDER BY ts_s ON CONFLICT DO NOTHING"
+                "INSERT INTO readings (meter_id, ts, v_rms_v, energy_kwh, seq, received_at)"
+                " SELECT meter_id, to_timestamp(ts_s), v_rms_v, energy_kwh, seq, %s"
+                " FROM gw_stage_readings ORDER BY ts_s ON CONFLICT DO NOTHING",
+                [received_at],
             )
             readings_inserted = max(cur.rowcount, 0)
         if meter_events:
@@ -104,10 +111,12 @@ async def write_telemetry(
                 for event in meter_events:
                     await copy.write_row(event)
             await cur.execute(
-                "INSERT INTO meter_events (meter_id, ts, kind, seq, supply_on, request_id)"
-                " SELECT meter_id, to_timestamp(ts_s), kind, seq, supply_on, request_id"
+                "INSERT INTO meter_events"
+                " (meter_id, ts, kind, seq, supply_on, request_id, received_at)"
+                " SELECT meter_id, to_timestamp(ts_s), kind, seq, supply_on, request_id, %s"
                 " FROM gw_stage_meter_events ORDER BY ts_s ON CONFLICT DO NOTHING"
-                " RETURNING meter_id, (extract(epoch FROM ts) * 1000000)::int8, kind"
+                " RETURNING meter_id, (extract(epoch FROM ts) * 1000000)::int8, kind",
+                [received_at],
             )
             meter_keys = {(r[0], int(r[1]), r[2]) for r in await cur.fetchall()}
         if scada_events:
@@ -117,14 +126,17 @@ async def write_telemetry(
                 for scada in scada_events:
                     await copy.write_row(scada)
             await cur.execute(
-                "INSERT INTO scada_events (device_id, ts, kind, phases)"
-                " SELECT device_id, to_timestamp(ts_s), kind, phases"
+                "INSERT INTO scada_events (device_id, ts, kind, phases, received_at)"
+                " SELECT device_id, to_timestamp(ts_s), kind, phases, %s"
                 " FROM gw_stage_scada_events ORDER BY ts_s ON CONFLICT DO NOTHING"
-                " RETURNING device_id, (extract(epoch FROM ts) * 1000000)::int8, kind"
+                " RETURNING device_id, (extract(epoch FROM ts) * 1000000)::int8, kind",
+                [received_at],
             )
             scada_keys = {(r[0], int(r[1]), r[2]) for r in await cur.fetchall()}
         if dead_letters:
-            async with cur.copy("COPY dead_letters (topic, reason, payload) FROM STDIN") as copy:
-                for letter in dead_letters:
-                    await copy.write_row(letter)
+            async with cur.copy(
+                "COPY dead_letters (topic, reason, payload, received_at) FROM STDIN"
+            ) as copy:
+                for topic, reason, payload in dead_letters:
+                    await copy.write_row((topic, reason, payload, received_at))
     return TelemetryWriteResult(readings_inserted, meter_keys, scada_keys, len(dead_letters))

@@ -109,13 +109,14 @@ async def dead_letters_page(
 
 
 async def insert_dead_letter(
-    db: Database, *, topic: str, reason: str, payload: bytes, received_at: datetime | None = None
+    db: Database, *, topic: str, reason: str, payload: bytes, received_at: datetime
 ) -> int:
-    """Record one rejected message (ingest may batch its own; this is the simple path)."""
+    """Record one rejected message (ingest may batch its own; this is the simple path).
+    ``received_at`` is on the service clock, as ingest's own dead letters are."""
     async with db.connection() as conn:
         cur = await conn.execute(
             "INSERT INTO dead_letters (topic, reason, payload, received_at)"
-            " VALUES (%s, %s, %s, coalesce(%s, now())) RETURNING dead_letter_id",
+            " VALUES (%s, %s, %s, %s) RETURNING dead_letter_id",
             [topic, reason, payload, received_at],
         )
         row = await cur.fetchone()
