@@ -126,7 +126,9 @@ def _secret_bytes(value: str, name: str) -> bytes:
     return value.encode()
 
 
-def channels_from_settings(settings: Settings, db: Database) -> dict[str, Channel]:
+def channels_from_settings(
+    settings: Settings, db: Database, clock: Clock | None = None
+) -> dict[str, Channel]:
     """The delivery channels the settings configure (possibly none)."""
     channels: dict[str, Channel] = {}
     if settings.twilio_from_number or settings.twilio_messaging_service_sid:
@@ -148,7 +150,7 @@ def channels_from_settings(settings: Settings, db: Database) -> dict[str, Channe
                 " (create one with `gridwatch notify vapid-keys PATH`)"
             )
         channels["push"] = WebPushChannel(
-            db, settings.vapid_private_key_path, subject=settings.vapid_subject
+            db, settings.vapid_private_key_path, subject=settings.vapid_subject, clock=clock
         )
     if settings.utility_webhook_url:
         secret = settings.utility_webhook_secret.get_secret_value()
@@ -231,7 +233,7 @@ async def running_service(
             channels = (
                 dict(notify.channels)
                 if notify.channels is not None
-                else channels_from_settings(settings, db)
+                else channels_from_settings(settings, db, clock)
             )
     topology = await load_topology(db, owners=detection)
     runner: DetectionRunner | None = None

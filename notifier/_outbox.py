@@ -175,6 +175,7 @@ def _rows_for(
                     urgent=urgent,
                     segments=segments if channel == "sms" else None,
                     not_before_s=not_before,
+                    created_s=change.occurred_at_s,
                     status=status,
                     last_error=error,
                 )
@@ -276,6 +277,7 @@ async def enqueue_for_outage_change(
                 version=change.version,
                 open=True,
             ),
+            now_s=change.occurred_at_s,
         )
     result = EnqueueResult(
         outage_id=change.outage_id,

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush_async
 
+from gridwatch._clock import Clock, SystemClock
 from gridwatch.store import Database
 from gridwatch.store._notifications import (
     delete_push_subscription,
@@ -87,6 +88,7 @@ class WebPushChannel(HttpChannelBase):
         subject: str,
         ttl_s: int = 24 * 3600,
         timeout_s: float = 10.0,
+        clock: Clock | None = None,
     ) -> None:
         if not subject.startswith(("mailto:", "https://")):
             raise NotifierError("VAPID subject must be a mailto: or https: URL")
@@ -95,6 +97,8 @@ class WebPushChannel(HttpChannelBase):
         self._vapid = Vapid.from_file(str(vapid_private_key_path))
         self._subject = subject
         self._ttl_s = ttl_s
+        # The service clock stamps last_ok_at (a replay's time on a replay).
+        self._clock: Clock = clock or SystemClock()
         self.pruned = 0
 
     async def send(self, notice: Notice) -> str:
@@ -149,7 +153,7 @@ class WebPushChannel(HttpChannelBase):
                 continue
             delivered += 1
             async with self._db.connection() as conn:
-                await mark_push_ok(conn, sub_id)
+                await mark_push_ok(conn, sub_id, now_s=self._clock.now_s())
         if delivered:
             return f"push:{delivered}/{len(subscriptions)}"
         if transient:

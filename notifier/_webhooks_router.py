@@ -168,6 +168,7 @@ def create_webhooks_router(
                 status=status,
                 error_code=code,
                 notification_id=notification_id,
+                now_s=now(),
             )
         return Response(status_code=204)
 
@@ -187,7 +188,7 @@ def create_webhooks_router(
             kind = "reply_unknown"
             params_out: dict[str, str] = {}
             if action == "stop":
-                await set_opt_out(conn, channel="sms", address=sender, source="sms")
+                await set_opt_out(conn, channel="sms", address=sender, source="sms", now_s=now())
                 kind = "reply_stop"
             elif action == "start":
                 await clear_opt_out(conn, channel="sms", address=sender)
@@ -287,7 +288,12 @@ def create_webhooks_router(
             raise HTTPException(400, "invalid push subscription")
         async with db.connection() as conn:
             sub_id = await upsert_push_subscription(
-                conn, customer_id=customer_id, endpoint=endpoint, p256dh=p256dh, auth=auth
+                conn,
+                customer_id=customer_id,
+                endpoint=endpoint,
+                p256dh=p256dh,
+                auth=auth,
+                now_s=now(),
             )
         return JSONResponse({"subscription_id": sub_id}, status_code=201)
 

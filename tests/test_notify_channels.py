@@ -112,19 +112,27 @@ async def test_push_reaches_live_subscriptions_and_prunes_dead_ones(
                 endpoint=receiver.base_url + path,
                 p256dh=p256dh,
                 auth=auth,
+                now_s=DAY_S,
             )
             assert i >= 0
     receiver.status_by_path = {"/gone": 410, "/missing": 404}
     await enqueue_detected(db, ids)
-    channel = WebPushChannel(db, keys.private_key_path, subject="mailto:ops@example.vn")
+    channel = WebPushChannel(
+        db, keys.private_key_path, subject="mailto:ops@example.vn", clock=ManualClock(DAY_S + 60)
+    )
     async with aclosing(channel):
         stats = await make_dispatcher(db, {"push": channel}).drain()
     # Customer 0: delivered to /live, two dead subscriptions pruned. Customer 1: none at all.
     assert (stats.sent, stats.failed) == (1, 1)
     assert channel.pruned == 2
     async with db.connection() as conn:
-        cur = await conn.execute("SELECT endpoint FROM notify_push_subscriptions")
-        assert [r[0] for r in await cur.fetchall()] == [receiver.base_url + "/live"]
+        cur = await conn.execute(
+            "SELECT endpoint, created_at, last_ok_at FROM notify_push_subscriptions"
+        )
+        # Stamped on the service clock (on a replay, the replay's day), never wall time.
+        assert [(r[0], r[1].timestamp(), r[2].timestamp()) for r in await cur.fetchall()] == [
+            (receiver.base_url + "/live", DAY_S, DAY_S + 60)
+        ]
         cur = await conn.execute(
             "SELECT customer_id, status, error_code FROM notifications ORDER BY 1"
         )
@@ -148,7 +156,12 @@ async def test_push_5xx_is_retried_later(db: Database, receiver: Receiver, tmp_p
     p256dh, auth = _browser_keys()
     async with db.connection() as conn:
         await upsert_push_subscription(
-            conn, customer_id=ids[0], endpoint=receiver.base_url + "/busy", p256dh=p256dh, auth=auth
+            conn,
+            customer_id=ids[0],
+            endpoint=receiver.base_url + "/busy",
+            p256dh=p256dh,
+            auth=auth,
+            now_s=DAY_S,
         )
     receiver.status_by_path = {"/busy": 503}
     await enqueue_detected(db, ids)

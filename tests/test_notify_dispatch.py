@@ -193,7 +193,7 @@ async def test_opt_out_after_enqueue_is_honoured_at_dispatch(
 ) -> None:
     await _enqueue(db, 3)
     async with db.connection() as conn:
-        await set_opt_out(conn, channel="sms", address=phone(2), source="sms")
+        await set_opt_out(conn, channel="sms", address=phone(2), source="sms", now_s=DAY_S)
     stats = await _dispatcher(db, standin, ManualClock(DAY_S + 10)).drain()
     assert (stats.sent, stats.skipped) == (2, 1)
     assert phone(2) not in {m["to"] for m in standin.messages}

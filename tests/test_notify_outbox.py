@@ -109,7 +109,7 @@ async def test_opted_out_number_gets_nothing(db: Database) -> None:
     ids = await seed_customers(db, 3)
     outage = await new_outage(db)
     async with db.connection() as conn:
-        await set_opt_out(conn, channel="sms", address=phone(1), source="sms")
+        await set_opt_out(conn, channel="sms", address=phone(1), source="sms", now_s=DAY_S)
     result = await enqueue(db, detected(outage, ids))
     assert (result.inserted, result.opted_out) == (2, 1)
 
@@ -138,8 +138,8 @@ async def test_language_preference_and_ascii_sms_cut_segments(db: Database) -> N
     ids = await seed_customers(db, 3)
     outage = await new_outage(db)
     async with db.connection() as conn:
-        await set_preferences(conn, ids[1], language="en")
-        await set_preferences(conn, ids[2], ascii_sms=True)
+        await set_preferences(conn, ids[1], language="en", now_s=DAY_S)
+        await set_preferences(conn, ids[2], ascii_sms=True, now_s=DAY_S)
     async with db.connection() as conn:
         await enqueue_for_outage_change(conn, detected(outage, ids))
         cur = await conn.execute(
@@ -190,7 +190,9 @@ async def test_quiet_hours_are_configurable_per_kind_and_customer(db: Database) 
     ids = await seed_customers(db, 2)
     outage = await new_outage(db, started_s=NIGHT_S)
     async with db.connection() as conn:
-        await set_preferences(conn, ids[1], quiet_start=time(0, 0), quiet_end=time(0, 0))  # none
+        await set_preferences(
+            conn, ids[1], quiet_start=time(0, 0), quiet_end=time(0, 0), now_s=DAY_S
+        )  # none
     policy = NotifyPolicy(quiet_kinds=frozenset({"etr_updated"}), urgent_kinds=frozenset())
     change = OutageChange(
         outage_id=outage,

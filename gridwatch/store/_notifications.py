@@ -53,6 +53,7 @@ class NewNotification:
     urgent: bool
     segments: int | None
     not_before_s: float
+    created_s: float  # service clock: the change's time, so created_at <= sent_at on a replay
     status: str = "pending"
     last_error: str | None = None
 
@@ -121,7 +122,7 @@ async def fetch_notify_targets(
 
 _INSERT_COLUMNS = (
     "idempotency_key, customer_id, outage_id, kind, version, channel, language, address, "
-    "title, body, urgent, segments, not_before, status, last_error"
+    "title, body, urgent, segments, not_before, status, last_error, created_at"
 )
 
 
@@ -155,7 +156,7 @@ async def insert_notifications(conn: AsyncConnection, rows: Sequence[NewNotifica
             " idempotency_key text, customer_id text, outage_id bigint, kind text,"
             " version integer, channel text, language text, address text, title text,"
             " body text, urgent boolean, segments integer, not_before timestamptz,"
-            " status text, last_error text) ON COMMIT DELETE ROWS"
+            " status text, last_error text, created_at timestamptz) ON COMMIT DELETE ROWS"
         )
         await conn.execute("DELETE FROM notify_stage")
     times: dict[float, datetime | None] = {}
@@ -164,6 +165,9 @@ async def insert_notifications(conn: AsyncConnection, rows: Sequence[NewNotifica
             not_before = times.get(r.not_before_s)
             if not_before is None:
                 not_before = times[r.not_before_s] = _ts(r.not_before_s)
+            created = times.get(r.created_s)
+            if created is None:
+                created = times[r.created_s] = _ts(r.created_s)
             await copy.write_row(
                 (
                     r.idempotency_key,
@@ -181,6 +185,7 @@ async def insert_notifications(conn: AsyncConnection, rows: Sequence[NewNotifica
                     not_before,
                     r.status,
                     r.last_error,
+                    created,
                 )
             )
     if fresh:
@@ -240,18 +245,22 @@ async def get_outage_notice_state(
     return None if r is None else _notice_state(r)
 
 
-async def put_outage_notice_state(conn: AsyncConnection, state: OutageNoticeState) -> None:
+async def put_outage_notice_state(
+    conn: AsyncConnection, state: OutageNoticeState, *, now_s: float
+) -> None:
+    """``now_s``: the service clock (the change's time), stamped as ``updated_at``."""
     await conn.execute(
         """
         INSERT INTO notify_outage_state AS s
-            (outage_id, where_text, why_text, started_at, etr_p10, etr_p50, etr_p90, version, open)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+            (outage_id, where_text, why_text, started_at, etr_p10, etr_p50, etr_p90, version, open,
+             updated_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (outage_id) DO UPDATE SET
             where_text = EXCLUDED.where_text, why_text = EXCLUDED.why_text,
             started_at = EXCLUDED.started_at, etr_p10 = EXCLUDED.etr_p10,
             etr_p50 = EXCLUDED.etr_p50, etr_p90 = EXCLUDED.etr_p90,
             version = GREATEST(s.version, EXCLUDED.version), open = EXCLUDED.open,
-            updated_at = now()
+            updated_at = EXCLUDED.updated_at
         """,
         [
             state.outage_id,
@@ -263,6 +272,7 @@ async def put_outage_notice_state(conn: AsyncConnection, state: OutageNoticeStat
             _ts(state.etr_p90_s),
             state.version,
             state.open,
+            _ts(now_s),
         ],
     )
 
@@ -536,19 +546,28 @@ async def record_delivery_event(
     status: str,
     error_code: str | None,
     notification_id: int | None,
+    now_s: float,
 ) -> int:
-    """Store a provider status callback; returns notices updated (0 if unknown message)."""
+    """Store a provider status callback received at ``now_s`` (service clock); returns
+    notices updated (0 if unknown message)."""
     await conn.execute(
-        "INSERT INTO notify_delivery_events (provider_id, status, error_code) VALUES (%s, %s, %s)",
-        [provider_id, status, error_code],
+        "INSERT INTO notify_delivery_events (provider_id, status, error_code, received_at)"
+        " VALUES (%s, %s, %s, %s)",
+        [provider_id, status, error_code, _ts(now_s)],
     )
     cur = await conn.execute(
-        "UPDATE notifications SET delivery_status = %(status)s, delivery_updated_at = now(),"
+        "UPDATE notifications SET delivery_status = %(status)s, delivery_updated_at = %(now)s,"
         " error_code = COALESCE(%(code)s, error_code),"
         " provider_id = COALESCE(provider_id, %(pid)s)"
         " WHERE (notification_id = %(nid)s AND (provider_id IS NULL OR provider_id = %(pid)s))"
         "    OR (%(nid)s::bigint IS NULL AND provider_id = %(pid)s)",
-        {"status": status, "code": error_code, "pid": provider_id, "nid": notification_id},
+        {
+            "status": status,
+            "code": error_code,
+            "pid": provider_id,
+            "nid": notification_id,
+            "now": _ts(now_s),
+        },
     )
     return cur.rowcount
 
@@ -556,11 +575,13 @@ async def record_delivery_event(
 # --- opt-outs, customers, outages (inbound SMS) ------------------------------------------------
 
 
-async def set_opt_out(conn: AsyncConnection, *, channel: str, address: str, source: str) -> None:
+async def set_opt_out(
+    conn: AsyncConnection, *, channel: str, address: str, source: str, now_s: float
+) -> None:
     await conn.execute(
-        "INSERT INTO notify_opt_outs (channel, address, source) VALUES (%s, %s, %s)"
-        " ON CONFLICT (channel, address) DO NOTHING",
-        [channel, address, source],
+        "INSERT INTO notify_opt_outs (channel, address, source, opted_out_at)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (channel, address) DO NOTHING",
+        [channel, address, source, _ts(now_s)],
     )
 
 
@@ -648,16 +669,19 @@ async def set_preferences(
     quiet_start: time | None = None,
     quiet_end: time | None = None,
     timezone: str | None = None,
+    now_s: float,
 ) -> None:
     await conn.execute(
         """
         INSERT INTO notify_preferences
-            (customer_id, channels, language, ascii_sms, quiet_start, quiet_end, timezone)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
+            (customer_id, channels, language, ascii_sms, quiet_start, quiet_end, timezone,
+             updated_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (customer_id) DO UPDATE SET
             channels = EXCLUDED.channels, language = EXCLUDED.language,
             ascii_sms = EXCLUDED.ascii_sms, quiet_start = EXCLUDED.quiet_start,
-            quiet_end = EXCLUDED.quiet_end, timezone = EXCLUDED.timezone, updated_at = now()
+            quiet_end = EXCLUDED.quiet_end, timezone = EXCLUDED.timezone,
+            updated_at = EXCLUDED.updated_at
         """,
         [
             customer_id,
@@ -667,19 +691,26 @@ async def set_preferences(
             quiet_start,
             quiet_end,
             timezone,
+            _ts(now_s),
         ],
     )
 
 
 async def upsert_push_subscription(
-    conn: AsyncConnection, *, customer_id: str, endpoint: str, p256dh: str, auth: str
+    conn: AsyncConnection,
+    *,
+    customer_id: str,
+    endpoint: str,
+    p256dh: str,
+    auth: str,
+    now_s: float,
 ) -> int:
     cur = await conn.execute(
-        "INSERT INTO notify_push_subscriptions (customer_id, endpoint, p256dh, auth)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (endpoint) DO UPDATE SET"
+        "INSERT INTO notify_push_subscriptions (customer_id, endpoint, p256dh, auth, created_at)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (endpoint) DO UPDATE SET"
         " customer_id = EXCLUDED.customer_id, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth"
         " RETURNING subscription_id",
-        [customer_id, endpoint, p256dh, auth],
+        [customer_id, endpoint, p256dh, auth, _ts(now_s)],
     )
     row = await cur.fetchone()
     assert row is not None
@@ -704,8 +735,8 @@ async def delete_push_subscription(conn: AsyncConnection, subscription_id: int) 
     )
 
 
-async def mark_push_ok(conn: AsyncConnection, subscription_id: int) -> None:
+async def mark_push_ok(conn: AsyncConnection, subscription_id: int, *, now_s: float) -> None:
     await conn.execute(
-        "UPDATE notify_push_subscriptions SET last_ok_at = now() WHERE subscription_id = %s",
-        [subscription_id],
+        "UPDATE notify_push_subscriptions SET last_ok_at = %s WHERE subscription_id = %s",
+        [_ts(now_s), subscription_id],
     )
