@@ -32,8 +32,9 @@ from notifier import NotifyPolicy, load_templates
 
 FAST_SPEED = 600.0  # the issue's replay speed
 # How late (event seconds) a pass may see a change at 600x here: the 10 ms wall floor is
-# 6 s, the rest is a shared 2-core machine's slack. The old wall-second poll: ~600 s.
-WITHIN_EVENT_S = 120.0
+# 6 s, the rest (0.3 wall s) is a shared 2-core machine's slack. The old wall-second poll
+# saw it ~590 s late (it had just passed when the change was written).
+WITHIN_EVENT_S = 180.0
 # For the lag tests: slow enough that a healthy pass stays well inside the budget.
 LAG_SPEED = 60.0
 BUDGET_EVENT_S = 30.0
@@ -280,7 +281,7 @@ async def _handled(db: Database, planned_id: str) -> bool:
 
 
 async def test_a_planned_job_notice_given_in_time_stays_ordinary_at_600x(db: Database) -> None:
-    """A job accepted five days and five grid minutes ahead is an ordinary notice live; a
+    """A job accepted five days and 400 grid seconds ahead is an ordinary notice live; a
     wall-second poll at 600x consumed it ten grid minutes later, as a short-notice one."""
     await seed_network(db)
     clock = ReplayClock(NOW_S, FAST_SPEED)
@@ -291,7 +292,8 @@ async def test_a_planned_job_notice_given_in_time_stays_ordinary_at_600x(db: Dat
         await _plan(db, "WO-1", clock.now_s() + 10 * 86400.0)
         await _until(lambda: _handled(db, "WO-1"))
         written_s = clock.now_s()
-        await _plan(db, "WO-2", written_s + policy.planned_min_notice_s + 300.0)
+        # Ordinary if consumed within 400 grid seconds (live: within one).
+        await _plan(db, "WO-2", written_s + policy.planned_min_notice_s + 400.0)
         await _until(lambda: _handled(db, "WO-2"))
     handled_s = await _scheduled_s(db, "WO-2")
     assert handled_s is not None
