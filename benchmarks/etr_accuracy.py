@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import time
 from collections.abc import Sequence
@@ -62,6 +63,7 @@ from gridwatch.etr import (
 )
 from gridwatch.etr._calibration import calibrate_intervals as calibrate_intervals_fn
 from gridwatch.etr._calibration import set_interval_scales
+from gridwatch.etr._estimate import set_provenance
 from gridwatch.etr._replay import crew_dispatch_s
 from simulators import load_scenario, simulate_world
 from simulators._history import HistoryParams, generate_history, median_duration_s
@@ -113,6 +115,7 @@ class OutageResult:
     bound_first_err_s: float | None = None
     bound_first_covered: bool | None = None
     bound_cause_known_err_s: float | None = None
+    found_later: bool = False  # a fault on a dead line, seen when the line came back
 
 
 @dataclass
@@ -180,6 +183,17 @@ class ScenarioReport:
                 ),
             },
             "bound_first": _bound_summary(bounded) if bounded else None,
+            "found_later": {
+                "outages": sum(x.found_later for x in r),
+                "coverage_pct": _r(100.0 * np.mean([x.first_covered for x in r if x.found_later]))
+                if any(x.found_later for x in r)
+                else None,
+                "below_p10_pct": _r(
+                    100.0 * np.mean([x.first_below_p10 for x in r if x.found_later])
+                )
+                if any(x.found_later for x in r)
+                else None,
+            },
             "later_30min": {
                 "outages": len(lat),
                 "mae_min": _r(later.mean()) if lat else None,
@@ -303,6 +317,7 @@ def _open_outages(
     open_at_start: np.ndarray,
     cause_at_notice: bool,
     assigned_s: np.ndarray,
+    recorded_start_s: np.ndarray,
 ) -> list[OpenOutage]:
     return [
         OpenOutage(
@@ -311,7 +326,7 @@ def _open_outages(
             device_kind=outs[i].device_kind,
             # The cause is what the crew reports on site; before that it is unknown.
             cause=outs[i].cause if cause_at_notice or outs[i].arrived_s <= t_s else None,
-            started_at_s=outs[i].start_s,
+            started_at_s=float(recorded_start_s[i]),
             customers_affected=int(outs[i].meters.size),
             open_at_start=int(open_at_start[i]),
             crew_assigned=bool(assigned_s[i] <= t_s),
@@ -348,10 +363,22 @@ def evaluate_seed(
         return []
     starts = np.array([o.start_s for o in outs])
     ends = np.array([o.end_s for o in outs])
-    notice = starts + DECLARE_DELAY_S + DETECTION_LATENCY_S
+    # A fault on a line already dark is seen only when the line above is re-energised
+    # (``found_s``); the service then records it as dark since the outage above began.
+    found = np.array([o.found_s for o in outs])
+    by_id = {o.outage_id: o for o in world.outages}
+    recorded = np.array(
+        [
+            min(o.start_s, by_id[o.nested_in].start_s)
+            if o.found_s > o.start_s and o.nested_in is not None
+            else o.start_s
+            for o in outs
+        ]
+    )
+    notice = found + DECLARE_DELAY_S + DETECTION_LATENCY_S
     # Storm level input: outages open when each one started (all are declared by the time
     # this one is, except ones started within the detection delay: a negligible difference).
-    open_at_start = concurrent_open_counts(starts, starts, ends)
+    open_at_start = concurrent_open_counts(recorded, starts, ends)
     # Crew assignments: all outages with a crew (sustained, unplanned, even if never scored).
     crewed = [o for o in world.outages if not o.momentary and not o.planned]
     assigned_all = crew_dispatch_s(grid, crewed, scenario.world.crew.crews)
@@ -367,7 +394,7 @@ def evaluate_seed(
             batch = estimate_etrs(
                 fitted.model,
                 fitted.version,
-                _open_outages(outs, known, t_s, open_at_start, cause_at_notice, assigned),
+                _open_outages(outs, known, t_s, open_at_start, cause_at_notice, assigned, recorded),
                 t_s,
                 config=fitted.config,
             )
@@ -402,7 +429,7 @@ def evaluate_seed(
             t += REFRESH_S
         elapsed_later = later_t - o.start_s
         bound_err: tuple[float, bool, float] | None = None
-        if bound and assigned_at[id(o)] <= o.requested_s:
+        if bound and assigned_at[id(o)] <= o.requested_s and o.found_s == o.start_s:
             bound_err = _bound_errors(scenario, o, float(notice[i]), bound_rng)
         results.append(
             OutageResult(
@@ -430,6 +457,7 @@ def evaluate_seed(
                 bound_first_err_s=None if bound_err is None else bound_err[0],
                 bound_first_covered=None if bound_err is None else bound_err[1],
                 bound_cause_known_err_s=None if bound_err is None else bound_err[2],
+                found_later=bool(o.found_s > o.start_s),
             )
         )
     return results
@@ -503,6 +531,216 @@ def run_scenario(
     )
 
 
+# --- Unfamiliar grids (issue 12): fit on one grid (or the bundled prior), score on another.
+# Each grid's outages come from the simulator's history generator in the quiet-day world
+# (its background fault rates and crews, 6 storms a year over a random zone): a "local"
+# history to fit on and to take the naive median from, and a separate "test" history of
+# the same grid whose outages are scored at first notice. Seeds: tuning runs use
+# CROSS_TUNE_SEED + k, the reported figures CROSS_EVAL_SEED + k (>= EVAL_OFFSET).
+CROSS_GRIDS: tuple[str, ...] = (
+    "synthetic:quiet_day",
+    "synthetic:storm",
+    "lv_schutterwald",
+    "kerber_dorfnetz",
+    "1-LV-urban6--0-sw",
+    "1-MV-rural--0-sw",
+    "1-MV-comm--0-sw",
+    "mv_oberrhein",
+    "case33bw",
+)
+CROSS_TUNE_SEED = 1_000
+CROSS_EVAL_SEED = EVAL_OFFSET + 1_000
+CROSS_LOCAL_YEARS = 30.0
+CROSS_TEST_YEARS = 20.0
+CROSS_MAX_TEST_YEARS = 400.0
+CROSS_MAX_TEST = 300
+
+
+def cross_grid(name: str, seed: int) -> Any:
+    if name.startswith("synthetic:"):
+        return build_grid(load_scenario(name.split(":", 1)[1]).grid, seed)
+    return build_grid({"network": name}, seed)
+
+
+def cross_history(grid: Any, seed: int, years: float, end_s: float) -> list[HistoryRecord]:
+    """Unplanned history outages of ``grid`` as the service's importer reads them."""
+    sc = load_scenario("quiet_day")
+    rows = generate_history(
+        grid,
+        seed=seed,
+        end_s=end_s,
+        params=HistoryParams(years=years),
+        world=WorldParams(rates=sc.world.rates, crew=sc.world.crew),
+    )
+    return [
+        HistoryRecord(
+            started_at_s=float(r["start_s"]),
+            duration_s=float(r["duration_s"]),
+            censored=bool(r["censored"]),
+            device_kind=str(r["device_kind"]),
+            cause=str(r["cause"]),
+            zone=ZONE,
+            customers=int(r["customers"]),
+        )
+        for r in rows
+        if not r["planned"]
+    ]
+
+
+@dataclass
+class CrossScore:
+    """First-notice ETRs of one model on one grid's test outages."""
+
+    model: str  # "local", "prior" or "foreign:<grid fitted on>"
+    target: str
+    log_r: np.ndarray  # ln true remaining time at notice
+    log_q: np.ndarray  # (n, 3) ln remaining P10 / P50 / P90 at notice
+    err_s: np.ndarray  # |P50 - end|
+    base_err_s: np.ndarray  # |start + local median - end|
+
+    def coverage(self) -> float:
+        return float(np.mean((self.log_q[:, 0] <= self.log_r) & (self.log_r <= self.log_q[:, 2])))
+
+    def error_ratio(self) -> float:
+        return float(self.err_s.mean() / self.base_err_s.mean())
+
+
+def first_notice_quantiles(
+    model: Any,
+    records: Sequence[HistoryRecord],
+    targets: np.ndarray,
+    config: EtrConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(notice time, (n, 3) P10/P50/P90) of each target at start + 105 s, cause unknown,
+    with the outages declared and still open then (the service's view)."""
+    starts = np.array([r.started_at_s for r in records])
+    ends = np.array(
+        [np.inf if r.censored else r.started_at_s + (r.duration_s or 0.0) for r in records]
+    )
+    open_at_start = concurrent_open_counts(starts, starts, np.where(np.isinf(ends), np.nan, ends))
+    delay = DECLARE_DELAY_S + DETECTION_LATENCY_S
+    out = np.empty((targets.size, 3))
+    notice = starts[targets] + delay
+    for k, i in enumerate(targets.tolist()):
+        t = float(notice[k])
+        live = np.flatnonzero((starts <= t - delay) & (ends > t))
+        batch = estimate_etrs(
+            model,
+            "cross",
+            [
+                OpenOutage(
+                    outage_id=int(j),
+                    zone=ZONE,
+                    device_kind=records[j].device_kind,
+                    cause=None,
+                    started_at_s=float(starts[j]),
+                    customers_affected=records[j].customers,
+                    open_at_start=int(open_at_start[j]),
+                )
+                for j in live.tolist()
+            ],
+            t,
+            config=config,
+        )
+        e = next(x for x in batch.estimates if x.outage_id == i)
+        out[k] = (e.p10_s, e.p50_s, e.p90_s)
+    return notice, out
+
+
+def run_cross_grid(
+    grids: Sequence[str],
+    base_seed: int,
+    *,
+    max_test: int = CROSS_MAX_TEST,
+    models: Sequence[str] = ("local", "prior", "foreign"),
+) -> list[CrossScore]:
+    """Every grid's test outages scored by its local fit, the bundled prior and every other
+    grid's fit (marked as fitted elsewhere)."""
+    from gridwatch.etr._service import fit_records
+    from gridwatch.etr._task import default_prior_model
+
+    end_s = load_scenario("quiet_day").start_s
+    crews = load_scenario("quiet_day").world.crew.crews
+    config = EtrConfig(shared_crews=crews)
+    prior = default_prior_model()[1]
+    set_provenance(prior, "prior", fitted_on="bundled prior")
+    local: dict[str, Any] = {}
+    tests: dict[str, tuple[list[HistoryRecord], np.ndarray, float]] = {}
+    for k, name in enumerate(grids):
+        grid = cross_grid(name, base_seed + k)
+        hist = cross_history(grid, base_seed + 100 + k, CROSS_LOCAL_YEARS, end_s)
+        model, _ = fit_records(hist, as_of_s=end_s, config=config, fit_config=FitConfig())
+        set_provenance(model, "local", fitted_on=name)
+        local[name] = model
+        restored = [r.duration_s or 0.0 for r in hist if not r.censored]
+        # Enough test years for ~max_test outages (small grids have a few a decade).
+        per_year = max(len(restored), 1) / CROSS_LOCAL_YEARS
+        years = float(np.clip(1.3 * max_test / per_year, CROSS_TEST_YEARS, CROSS_MAX_TEST_YEARS))
+        test = cross_history(grid, base_seed + 200 + k, years, end_s + years * 365.25 * 86400)
+        starts = np.array([r.started_at_s for r in test])
+        dur = np.array([r.duration_s or 0.0 for r in test])
+        cens = np.array([r.censored for r in test])
+        ok = np.flatnonzero(~cens & (dur > DECLARE_DELAY_S + DETECTION_LATENCY_S))
+        if ok.size > max_test:
+            ok = np.sort(np.random.default_rng(base_seed + k).choice(ok, max_test, replace=False))
+        tests[name] = (test, ok, float(np.median(restored)))
+        print(f"# {name}: local {len(hist)} outages, test {ok.size} scored", flush=True)
+    out: list[CrossScore] = []
+    for target in grids:
+        test, idx, median_s = tests[target]
+        starts = np.array([test[i].started_at_s for i in idx])
+        ends = starts + np.array([test[i].duration_s or 0.0 for i in idx])
+        candidates = [("local", local[target]), ("prior", prior)] + [
+            (f"foreign:{a}", _as_foreign(local[a], a)) for a in grids if a != target
+        ]
+        for label, model in candidates:
+            if label.split(":", 1)[0] not in models:
+                continue
+            notice, q = first_notice_quantiles(model, test, idx, config)
+            out.append(
+                CrossScore(
+                    label,
+                    target,
+                    np.log(np.maximum(ends - notice, 1.0)),
+                    np.log(np.maximum(q - notice[:, None], 1.0)),
+                    np.abs(q[:, 1] - ends),
+                    np.abs(starts + median_s - ends),
+                )
+            )
+        print(f"# scored {target}", flush=True)
+    return out
+
+
+def _as_foreign(model: Any, fitted_on: str) -> Any:
+    """The same fitted model, marked as fitted on another grid (what a utility gets when it
+    loads a neighbour's or a vendor's history with ``gridwatch etr fit``)."""
+    m = dataclasses.replace(model, info=dict(model.info))
+    set_provenance(m, "foreign", fitted_on=fitted_on)
+    return m
+
+
+def cross_summary(scores: Sequence[CrossScore]) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for s in scores:
+        kind = s.model.split(":", 1)[0]
+        rows.setdefault(s.target, {}).setdefault(kind, []).append(s)
+    table: dict[str, Any] = {}
+    for target, by in rows.items():
+        table[target] = {}
+        for kind, ss in by.items():
+            table[target][kind] = {
+                "outages": int(sum(x.err_s.size for x in ss) / len(ss)),
+                "coverage_pct": _r(100.0 * np.mean([x.coverage() for x in ss])),
+                "coverage_min_pct": _r(100.0 * min(x.coverage() for x in ss)),
+                "coverage_max_pct": _r(100.0 * max(x.coverage() for x in ss)),
+                "p50_over_baseline": round(float(np.mean([x.error_ratio() for x in ss])), 2),
+                "p50_over_baseline_max": round(max(x.error_ratio() for x in ss), 2),
+                "p50_mae_min": _r(np.mean([x.err_s.mean() for x in ss]) / 60.0),
+                "baseline_mae_min": _r(ss[0].base_err_s.mean() / 60.0),
+            }
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="fewer seeds (a smoke run)")
@@ -540,8 +778,50 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="also score the information bound at first notice (the world's own law)",
     )
+    ap.add_argument(
+        "--cross-grid",
+        action="store_true",
+        help="unfamiliar grids (issue 12): local fit, bundled prior and other grids' fits",
+    )
+    ap.add_argument("--grids", default=",".join(CROSS_GRIDS), help="--cross-grid grids")
+    ap.add_argument("--max-test", type=int, default=CROSS_MAX_TEST, help="test outages a grid")
+    ap.add_argument("--models", default="local,prior,foreign", help="--cross-grid models")
     ap.add_argument("--json", type=Path, default=None, help="write the summaries here")
     args = ap.parse_args(argv)
+    if args.cross_grid:
+        base = CROSS_EVAL_SEED if args.seed_set == "eval" else CROSS_TUNE_SEED
+        print(
+            f"# etr_accuracy --cross-grid {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python"
+            f" {platform.python_version()}, {args.seed_set} seeds from {base}"
+        )
+        t0 = time.perf_counter()
+        grids = [g.strip() for g in args.grids.split(",") if g.strip()]
+        scores = run_cross_grid(grids, base, max_test=args.max_test, models=args.models.split(","))
+        table = cross_summary(scores)
+        print(orjson.dumps(table, option=orjson.OPT_INDENT_2).decode())
+        print(f"# wall {time.perf_counter() - t0:.0f} s")
+        for target, by in table.items():
+            cells = " | ".join(
+                f"{k}: cover {v['coverage_pct']}% ({v['coverage_min_pct']}-"
+                f"{v['coverage_max_pct']}), P50/base {v['p50_over_baseline']}"
+                f" (max {v['p50_over_baseline_max']})"
+                for k, v in by.items()
+            )
+            print(f"{target:<22} {cells}")
+        if args.json is not None:
+            raw = [
+                {
+                    "model": x.model,
+                    "target": x.target,
+                    "log_r": x.log_r.tolist(),
+                    "log_q": x.log_q.tolist(),
+                    "err_s": x.err_s.tolist(),
+                    "base_err_s": x.base_err_s.tolist(),
+                }
+                for x in scores
+            ]
+            args.json.write_bytes(orjson.dumps({"summary": table, "outages": raw}))
+        return
     overrides: dict[str, Any] = {}
     for item in args.set:
         key, _, value = item.partition("=")

@@ -181,7 +181,7 @@ PROVENANCES = ("local", "prior", "foreign")
 # on, added in quadrature to the P10 / P90 half-widths (times z90). Calibrated on the
 # cross-grid tuning seeds (``python -m benchmarks.etr_accuracy --cross-grid --seed-set
 # dev``): the value that puts 80% of the pooled tuning outages inside P10-P90.
-FOREIGN_LOG_SD: Mapping[str, float] = {"prior": 0.0, "foreign": 0.3}
+FOREIGN_LOG_SD: Mapping[str, float] = {"prior": 0.22, "foreign": 0.30}
 # A class backed by n restored local outages keeps n0 / (n0 + n) of the widening in variance
 # (the fit's own shrinkage pseudo-count): it fades as the local history grows.
 LOCAL_PSEUDO_COUNT = 20.0
