@@ -25,6 +25,7 @@ from psycopg import AsyncConnection
 from gridwatch._clock import Clock, SystemClock
 from gridwatch._errors import StoreError
 from gridwatch.store import Database
+from gridwatch.store._channel_policy import promote_fallbacks
 from gridwatch.store._notifications import (
     apply_rate_limits,
     claim_due,
@@ -61,6 +62,12 @@ class DispatcherConfig:
     max_attempts: int = 8
     backoff_base_s: float = 2.0
     backoff_cap_s: float = 900.0
+    # Channel fallback ("zns>sms"): the next link goes when the one before cannot deliver, or
+    # was sent on a channel in ``receipt_channels`` and no receipt came within this many
+    # service-clock seconds (None: wait for a receipt or a failure, never time out). A
+    # channel not in ``receipt_channels`` counts as delivered once sent.
+    fallback_receipt_timeout_s: float | None = 300.0
+    receipt_channels: tuple[str, ...] = ("zns",)
 
 
 @dataclass(slots=True)
@@ -73,6 +80,8 @@ class DispatchStats:
     skipped: int = 0
     reconciled_sent: int = 0
     reconciled_resend: int = 0
+    fallback_promoted: int = 0
+    fallback_not_needed: int = 0
 
     def add(self, other: DispatchStats) -> None:
         for name in self.__slots__:
@@ -149,6 +158,24 @@ class Dispatcher:
             "reconciled unknown outcomes",
             extra={"found_sent": stats.reconciled_sent, "resend": stats.reconciled_resend},
         )
+        return stats
+
+    async def fallback_once(self) -> DispatchStats:
+        """Decide held fallback links (idempotent; safe after any crash, from any process)."""
+        stats = DispatchStats()
+        cfg = self._config
+        async with self._db.connection() as conn:
+            result = await promote_fallbacks(
+                conn,
+                now_s=self._clock.now_s(),
+                receipt_timeout_s=cfg.fallback_receipt_timeout_s,
+                receipt_channels=cfg.receipt_channels,
+                limit=max(cfg.batch_size * 10, 1000),
+            )
+        stats.fallback_promoted, stats.fallback_not_needed = result.promoted, result.not_needed
+        if result.promoted:
+            NOTICES_DISPATCHED.labels("any", "fallback").inc(result.promoted)
+            log.info("fallback links promoted", extra={"promoted": result.promoted})
         return stats
 
     async def _find(self, notice: Notice) -> str | TransientSendError | None:
@@ -278,8 +305,10 @@ class Dispatcher:
         for _ in range(max_rounds):
             total.add(await self.reconcile_once())
             stats = await self.dispatch_once()
+            fallback = await self.fallback_once()
             total.add(stats)
-            if stats.claimed == 0 and stats.skipped == 0:
+            total.add(fallback)
+            if stats.claimed == 0 and stats.skipped == 0 and fallback.fallback_promoted == 0:
                 break
         return total
 
@@ -301,6 +330,9 @@ class Dispatcher:
             while not stop.is_set():
                 try:
                     await self.reconcile_once()
+                    # One sweep per process per poll: fallback decisions need no lane of their own.
+                    if (await self.fallback_once()).fallback_promoted:
+                        continue
                 except StoreError as exc:
                     log.warning("reconcile round failed; retrying", extra={"error": str(exc)})
                 with contextlib.suppress(TimeoutError):

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from psycopg import AsyncConnection
 
+from gridwatch.store._channel_policy import insert_held
 from gridwatch.store._notifications import (
     NewNotification,
     NotifyTarget,
@@ -21,6 +22,7 @@ from gridwatch.store._notifications import (
     put_outage_notice_state,
     supersede_pending,
 )
+from notifier._channel_order import expand_targets, order_rows
 from notifier._errors import EventError
 from notifier._events import LANGUAGES, NoticeKind, OutageChange
 from notifier._phone import is_e164
@@ -31,7 +33,7 @@ from notifier._templates import Rendered, Templates, load_templates
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("sms", "push", "webhook", "console")
+CHANNELS = ("sms", "zns", "push", "webhook", "console")
 _REF_LEN = 6
 
 
@@ -215,6 +217,8 @@ async def enqueue_for_outage_change(
         )
 
     targets = await fetch_notify_targets(conn, change.customer_ids, change.meter_ids)
+    # Channel order: "zns>sms" renders both, sends ZNS, holds SMS as its fallback.
+    targets, chains = expand_targets(targets, CHANNELS)
     renderer = _Renderer(tpl, pol)
     rows, opted_out, rejected = _rows_for(change, targets, renderer, pol)
     if change.kind == "planned_notice" and change.starts_at_s is not None:
@@ -260,7 +264,9 @@ async def enqueue_for_outage_change(
             customer_ids=None,
             below_version=change.version + 1,
         )
+    rows, held = order_rows(rows, chains, targets, change, tpl, pol)
     inserted = await insert_notifications(conn, rows)
+    await insert_held(conn, held, now_s=change.occurred_at_s)
     if change.kind not in ("planned_notice", "planned_reminder", "planned_cancelled"):
         await put_outage_notice_state(
             conn,

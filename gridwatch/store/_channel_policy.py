@@ -1,0 +1,274 @@
+"""SQL for per-customer channel order with fallback (held notices, promotion), the Zalo
+Official Account's shared token pair, and ZNS delivery receipts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from psycopg import AsyncConnection
+
+from gridwatch.store._notifications import NewNotification
+
+# Kinds a later notice of the same outage makes moot: a held fallback for them is dropped
+# once the customer has been told the power is back.
+_RESTORED_MOOTS = ("outage_detected", "etr_updated", "still_out_nested")
+# Delivery states that are a receipt (the message reached the customer's device).
+RECEIPT_STATES = ("delivered", "read")
+# Delivery states that say it will not arrive.
+UNDELIVERED_STATES = ("undelivered", "failed")
+
+
+def _ts(epoch_s: float) -> datetime:
+    return datetime.fromtimestamp(epoch_s, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldNotification:
+    """A later link of a customer's channel chain: sent only if ``after_key`` cannot deliver."""
+
+    row: NewNotification
+    after_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackStats:
+    promoted: int = 0
+    not_needed: int = 0
+
+
+async def insert_held(
+    conn: AsyncConnection, held: Sequence[HeldNotification], *, now_s: float
+) -> int:
+    """Store later chain links (caller's transaction); rows already held are left alone."""
+    if not held:
+        return 0
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS notify_held_stage (LIKE notify_fallback_queue)"
+        " ON COMMIT DELETE ROWS"
+    )
+    await conn.execute("DELETE FROM notify_held_stage")
+    columns = (
+        "idempotency_key, after_key, customer_id, outage_id, kind, version, channel, language,"
+        " address, title, body, urgent, segments, not_before, created_at, state"
+    )
+    now = _ts(now_s)
+    times: dict[float, datetime] = {}
+    async with conn.cursor().copy(f"COPY notify_held_stage ({columns}) FROM STDIN") as copy:
+        for h in held:
+            r = h.row
+            not_before = times.get(r.not_before_s)
+            if not_before is None:
+                not_before = times[r.not_before_s] = _ts(r.not_before_s)
+            await copy.write_row(
+                (
+                    r.idempotency_key,
+                    h.after_key,
+                    r.customer_id,
+                    r.outage_id,
+                    r.kind,
+                    r.version,
+                    r.channel,
+                    r.language,
+                    r.address,
+                    r.title,
+                    r.body,
+                    r.urgent,
+                    r.segments,
+                    not_before,
+                    now,
+                    "held",
+                )
+            )
+    cur = await conn.execute(
+        f"INSERT INTO notify_fallback_queue ({columns}) SELECT {columns} FROM notify_held_stage"
+        " ON CONFLICT DO NOTHING"
+    )
+    inserted = cur.rowcount
+    await conn.execute("DELETE FROM notify_held_stage")
+    return inserted
+
+
+async def promote_fallbacks(
+    conn: AsyncConnection,
+    *,
+    now_s: float,
+    receipt_timeout_s: float | None,
+    receipt_channels: Sequence[str],
+    limit: int = 5000,
+) -> FallbackStats:
+    """Decide held links from the durable state of the link before each (idempotent: run it
+    as often as you like, from any number of dispatchers, after any crash).
+
+    * not needed: the previous link was delivered, or sent on a channel that gives no
+      receipts, or superseded; or a newer notice made this one moot.
+    * promoted into the outbox (pending, due now): the previous link failed, was rejected or
+      skipped, got an "undelivered" receipt, or was sent on a receipt channel and no receipt
+      arrived within ``receipt_timeout_s`` (service clock; None: never time out).
+    """
+    now = _ts(now_s)
+    cur = await conn.execute(
+        """
+        WITH done AS (
+            SELECT h.idempotency_key,
+                   CASE WHEN p.status = 'superseded' OR EXISTS (
+                            SELECT 1 FROM notifications n
+                            WHERE n.customer_id = h.customer_id AND n.outage_id = h.outage_id
+                              AND ((n.kind = h.kind AND n.version > h.version)
+                                   OR (n.kind = 'restored'
+                                       AND h.kind = ANY(%(moot)s::text[]))))
+                        THEN 'a newer notice replaced it'
+                        ELSE p.channel || ' ' || COALESCE(p.delivery_status, p.status)
+                   END AS reason
+            FROM notify_fallback_queue h
+            JOIN notifications p ON p.idempotency_key = h.after_key
+            WHERE h.state = 'held' AND (
+                p.status = 'superseded'
+                OR (p.status = 'sent' AND (p.delivery_status = ANY(%(receipt)s::text[])
+                                           OR NOT p.channel = ANY(%(receipt_channels)s::text[])))
+                OR EXISTS (
+                    SELECT 1 FROM notifications n
+                    WHERE n.customer_id = h.customer_id AND n.outage_id = h.outage_id
+                      AND ((n.kind = h.kind AND n.version > h.version)
+                           OR (n.kind = 'restored' AND h.kind = ANY(%(moot)s::text[])))))
+            ORDER BY h.idempotency_key
+            LIMIT %(limit)s
+            FOR UPDATE OF h SKIP LOCKED
+        )
+        UPDATE notify_fallback_queue h SET state = 'not_needed', reason = done.reason,
+            decided_at = %(now)s
+        FROM done WHERE h.idempotency_key = done.idempotency_key
+        """,
+        {
+            "moot": list(_RESTORED_MOOTS),
+            "receipt": list(RECEIPT_STATES),
+            "receipt_channels": list(receipt_channels),
+            "limit": limit,
+            "now": now,
+        },
+    )
+    not_needed = cur.rowcount
+    cur = await conn.execute(
+        """
+        WITH ready AS (
+            SELECT h.idempotency_key,
+                   p.channel || ' ' || CASE
+                       WHEN p.status <> 'sent'
+                           THEN p.status || COALESCE(' (' || p.error_code || ')', '')
+                       WHEN p.delivery_status = ANY(%(undelivered)s::text[])
+                           THEN p.delivery_status || COALESCE(' (' || p.error_code || ')', '')
+                       ELSE 'no delivery receipt in time' END AS reason
+            FROM notify_fallback_queue h
+            JOIN notifications p ON p.idempotency_key = h.after_key
+            WHERE h.state = 'held' AND (
+                p.status IN ('failed', 'rejected', 'skipped')
+                OR (p.status = 'sent' AND p.delivery_status = ANY(%(undelivered)s::text[]))
+                OR (p.status = 'sent' AND %(timeout)s::float8 IS NOT NULL
+                    AND p.channel = ANY(%(receipt_channels)s::text[])
+                    AND NOT COALESCE(p.delivery_status, '') = ANY(%(receipt)s::text[])
+                    AND p.sent_at <= %(now)s - %(timeout)s::float8 * interval '1 second'))
+            ORDER BY h.idempotency_key
+            LIMIT %(limit)s
+            FOR UPDATE OF h SKIP LOCKED
+        ), moved AS (
+            UPDATE notify_fallback_queue h SET state = 'promoted', reason = ready.reason,
+                decided_at = %(now)s
+            FROM ready WHERE h.idempotency_key = ready.idempotency_key
+            RETURNING h.*
+        )
+        INSERT INTO notifications (idempotency_key, customer_id, outage_id, kind, version,
+            channel, language, address, title, body, urgent, segments, not_before, status,
+            created_at)
+        SELECT idempotency_key, customer_id, outage_id, kind, version, channel, language,
+            address, title, body, urgent, segments, GREATEST(not_before, %(now)s), 'pending',
+            %(now)s
+        FROM moved
+        ON CONFLICT DO NOTHING
+        """,
+        {
+            "undelivered": list(UNDELIVERED_STATES),
+            "receipt": list(RECEIPT_STATES),
+            "receipt_channels": list(receipt_channels),
+            "timeout": receipt_timeout_s,
+            "limit": limit,
+            "now": now,
+        },
+    )
+    return FallbackStats(promoted=cur.rowcount, not_needed=not_needed)
+
+
+async def fallback_counts(conn: AsyncConnection, outage_id: int | None = None) -> dict[str, int]:
+    cur = await conn.execute(
+        "SELECT state, count(*) FROM notify_fallback_queue"
+        " WHERE %(all)s OR outage_id = %(outage)s GROUP BY state",
+        {"all": outage_id is None, "outage": outage_id},
+    )
+    return {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+
+
+# --- ZNS delivery receipts ---------------------------------------------------------------------
+
+
+async def record_zns_receipt(
+    conn: AsyncConnection,
+    *,
+    msg_id: str,
+    tracking_id: str | None,
+    status: str,
+    now_s: float,
+) -> int:
+    """Store a signature-checked ZNS delivery event; returns notices updated. Matched by
+    Zalo's msg_id, or by our tracking id when the receipt beats the send's own record."""
+    now = _ts(now_s)
+    await conn.execute(
+        "INSERT INTO notify_delivery_events (provider_id, status, error_code, received_at)"
+        " VALUES (%s, %s, NULL, %s)",
+        [msg_id, status, now],
+    )
+    cur = await conn.execute(
+        "UPDATE notifications SET delivery_status = %(status)s, delivery_updated_at = %(now)s,"
+        " provider_id = COALESCE(provider_id, %(pid)s)"
+        " WHERE channel = 'zns' AND (provider_id = %(pid)s"
+        "   OR (%(tid)s::text IS NOT NULL AND idempotency_key = %(tid)s"
+        "       AND (provider_id IS NULL OR provider_id = %(pid)s)))",
+        {"status": status, "now": now, "pid": msg_id, "tid": tracking_id},
+    )
+    return cur.rowcount
+
+
+# --- the Official Account's token pair -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredZnsToken:
+    access_token: str
+    refresh_token: str
+    expires_at_s: float
+
+
+async def lock_zns_token(conn: AsyncConnection, oa_id: str) -> StoredZnsToken | None:
+    """The stored pair, locked until the caller's transaction ends (one refresher). An
+    advisory lock, not only the row's: before the first refresh there is no row to lock."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"gridwatch.zns_token:{oa_id}"]
+    )
+    cur = await conn.execute(
+        "SELECT access_token, refresh_token, expires_at FROM notify_zns_token"
+        " WHERE oa_id = %s FOR UPDATE",
+        [oa_id],
+    )
+    r = await cur.fetchone()
+    return None if r is None else StoredZnsToken(str(r[0]), str(r[1]), r[2].timestamp())
+
+
+async def save_zns_token(
+    conn: AsyncConnection, oa_id: str, token: StoredZnsToken, *, now_s: float
+) -> None:
+    await conn.execute(
+        "INSERT INTO notify_zns_token (oa_id, access_token, refresh_token, expires_at, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (oa_id) DO UPDATE SET"
+        " access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token,"
+        " expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at",
+        [oa_id, token.access_token, token.refresh_token, _ts(token.expires_at_s), _ts(now_s)],
+    )
