@@ -261,6 +261,8 @@ async def running_service(
         # A deferred replay clock starts with the replay's first message.
         on_first_message=clock.start if isinstance(clock, ReplayClock) else None,
     )
+    if runner is not None:
+        runner.horizon = ingest.received_through_s  # judge only what has been handed over
     # /readyz: ready once every task that shapes a notice is running (expected here, before
     # the API answers, so a task not yet created counts as starting).
     readiness = ServiceReadiness(lambda: ingest.ready)
