@@ -148,7 +148,12 @@ class PlannedNoticeConsumer:
                 )  # fmt: skip
             await self._before_mark(event)
             await mark_event_handled(
-                conn, event.event_id, outage_id=outage_id, outcome=outcome, detail=detail
+                conn,
+                event.event_id,
+                outage_id=outage_id,
+                outcome=outcome,
+                detail=detail,
+                now_s=now_s,
             )
         setattr(stats, outcome, getattr(stats, outcome) + 1)
         stats.notices += inserted

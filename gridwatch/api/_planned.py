@@ -126,6 +126,7 @@ async def create_planned(
             reason=body.reason,
             override=body.override,
             warnings=warnings,
+            at=now,
         )
     except q.ActionRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
@@ -202,6 +203,7 @@ async def change_planned(
             change_reason=body.change_reason,
             override=body.override,
             warnings=warnings,
+            at=now,
         )
     except q.ActionRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
@@ -215,10 +217,16 @@ async def change_planned(
     responses=RESPONSES,
 )
 async def cancel_planned(
-    db: DbDep, principal: OperatorDep, planned_id: PlannedIdPath, body: PlannedCancelBody
+    db: DbDep,
+    clock: ClockDep,
+    principal: OperatorDep,
+    planned_id: PlannedIdPath,
+    body: PlannedCancelBody,
 ) -> PlannedResult:
     try:
-        row = await q.cancel_planned(db, principal.actor, planned_id, body.reason)
+        row = await q.cancel_planned(
+            db, principal.actor, planned_id, body.reason, datetime.fromtimestamp(clock.now_s(), UTC)
+        )
     except q.ActionRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
     return PlannedResult(planned=_view(row), warnings=[], cancelled=True)

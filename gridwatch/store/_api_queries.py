@@ -270,20 +270,21 @@ async def apply_outage_action(
                 f"cannot {action} outage {outage_id}: it is {state}"
                 f" (allowed from {', '.join(_ALLOWED_FROM[action])})"
             )
+        acted_at = at  # the row's updated_at and the audit row: when the operator acted
         if at < row["started_at"]:
             at = row["started_at"]  # an action never predates the outage it acts on
         if action == "confirm":
             new_state = "confirmed"
             await conn.execute(
                 "UPDATE outages SET state = 'confirmed', confirmed_at = coalesce(confirmed_at, %s),"
-                " updated_at = now() WHERE outage_id = %s",
-                [at, outage_id],
+                " updated_at = %s WHERE outage_id = %s",
+                [at, acted_at, outage_id],
             )
         elif action == "cancel":
             new_state = "cancelled"
             await conn.execute(
-                "UPDATE outages SET state = 'cancelled', updated_at = now() WHERE outage_id = %s",
-                [outage_id],
+                "UPDATE outages SET state = 'cancelled', updated_at = %s WHERE outage_id = %s",
+                [acted_at, outage_id],
             )
         else:
             new_state = "restored"
@@ -295,8 +296,8 @@ async def apply_outage_action(
             await conn.execute(
                 "UPDATE outages SET state = 'restored', restored_at = %s,"
                 " meters_restored = meters_affected, customers_restored = customers_affected,"
-                " updated_at = now() WHERE outage_id = %s",
-                [at, outage_id],
+                " updated_at = %s WHERE outage_id = %s",
+                [at, acted_at, outage_id],
             )
         detail = {"by": actor.name, "reason": reason, "from": state, "operator": True}
         await _timeline(conn, outage_id, at, f"operator_{action}", detail)
@@ -307,6 +308,7 @@ async def apply_outage_action(
             target_kind="outage",
             target_id=str(outage_id),
             reason=reason,
+            at=acted_at,
             detail={"from": state, "to": new_state},
         )
     return new_state
@@ -333,19 +335,19 @@ async def merge_outages(
             [into_id, outage_id],
         )
         await conn.execute(
-            "UPDATE outages SET state = 'cancelled', parent_outage_id = %s, updated_at = now()"
+            "UPDATE outages SET state = 'cancelled', parent_outage_id = %s, updated_at = %s"
             " WHERE outage_id = %s",
-            [into_id, outage_id],
+            [into_id, at, outage_id],
         )
         counted = await _fetch_one(
             conn,
             "UPDATE outages o SET meters_affected = greatest(o.meters_affected, c.meters),"
             " customers_affected = greatest(o.customers_affected, c.customers),"
-            " started_at = least(o.started_at, %(started)s), updated_at = now()"
+            " started_at = least(o.started_at, %(started)s), updated_at = %(at)s"
             " FROM (SELECT count(*) AS meters, count(DISTINCT customer_id) AS customers"
             "       FROM outage_meters WHERE outage_id = %(into)s) c"
             " WHERE o.outage_id = %(into)s RETURNING o.customers_affected",
-            {"into": into_id, "started": rows[outage_id]["started_at"]},
+            {"into": into_id, "started": rows[outage_id]["started_at"], "at": at},
         )
         detail = {"by": actor.name, "reason": reason, "operator": True}
         await _timeline(conn, outage_id, at, "merged_into", {**detail, "into": into_id})
@@ -357,6 +359,7 @@ async def merge_outages(
             target_kind="outage",
             target_id=str(outage_id),
             reason=reason,
+            at=at,
             detail={"into": into_id},
         )
     assert counted is not None
@@ -377,10 +380,13 @@ async def device_zone(db: Database, device_id: str) -> str | None:
     return None if row is None else str(row["zone"])
 
 
-async def _planned_event(conn: AsyncConnection, kind: str, row: Row, short_notice: bool) -> None:
+async def _planned_event(
+    conn: AsyncConnection, kind: str, row: Row, short_notice: bool, at: datetime
+) -> None:
     await conn.execute(
         "INSERT INTO planned_outage_events (planned_id, kind, version, device_id, zone,"
-        " starts_at, ends_at, reason, short_notice) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " starts_at, ends_at, reason, short_notice, at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         [
             row["planned_id"],
             kind,
@@ -391,6 +397,7 @@ async def _planned_event(conn: AsyncConnection, kind: str, row: Row, short_notic
             row["ends_at"],
             row["reason"],
             short_notice,
+            at,
         ],
     )
 
@@ -407,7 +414,10 @@ async def create_planned(
     reason: str,
     override: bool,
     warnings: Sequence[str],
+    at: datetime,
 ) -> Row:
+    """``at``: when the operator acted (service clock): created_at, updated_at, the event's
+    and the audit row's time."""
     async with db.connection() as conn:
         exists = await _fetch_one(
             conn, "SELECT 1 AS x FROM planned_outages WHERE planned_id = %s", [planned_id]
@@ -417,12 +427,12 @@ async def create_planned(
         row = await _fetch_one(
             conn,
             "INSERT INTO planned_outages (planned_id, device_id, zone, starts_at, ends_at, reason,"
-            " notice_override, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            " RETURNING " + _PLANNED_COLUMNS,
-            [planned_id, device_id, zone, starts_at, ends_at, reason, override, actor.name],
+            " notice_override, created_by, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING " + _PLANNED_COLUMNS,
+            [planned_id, device_id, zone, starts_at, ends_at, reason, override, actor.name, at, at],
         )
         assert row is not None
-        await _planned_event(conn, "created", row, bool(warnings))
+        await _planned_event(conn, "created", row, bool(warnings), at)
         await record_audit_in(
             conn,
             actor,
@@ -430,6 +440,7 @@ async def create_planned(
             target_kind="planned_outage",
             target_id=planned_id,
             reason=reason,
+            at=at,
             detail={"override": override, "warnings": list(warnings)},
         )
     return row
@@ -468,6 +479,7 @@ async def change_planned(
     change_reason: str,
     override: bool,
     warnings: Sequence[str],
+    at: datetime,
 ) -> Row:
     async with db.connection() as conn:
         old = await _fetch_one(
@@ -480,12 +492,12 @@ async def change_planned(
         row = await _fetch_one(
             conn,
             "UPDATE planned_outages SET starts_at = %s, ends_at = %s, reason = %s,"
-            " notice_override = notice_override OR %s, version = version + 1, updated_at = now()"
+            " notice_override = notice_override OR %s, version = version + 1, updated_at = %s"
             " WHERE planned_id = %s RETURNING " + _PLANNED_COLUMNS,
-            [starts_at, ends_at, reason, override, planned_id],
+            [starts_at, ends_at, reason, override, at, planned_id],
         )
         assert row is not None
-        await _planned_event(conn, "changed", row, bool(warnings))
+        await _planned_event(conn, "changed", row, bool(warnings), at)
         await record_audit_in(
             conn,
             actor,
@@ -493,6 +505,7 @@ async def change_planned(
             target_kind="planned_outage",
             target_id=planned_id,
             reason=change_reason,
+            at=at,
             detail={
                 "from": {"starts_at": str(old["starts_at"]), "ends_at": str(old["ends_at"])},
                 "to": {"starts_at": str(starts_at), "ends_at": str(ends_at)},
@@ -503,7 +516,9 @@ async def change_planned(
     return row
 
 
-async def cancel_planned(db: Database, actor: Actor, planned_id: str, reason: str) -> Row:
+async def cancel_planned(
+    db: Database, actor: Actor, planned_id: str, reason: str, at: datetime
+) -> Row:
     """Remove the job from planned_outages (detection stops suppressing in its window) and
     leave a ``cancelled`` event for the notifier."""
     async with db.connection() as conn:
@@ -515,7 +530,7 @@ async def cancel_planned(db: Database, actor: Actor, planned_id: str, reason: st
         if row is None:
             raise ActionRefused(f"planned outage {planned_id} does not exist", 404)
         row["version"] = int(row["version"]) + 1
-        await _planned_event(conn, "cancelled", row, False)
+        await _planned_event(conn, "cancelled", row, False, at)
         await record_audit_in(
             conn,
             actor,
@@ -523,6 +538,7 @@ async def cancel_planned(db: Database, actor: Actor, planned_id: str, reason: st
             target_kind="planned_outage",
             target_id=planned_id,
             reason=reason,
+            at=at,
         )
     return row
 

@@ -54,11 +54,14 @@ async def record_audit_in(
     target_kind: str,
     target_id: str,
     reason: str,
+    at: datetime,
     detail: dict[str, Any] | None = None,
 ) -> int:
+    """``at``: when the operator acted, on the service clock (a replay's time on a replay;
+    the engine's reading of the log and every screen use it)."""
     cur = await conn.execute(
         "INSERT INTO audit_log (actor_token_id, actor, role, action, target_kind, target_id,"
-        " reason, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING audit_id",
+        " reason, detail, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING audit_id",
         [
             actor.token_id,
             actor.name,
@@ -68,6 +71,7 @@ async def record_audit_in(
             target_id,
             reason,
             Jsonb(detail or {}),
+            at,
         ],
     )
     row = await cur.fetchone()
@@ -76,9 +80,10 @@ async def record_audit_in(
 
 
 async def record_note_in(
-    conn: AsyncConnection, note: AuditNote, outage_id: int, **detail: Any
+    conn: AsyncConnection, note: AuditNote, outage_id: int, at: datetime, **detail: Any
 ) -> int:
-    """``note`` on outage ``outage_id``, with ``detail`` known only inside the change."""
+    """``note`` on outage ``outage_id`` at ``at`` (the change's own service-clock time),
+    with ``detail`` known only inside the change."""
     return await record_audit_in(
         conn,
         note.actor,
@@ -86,6 +91,7 @@ async def record_note_in(
         target_kind="outage",
         target_id=str(outage_id),
         reason=note.reason,
+        at=at,
         detail=note.detail | detail,
     )
 

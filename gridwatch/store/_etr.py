@@ -97,9 +97,11 @@ async def save_model(
     async with db.connection() as conn:
         if activate:
             await conn.execute("UPDATE etr_models SET active = false WHERE active")
+        # created_at is the fit's own time (the caller's clock: the service clock in the
+        # service, a replay's time on a replay), not the database's wall clock.
         await conn.execute(
             "INSERT INTO etr_models (version, fitted_at, history_from, history_to, n_outages,"
-            " params, active) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            " params, active, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 version,
                 _ts(fitted_at_s),
@@ -108,6 +110,7 @@ async def save_model(
                 n_outages,
                 Jsonb(params),
                 activate,
+                _ts(fitted_at_s),
             ],
         )
 
@@ -210,7 +213,7 @@ async def set_crew_status(
         if r is None:  # pragma: no cover - RETURNING always yields a row
             raise StoreError("crew status upsert returned nothing")
         if audit is not None:
-            await record_note_in(conn, audit, outage_id, status=r[1], cause=r[2])
+            await record_note_in(conn, audit, outage_id, _ts(at_s), status=r[1], cause=r[2])
     return CrewStatusRow(r[0], r[1], r[2], r[3], r[4].timestamp())
 
 
@@ -304,9 +307,16 @@ async def _record_etrs(conn: AsyncConnection, rows: Sequence[EtrRow]) -> None:
         )
         await cur.executemany(
             "UPDATE outages SET etr_p10 = %s, etr_p50 = %s, etr_p90 = %s, etr_model_version = %s,"
-            " updated_at = now() WHERE outage_id = %s",
+            " updated_at = %s WHERE outage_id = %s",
             [
-                (_ts(r.p10_s), _ts(r.p50_s), _ts(r.p90_s), r.model_version, r.outage_id)
+                (
+                    _ts(r.p10_s),
+                    _ts(r.p50_s),
+                    _ts(r.p90_s),
+                    r.model_version,
+                    _ts(r.computed_at_s),  # the ETR's service-clock time
+                    r.outage_id,
+                )
                 for r in rows
             ],
         )
@@ -395,7 +405,7 @@ async def insert_override(
         }
         await _override_timeline(conn, outage_id, set_at_s, "etr_override_set", detail)
         if audit is not None:
-            await record_note_in(conn, audit, outage_id, override_id=int(row[0]))
+            await record_note_in(conn, audit, outage_id, _ts(set_at_s), override_id=int(row[0]))
     return int(row[0])
 
 
@@ -408,7 +418,7 @@ async def clear_override(
     async with db.connection() as conn:
         cleared = await _clear_active_in(conn, outage_id, at_s, reason)
         if cleared and audit is not None:
-            await record_note_in(conn, audit, outage_id)
+            await record_note_in(conn, audit, outage_id, _ts(at_s))
         return cleared
 
 

@@ -98,7 +98,7 @@ INSERT INTO outages (engine_key, device_id, zone, state, cause, planned, started
                      confirmed_at, restored_at, confidence, meters_affected,
                      customers_affected, meters_restored, customers_restored, scope,
                      updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (engine_key) DO UPDATE SET
     device_id = EXCLUDED.device_id, zone = EXCLUDED.zone,
     -- The engine never takes a confirmed outage back to predicted, so "predicted" over
@@ -112,7 +112,7 @@ ON CONFLICT (engine_key) DO UPDATE SET
     customers_affected = EXCLUDED.customers_affected,
     meters_restored = EXCLUDED.meters_restored,
     customers_restored = EXCLUDED.customers_restored, scope = EXCLUDED.scope,
-    updated_at = now()
+    updated_at = greatest(outages.updated_at, EXCLUDED.updated_at)
 WHERE NOT {_closed_by_operator("outages")}
 RETURNING outage_id
 """
@@ -134,11 +134,13 @@ async def save_outages(
     outages: Sequence[OutageRow],
     meters: Sequence[OutageMeterRow] = (),
     timeline: Sequence[TimelineRow] = (),
+    *,
+    now_s: float | None = None,
 ) -> dict[str, int]:
     """Upsert outages (by engine key), their meters and new timeline entries in one
     transaction; returns engine key -> outage_id."""
     async with db.connection() as conn:
-        return await save_outages_in(conn, outages, meters, timeline)
+        return await save_outages_in(conn, outages, meters, timeline, now_s=now_s)
 
 
 async def save_outages_in(
@@ -146,15 +148,22 @@ async def save_outages_in(
     outages: Sequence[OutageRow],
     meters: Sequence[OutageMeterRow] = (),
     timeline: Sequence[TimelineRow] = (),
+    *,
+    now_s: float | None = None,
 ) -> dict[str, int]:
     """``save_outages`` inside the caller's open transaction (so other writes, e.g. the
     notifier's outbox, commit or roll back together with the outage rows).
+
+    ``updated_at`` is ``now_s``, the step's service-clock time; without it, the latest event
+    time the step carries (never the database's wall clock: on a replay the row's change
+    belongs to the replay's day). It never moves backwards.
 
     An outage an operator closed through the control API is not rewritten, nor are its
     meters: its row keeps the operator's state. Its timeline entries are still added
     (the timeline is a log) and its id is still returned."""
     ids: dict[str, int] = {}
     refused: set[str] = set()
+    updated = _ts(now_s if now_s is not None else _latest_event_s(outages, timeline))
     async with translated_errors():
         for row in outages:
             if not 0.0 <= row.confidence <= 1.0:
@@ -179,6 +188,7 @@ async def save_outages_in(
                     row.meters_restored,
                     row.customers_restored,
                     row.scope,
+                    updated,
                 ],
             )
             got = await cur.fetchone()
@@ -228,6 +238,14 @@ async def save_outages_in(
                     ],
                 )
     return ids
+
+
+def _latest_event_s(outages: Sequence[OutageRow], timeline: Sequence[TimelineRow]) -> float:
+    """The latest event time a step carries: a lower bound of the step's own time."""
+    times = [t.at_s for t in timeline]
+    for row in outages:
+        times += [s for s in (row.started_s, row.confirmed_s, row.restored_s) if s is not None]
+    return max((s for s in times if math.isfinite(s)), default=0.0)
 
 
 async def _ids_for(conn: object, keys: set[str], ids: dict[str, int]) -> dict[str, int]:

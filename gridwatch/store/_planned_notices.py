@@ -89,12 +89,18 @@ async def unhandled_events(conn: AsyncConnection) -> int:
 
 
 async def mark_event_handled(
-    conn: AsyncConnection, event_id: int, *, outage_id: int | None, outcome: str, detail: str
+    conn: AsyncConnection,
+    event_id: int,
+    *,
+    outage_id: int | None,
+    outcome: str,
+    detail: str,
+    now_s: float,
 ) -> None:
     await conn.execute(
-        "UPDATE planned_outage_events SET handled_at = now(), outage_id = %s, outcome = %s,"
+        "UPDATE planned_outage_events SET handled_at = %s, outage_id = %s, outcome = %s,"
         " detail = %s WHERE event_id = %s",
-        [outage_id, outcome, detail[:2000], event_id],
+        [_ts(now_s), outage_id, outcome, detail[:2000], event_id],
     )
 
 
@@ -149,18 +155,18 @@ async def create_planned_outage(
     start, end = _ts(event.starts_at_s), _ts(event.ends_at_s)
     cur = await conn.execute(
         "INSERT INTO outages (device_id, zone, state, cause, planned, started_at,"
-        " etr_p10, etr_p50, etr_p90, etr_model_version)"
-        " VALUES (%s, %s, 'scheduled', 'planned', true, %s, %s, %s, %s, 'planned')"
+        " etr_p10, etr_p50, etr_p90, etr_model_version, updated_at)"
+        " VALUES (%s, %s, 'scheduled', 'planned', true, %s, %s, %s, %s, 'planned', %s)"
         " RETURNING outage_id",
-        [event.device_id, event.zone, start, end, end, end],
+        [event.device_id, event.zone, start, end, end, end, _ts(now_s)],
     )
     row = await cur.fetchone()
     assert row is not None
     outage_id = int(row[0])
     await conn.execute(
         "INSERT INTO planned_notice_outages"
-        " (planned_id, outage_id, version, starts_at, ends_at, meters, customers)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        " (planned_id, outage_id, version, starts_at, ends_at, meters, customers, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         [
             event.planned_id,
             outage_id,
@@ -169,6 +175,7 @@ async def create_planned_outage(
             _ts(event.ends_at_s),
             scope.meters,
             len(scope.customer_ids),
+            _ts(now_s),
         ],
     )
     await _timeline(
@@ -187,18 +194,24 @@ async def change_planned_outage(
     """Move the job's window (a job not yet started stays 'scheduled')."""
     await conn.execute(
         "UPDATE outages SET started_at = %(s)s, etr_p10 = %(e)s, etr_p50 = %(e)s,"
-        " etr_p90 = %(e)s, updated_at = now() WHERE outage_id = %(o)s",
-        {"s": _ts(event.starts_at_s), "e": _ts(event.ends_at_s), "o": outage_id},
+        " etr_p90 = %(e)s, updated_at = %(now)s WHERE outage_id = %(o)s",
+        {
+            "s": _ts(event.starts_at_s),
+            "e": _ts(event.ends_at_s),
+            "o": outage_id,
+            "now": _ts(now_s),
+        },
     )
     await conn.execute(
         "UPDATE planned_notice_outages SET version = %s, starts_at = %s, ends_at = %s,"
-        " meters = %s, customers = %s, updated_at = now() WHERE outage_id = %s",
+        " meters = %s, customers = %s, updated_at = %s WHERE outage_id = %s",
         [
             event.version,
             _ts(event.starts_at_s),
             _ts(event.ends_at_s),
             scope.meters,
             len(scope.customer_ids),
+            _ts(now_s),
             outage_id,
         ],
     )
@@ -226,14 +239,14 @@ async def cancel_planned_outage(
         state = mapping.state
     await conn.execute(
         "UPDATE outages SET state = %s, restored_at = CASE WHEN %s = 'restored'"
-        " THEN coalesce(restored_at, %s) ELSE restored_at END, updated_at = now()"
+        " THEN coalesce(restored_at, %s) ELSE restored_at END, updated_at = %s"
         " WHERE outage_id = %s",
-        [state, state, _ts(now_s), mapping.outage_id],
+        [state, state, _ts(now_s), _ts(now_s), mapping.outage_id],
     )
     await conn.execute(
-        "UPDATE planned_notice_outages SET version = %s, cancelled = true, updated_at = now()"
+        "UPDATE planned_notice_outages SET version = %s, cancelled = true, updated_at = %s"
         " WHERE outage_id = %s",
-        [event.version, mapping.outage_id],
+        [event.version, _ts(now_s), mapping.outage_id],
     )
     await _timeline(
         conn,
@@ -266,7 +279,7 @@ async def advance_planned_windows(db: Database, now_s: float) -> tuple[int, int]
             """
             UPDATE outages o SET state = 'confirmed', confirmed_at = m.starts_at,
                    meters_affected = m.meters, customers_affected = m.customers,
-                   updated_at = now()
+                   updated_at = %(now)s
             FROM planned_notice_outages m
             WHERE m.outage_id = o.outage_id AND NOT m.cancelled AND o.state = 'scheduled'
               AND m.starts_at <= %(now)s
@@ -279,7 +292,7 @@ async def advance_planned_windows(db: Database, now_s: float) -> tuple[int, int]
             """
             UPDATE outages o SET state = 'restored', restored_at = m.ends_at,
                    meters_restored = o.meters_affected,
-                   customers_restored = o.customers_affected, updated_at = now()
+                   customers_restored = o.customers_affected, updated_at = %(now)s
             FROM planned_notice_outages m
             WHERE m.outage_id = o.outage_id AND NOT m.cancelled AND o.state = 'confirmed'
               AND m.ends_at <= %(now)s
