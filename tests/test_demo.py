@@ -53,6 +53,12 @@ async def test_demo_against_real_services(
         assert len(reasons) == 4, reasons
         assert any("not JSON" in r for r in reasons)
         assert any("meteor_strike" in r for r in reasons)
+        # ... and the live view counts them: stamped on the replay's clock, they lie in its
+        # window (wall-stamped, the view said "rejected none" beside four dead letters).
+        views = [line for line in text.splitlines() if "rejected " in line]
+        assert views, text
+        assert "not JSON" in views[-1], views[-1]
+        assert "meteor_strike" in views[-1], views[-1]
     finally:
         db = await Database.open(database_url, schema_name)
         await drop_schema(db)
