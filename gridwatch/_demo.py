@@ -22,7 +22,7 @@ import aiomqtt
 
 from gridwatch._clock import ReplayClock
 from gridwatch._embedded import DemoUrls, configured, demo_services
-from gridwatch._errors import BrokerUnavailable
+from gridwatch._errors import BrokerUnavailable, GridwatchError
 from gridwatch._service import NotifyOptions, RunningService, running_service
 from gridwatch._settings import Settings
 from gridwatch.api import create_token
@@ -250,13 +250,18 @@ async def run_demo(
                     f"operator dashboard: {service.api_url}/dashboard/  (token: {token})\n"
                     f"customer status page: {service.api_url}/status/\n"
                 )
-                # A first-ever session has no queue yet: publish once we are subscribed.
-                for _ in range(300):
-                    if service.ingest.ready:
+                # A first-ever session has no queue yet: publish once we are subscribed, and
+                # once every task that shapes a notice runs (the ETR model loaded): a story
+                # started before that would be judged without them.
+                for _ in range(600):
+                    if service.readiness is not None and service.readiness.ready():
                         break
                     await asyncio.sleep(0.1)
                 else:
-                    raise BrokerUnavailable(f"gridwatch could not subscribe at {mqtt_url}")
+                    if not service.ingest.ready:
+                        raise BrokerUnavailable(f"gridwatch could not subscribe at {mqtt_url}")
+                    tasks = service.readiness.tasks() if service.readiness is not None else {}
+                    raise GridwatchError(f"gridwatch did not get ready within 60 s: {tasks}")
                 await _publish_bad_examples(
                     mqtt_url,
                     settings.mqtt_prefix,

@@ -94,10 +94,15 @@ async def run_story(
         runner = service.detection
         assert runner is not None
         runner.on_committed = committed.append  # observe what reaches PostgreSQL
-        for _ in range(300):
-            if service.ingest.ready and runner.ready:
+        assert runner.horizon is not None, "detection must judge at ingest's watermark"
+        readiness = service.readiness
+        assert readiness is not None
+        for _ in range(600):  # what /readyz says: every task that shapes a notice runs
+            if readiness.ready():
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the service did not get ready: {readiness.tasks()}")
         clock.start()
         stats = await publish_stream(
             sim.messages(),
