@@ -85,7 +85,9 @@ async def test_momentaries_planned_and_reports(db: Database) -> None:
     eng.tick(T + 2 + eng.config.reclose_sequence_s)  # the sequence ended without a lockout
     assert await record_momentaries(db, momentary_rows(eng.take_momentaries(), NAMES)) == 1
     assert await momentary_customer_interruptions(db, T, T + 10) == 18
-    await add_planned_outage(db, PlannedRow("works-7", "D3", "north", T, T + 3600, "pole"))
+    await add_planned_outage(
+        db, PlannedRow("works-7", "D3", "north", T, T + 3600, "pole"), now_s=T - 86400
+    )
     (p,) = await planned_outages_between(db, T + 10, T + 20)
     assert p.planned_id == "works-7"
     assert p.ends_s == T + 3600
@@ -95,9 +97,9 @@ async def test_momentaries_planned_and_reports(db: Database) -> None:
 
 async def test_bad_rows_are_refused_with_store_errors(db: Database) -> None:
     with pytest.raises(StoreError):
-        await add_planned_outage(db, PlannedRow("bad", "D3", "north", T, T - 1))
+        await add_planned_outage(db, PlannedRow("bad", "D3", "north", T, T - 1), now_s=T)
     with pytest.raises(StoreError):
-        await add_planned_outage(db, PlannedRow("bad id with spaces", "D3", "n", T, T + 1))
+        await add_planned_outage(db, PlannedRow("bad id with spaces", "D3", "n", T, T + 1), now_s=T)
     with pytest.raises(StoreError):
         await add_customer_report(db, reported_s=T, kind="maybe", meter_id="M-1")
     with pytest.raises(StoreError):

@@ -366,11 +366,12 @@ async def momentary_customer_interruptions(db: Database, from_s: float, to_s: fl
     return int(row[0]) if row else 0
 
 
-async def add_planned_outage(db: Database, row: PlannedRow) -> None:
+async def add_planned_outage(db: Database, row: PlannedRow, *, now_s: float) -> None:
+    """``now_s``: when it was scheduled (the service clock), its created_at/updated_at."""
     async with db.connection() as conn:
         await conn.execute(
-            "INSERT INTO planned_outages (planned_id, device_id, zone, starts_at, ends_at, reason)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
+            "INSERT INTO planned_outages (planned_id, device_id, zone, starts_at, ends_at, reason,"
+            " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 row.planned_id,
                 row.device_id,
@@ -378,6 +379,8 @@ async def add_planned_outage(db: Database, row: PlannedRow) -> None:
                 _ts(row.starts_s),
                 _ts(row.ends_s),
                 row.reason,
+                _ts(now_s),
+                _ts(now_s),
             ],
         )
 
