@@ -77,6 +77,31 @@ class Settings(BaseSettings):
     # Run the outbox dispatcher inside ``gridwatch serve`` (else: ``gridwatch notify dispatch``).
     notify_dispatch: bool = True
 
+    # Zalo ZNS through the utility's Official Account (docs/notifications.md). ZNS is sent
+    # when ``zns_app_id`` is set; then the secret, the OA, a refresh token and template ids
+    # ("outage_detected.vi=123456,restored.vi=234567,...") are required.
+    zns_app_id: str | None = Field(default=None, pattern=r"^[0-9]{1,32}$")
+    zns_app_secret: SecretStr = SecretStr("")
+    zns_oa_id: str | None = Field(default=None, pattern=r"^[0-9]{1,32}$")
+    # Verifies the OA's event webhook (delivery receipts).
+    zns_oa_secret_key: SecretStr = SecretStr("")
+    # The first refresh token; Zalo rotates it on each refresh and later ones live in the
+    # database (notify_zns_token), shared by every dispatcher.
+    zns_refresh_token: SecretStr = SecretStr("")
+    zns_templates: str = Field(default="", max_length=10_000)
+    # Replace https://business.openapi.zalo.me and https://oauth.zaloapp.com (loopback
+    # stand-ins in tests); unset in production.
+    zns_api_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]{1,200}$")
+    zns_oauth_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]{1,200}$")
+    zns_messages_per_s: float = Field(default=50.0, gt=0, le=10_000)
+    # A "zns>sms" customer gets the SMS when ZNS has not confirmed delivery within this many
+    # seconds (0: only on a refusal or an "undelivered" receipt, never on silence).
+    notify_fallback_receipt_timeout_s: float = Field(default=300.0, ge=0, le=7 * 86400)
+    # Prices for ``gridwatch notify costs`` (VND, from the utility's contracts): per SMS
+    # segment (a Vietnamese-diacritic SMS is UCS-2, 70 characters a segment) and per ZNS.
+    notify_price_sms_segment_vnd: float = Field(default=850.0, ge=0, le=1_000_000)
+    notify_price_zns_vnd: float = Field(default=300.0, ge=0, le=1_000_000)
+
     # Restoration-time estimation: the crews who repair outages (docs/etr-model.md). Crews
     # per zone, or ``etr_shared_crews`` when one pool of crews serves every zone.
     etr_default_crews: int = Field(default=4, ge=1, le=10_000)
@@ -97,6 +122,23 @@ class Settings(BaseSettings):
 
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _zns_complete(self) -> Settings:
+        if self.zns_app_id is None:
+            return self
+        missing = [
+            name
+            for name in ("zns_app_secret", "zns_refresh_token")
+            if not getattr(self, name).get_secret_value()
+        ]
+        if self.zns_oa_id is None:
+            missing.append("zns_oa_id")
+        if not self.zns_templates.strip():
+            missing.append("zns_templates")
+        if missing:
+            raise ValueError("ZNS is on (zns_app_id set) but missing: " + ", ".join(missing))
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

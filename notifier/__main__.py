@@ -11,11 +11,20 @@ import asyncio
 import signal
 import sys
 
-from gridwatch._errors import GridwatchError
-from gridwatch._settings import load_settings
+from gridwatch._errors import ConfigError, GridwatchError
+from gridwatch._settings import Settings, load_settings
 from gridwatch.store import Database
+from notifier._channel import Channel
 from notifier._dispatcher import Dispatcher, DispatcherConfig
 from notifier._twilio import TwilioConfig, TwilioSmsChannel
+from notifier._zns import (
+    DEFAULT_BASE_URL,
+    DEFAULT_OAUTH_URL,
+    DbTokenStore,
+    ZnsChannel,
+    ZnsConfig,
+    parse_template_ids,
+)
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
@@ -37,9 +46,18 @@ async def _dispatch(args: argparse.Namespace) -> int:
             timeout_s=args.timeout_s,
         )
     )
+    channels: dict[str, Channel] = {"sms": channel}
+    zns = _zns_channel(args, settings, db)
+    if zns is not None:
+        channels["zns"] = zns
+    timeout_s = (
+        args.fallback_receipt_timeout_s
+        if args.fallback_receipt_timeout_s is not None
+        else settings.notify_fallback_receipt_timeout_s
+    )
     dispatcher = Dispatcher(
         db,
-        {"sms": channel},
+        channels,
         config=DispatcherConfig(
             batch_size=args.batch_size,
             concurrency=args.concurrency,
@@ -47,6 +65,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             lease_s=args.lease_s,
             poll_interval_s=args.poll_interval_s,
             backoff_base_s=args.backoff_base_s,
+            fallback_receipt_timeout_s=timeout_s or None,
         ),
     )
     stop = asyncio.Event()
@@ -57,9 +76,35 @@ async def _dispatch(args: argparse.Namespace) -> int:
     try:
         await dispatcher.run(stop)
     finally:
-        await channel.aclose()
+        for each in channels.values():
+            await each.aclose()
         await db.close()
     return 0
+
+
+def _zns_channel(args: argparse.Namespace, settings: Settings, db: Database) -> ZnsChannel | None:
+    """The ZNS channel when configured (options over GRIDWATCH_ZNS_* settings), else None."""
+    app_id = args.zns_app_id or settings.zns_app_id
+    if not app_id:
+        return None
+    try:
+        templates = parse_template_ids(args.zns_templates or settings.zns_templates)
+        oa_id = args.zns_oa_id or settings.zns_oa_id or ""
+        config = ZnsConfig(
+            app_id=app_id,
+            app_secret=args.zns_app_secret or settings.zns_app_secret.get_secret_value(),
+            oa_id=oa_id,
+            templates=templates,
+            access_token=args.zns_access_token or "",
+            refresh_token=args.zns_refresh_token or settings.zns_refresh_token.get_secret_value(),
+            base_url=args.zns_base_url or settings.zns_api_base_url or DEFAULT_BASE_URL,
+            oauth_url=args.zns_oauth_url or settings.zns_oauth_base_url or DEFAULT_OAUTH_URL,
+            messages_per_s=args.zns_messages_per_s or settings.zns_messages_per_s,
+            timeout_s=args.timeout_s,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return ZnsChannel(config, DbTokenStore(db, oa_id))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +127,28 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--lease-s", type=float, default=60.0)
     d.add_argument("--poll-interval-s", type=float, default=0.5)
     d.add_argument("--backoff-base-s", type=float, default=2.0)
+    z = d.add_argument_group("ZNS (default: GRIDWATCH_ZNS_* settings; off without an app id)")
+    z.add_argument("--zns-app-id")
+    z.add_argument("--zns-app-secret")
+    z.add_argument("--zns-oa-id")
+    z.add_argument("--zns-access-token", help="first access token (else refreshed at once)")
+    z.add_argument("--zns-refresh-token")
+    z.add_argument("--zns-templates", help="kind.language=template_id,...")
+    z.add_argument("--zns-base-url")
+    z.add_argument("--zns-oauth-url")
+    z.add_argument("--zns-messages-per-s", type=float)
+    d.add_argument(
+        "--fallback-receipt-timeout-s",
+        type=float,
+        help="seconds without a ZNS receipt before the SMS fallback (0: never on silence)",
+    )
     args = parser.parse_args(argv)
     if args.from_number is None and args.messaging_service_sid is None:
         parser.error("one of --from-number or --messaging-service-sid is required")
+    for name in ("fallback_receipt_timeout_s", "zns_messages_per_s"):
+        value = getattr(args, name)
+        if value is not None and not (0 <= value <= 7 * 86400):
+            parser.error(f"--{name.replace('_', '-')} must be within [0, 604800]")
     try:
         return asyncio.run(_dispatch(args))
     except GridwatchError as exc:
