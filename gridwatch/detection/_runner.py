@@ -529,7 +529,7 @@ class DetectionRunner:
 
     async def _write(self, p: PersistedOutages, *, with_hook: bool) -> PersistedOutages:
         async with self._db.connection() as conn:
-            ids = await save_outages_in(conn, p.outages, p.meters, p.timeline)
+            ids = await save_outages_in(conn, p.outages, p.meters, p.timeline, now_s=p.event_time_s)
             await record_momentaries_in(conn, p.momentaries)
             written = replace(p, outage_ids=ids)
             if with_hook and self._on_persisted is not None:
