@@ -16,6 +16,7 @@ from gridwatch._settings import Settings, load_settings
 from gridwatch.store import Database
 from notifier._channel import Channel
 from notifier._dispatcher import Dispatcher, DispatcherConfig
+from notifier._plain_words import web_words_js
 from notifier._twilio import TwilioConfig, TwilioSmsChannel
 from notifier._zns import (
     DEFAULT_BASE_URL,
@@ -142,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="seconds without a ZNS receipt before the SMS fallback (0: never on silence)",
     )
+    w = sub.add_parser("words", help="print the customer page's generated words block")
+    w.add_argument("--js", action="store_true", required=True, help="as JavaScript for app.js")
     args = parser.parse_args(argv)
+    if args.command == "words":
+        print(web_words_js())
+        return 0
     if args.from_number is None and args.messaging_service_sid is None:
         parser.error("one of --from-number or --messaging-service-sid is required")
     for name in ("fallback_receipt_timeout_s", "zns_messages_per_s"):

@@ -6,6 +6,7 @@ import math
 from datetime import datetime
 
 from notifier._events import OutageChange
+from notifier._plain_words import cause_words, looks_like_code
 from notifier._policy import NotifyPolicy, zone
 from notifier._sms_text import strip_diacritics
 from notifier._templates import Rendered, Templates
@@ -69,7 +70,10 @@ def notice_params(
     )
     return {
         "where": change.where or templates.fragment(language, "where_unknown"),
-        "why": change.why or templates.fragment(language, "why_unknown"),
+        # A code (``scada_lockout``) is never shown: it becomes plain words; typed text stays.
+        "why": cause_words(change.why, language)
+        if change.why and looks_like_code(change.why)
+        else change.why or templates.fragment(language, "why_unknown"),
         "since": local_time(
             change.started_at_s if change.started_at_s is not None else change.occurred_at_s,
             tz_name,

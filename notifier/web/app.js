@@ -50,14 +50,6 @@ const TEXT = {
     alerts_fail: "Không bật được thông báo.",
     alerts_none: "Trình duyệt này không hỗ trợ thông báo.",
     alerts_off: "Dịch vụ thông báo chưa sẵn sàng.",
-    states: {
-      predicted: "Đang xác minh", confirmed: "Đã xác nhận, đang xử lý",
-      partially_restored: "Đã có điện một phần", restored: "Đã có điện", cancelled: "Đã hủy (không mất điện)",
-    },
-    causes: {
-      lockout: "Sự cố lưới điện (máy cắt nhảy)", fuse: "Đứt cầu chì", meters: "Phát hiện qua công tơ",
-      planned: "Cắt điện theo kế hoạch", weather: "Thời tiết", equipment: "Hỏng thiết bị",
-    },
   },
   en: {
     title: "Power status",
@@ -97,16 +89,152 @@ const TEXT = {
     alerts_fail: "Could not turn alerts on.",
     alerts_none: "This browser does not support alerts.",
     alerts_off: "Alerts are not available yet.",
-    states: {
-      predicted: "Being checked", confirmed: "Confirmed, crews working",
-      partially_restored: "Partly restored", restored: "Restored", cancelled: "Cancelled (no outage)",
-    },
-    causes: {
-      lockout: "Grid fault (breaker tripped)", fuse: "Blown fuse", meters: "Detected from meters",
-      planned: "Planned work", weather: "Weather", equipment: "Equipment failure",
-    },
   },
 };
+
+// BEGIN GENERATED WORDS (python -m notifier words --js; from notifier/_plain_words.py)
+const WORDS = {
+ "causes": {
+  "animal": {
+   "en": "An animal touched the equipment",
+   "vi": "Động vật chạm vào thiết bị điện"
+  },
+  "confirmed": {
+   "en": "Cause being determined",
+   "vi": "Đang xác định nguyên nhân"
+  },
+  "equipment": {
+   "en": "Electrical equipment failed",
+   "vi": "Hỏng thiết bị điện"
+  },
+  "fuse": {
+   "en": "A fuse on the network blew",
+   "vi": "Đứt cầu chì trên lưới điện"
+  },
+  "inferred": {
+   "en": "Cause being determined (found from electricity meters)",
+   "vi": "Đang xác định nguyên nhân (phát hiện qua công tơ điện)"
+  },
+  "lockout": {
+   "en": "Grid fault: a circuit breaker switched off to protect the network",
+   "vi": "Sự cố lưới điện: máy cắt tự động ngắt điện để bảo vệ lưới"
+  },
+  "meters": {
+   "en": "Cause being determined (found from electricity meters)",
+   "vi": "Đang xác định nguyên nhân (phát hiện qua công tơ điện)"
+  },
+  "nested": {
+   "en": "Part of the network is still off after an earlier fault",
+   "vi": "Một phần lưới điện chưa có điện lại sau sự cố trước"
+  },
+  "nested_linked": {
+   "en": "Part of the network is still off after an earlier fault",
+   "vi": "Một phần lưới điện chưa có điện lại sau sự cố trước"
+  },
+  "other": {
+   "en": "Another cause",
+   "vi": "Nguyên nhân khác"
+  },
+  "overload": {
+   "en": "The network was overloaded",
+   "vi": "Lưới điện bị quá tải"
+  },
+  "planned": {
+   "en": "Planned work",
+   "vi": "Cắt điện theo kế hoạch"
+  },
+  "scada_lockout": {
+   "en": "Grid fault: a circuit breaker switched off to protect the network",
+   "vi": "Sự cố lưới điện: máy cắt tự động ngắt điện để bảo vệ lưới"
+  },
+  "scada_reclose": {
+   "en": "A brief grid fault; the breaker is switching back on",
+   "vi": "Sự cố thoáng qua trên lưới điện, máy cắt đang đóng lại"
+  },
+  "unknown": {
+   "en": "Cause being determined",
+   "vi": "Đang xác định nguyên nhân"
+  },
+  "vegetation": {
+   "en": "Trees or branches on the power lines",
+   "vi": "Cây hoặc cành cây chạm vào đường dây"
+  },
+  "vehicle": {
+   "en": "A vehicle hit a pole or line",
+   "vi": "Xe va chạm cột điện hoặc đường dây"
+  },
+  "weather": {
+   "en": "Bad weather",
+   "vi": "Thời tiết xấu"
+  }
+ },
+ "provenance": {
+  "foreign": {
+   "en": "Estimated from other areas' figures",
+   "vi": "Ước tính từ số liệu của khu vực khác"
+  },
+  "local": {
+   "en": "Estimated from past outages in your area",
+   "vi": "Ước tính từ các lần mất điện trước tại khu vực"
+  },
+  "prior": {
+   "en": "A first estimate from general figures",
+   "vi": "Ước tính ban đầu từ số liệu chung"
+  }
+ },
+ "provenanceUnknown": {
+  "en": "Estimate",
+  "vi": "Ước tính"
+ },
+ "scada": {
+  "en": "Grid fault found by the control system",
+  "vi": "Sự cố lưới điện do hệ thống điều khiển phát hiện"
+ },
+ "stateUnknown": {
+  "en": "Being updated",
+  "vi": "Đang cập nhật"
+ },
+ "states": {
+  "cancelled": {
+   "en": "Cancelled (no outage)",
+   "vi": "Đã hủy (không mất điện)"
+  },
+  "confirmed": {
+   "en": "Confirmed, crews working",
+   "vi": "Đã xác nhận, đang khắc phục"
+  },
+  "partially_restored": {
+   "en": "Partly restored",
+   "vi": "Đã có điện một phần"
+  },
+  "predicted": {
+   "en": "Being checked",
+   "vi": "Đang kiểm tra"
+  },
+  "restored": {
+   "en": "Power restored",
+   "vi": "Đã có điện lại"
+  }
+ }
+};
+const CODE_RE = /^[A-Za-z0-9]+(?:[_.\-][A-Za-z0-9]+)*$/;
+function causeWords(cause, lang) {
+  const key = (cause || '').trim().toLowerCase();
+  if (!key) return WORDS.causes.unknown[lang];
+  if (WORDS.causes[key]) return WORDS.causes[key][lang];
+  if (key.startsWith('scada_')) return WORDS.scada[lang];
+  const code = CODE_RE.test(cause.trim()) && cause.includes('_');
+  return code ? WORDS.causes.unknown[lang] : cause.trim();
+}
+function stateWords(state, lang) {
+  const key = (state || '').trim().toLowerCase();
+  return (WORDS.states[key] || WORDS.stateUnknown)[lang];
+}
+function provenanceWords(p, lang) {
+  const key = (p || '').trim().toLowerCase();
+  return (WORDS.provenance[key] || WORDS.provenanceUnknown)[lang];
+}
+// END GENERATED WORDS
 
 const params = new URLSearchParams(location.search);
 const linkToken = params.get("t") || "";
@@ -145,8 +273,9 @@ function duration(fromIso, toIso) {
   return `${Math.floor(minutes / 60)} ${t("hours")} ${minutes % 60} ${t("min")}`;
 }
 
-const stateText = (s) => t("states")[s] || s;
-const causeText = (c) => (c ? t("causes")[c] || c : "–");
+// Never a raw code in front of a customer: unknown codes read as "being determined".
+const stateText = (s) => stateWords(s, lang);
+const causeText = (c) => causeWords(c, lang);
 
 function outageCard(o) {
   const etr = o.etr || {};
