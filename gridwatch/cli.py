@@ -308,6 +308,71 @@ def _cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _outage_id(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{_shown(text, 30)} is not an outage id")
+    return int(text)
+
+
+def _window_days(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text[:6]) <= 3660:
+        raise argparse.ArgumentTypeError(f"{_shown(text, 30)}: give 1 to 3660 days")
+    return int(text)
+
+
+def _price_vnd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1_000_000:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{_shown(text, 30)}: a price in VND, 0 to 1000000")
+    return value
+
+
+async def _cmd_notify_costs(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from gridwatch.store._notify_costs import channel_days, outage_reach
+    from notifier._costs import Prices, cost_report, format_report
+    from notifier._policy import NotifyPolicy
+
+    prices = Prices(
+        sms_segment_vnd=args.price_sms_segment_vnd
+        if args.price_sms_segment_vnd is not None
+        else settings.notify_price_sms_segment_vnd,
+        zns_vnd=args.price_zns_vnd
+        if args.price_zns_vnd is not None
+        else settings.notify_price_zns_vnd,
+    )
+    to_s = datetime.now(UTC).timestamp()
+    from_s = to_s - args.days * 86400
+    db = await _open_db(settings)
+    try:
+        async with db.connection() as conn:
+            days = await channel_days(
+                conn,
+                outage_id=args.outage,
+                from_s=from_s,
+                to_s=to_s,
+                timezone=NotifyPolicy().timezone,
+            )
+            reach = await outage_reach(conn, outage_id=args.outage, from_s=from_s, to_s=to_s)
+    finally:
+        await db.close()
+    report = cost_report(days, reach, prices)
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+    elif not days:
+        print(
+            f"no notices in the last {args.days} days"
+            + (f" for outage {args.outage}" if args.outage else "")
+        )
+    else:
+        print(format_report(report))
+    return 0
+
+
 def _cmd_vapid_keys(args: argparse.Namespace, settings: Settings) -> int:
     from gridwatch._errors import ConfigError
     from notifier import NotifierError, generate_vapid_keys
@@ -591,6 +656,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     n.add_argument("path", type=output_path, help="where to write the private key (PEM, mode 0600)")
     n.set_defaults(handler=_cmd_vapid_keys)
+    n = notify.add_parser(
+        "costs",
+        help="notices per channel, SMS segments and estimated cost, per outage and per day",
+    )
+    n.add_argument("--outage", type=_outage_id, help="one outage (default: every outage)")
+    n.add_argument(
+        "--days", type=_window_days, default=30, help="the last N days (default %(default)s)"
+    )
+    n.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    n.add_argument(
+        "--price-sms-segment-vnd",
+        type=_price_vnd,
+        help="VND per SMS segment (default GRIDWATCH_NOTIFY_PRICE_SMS_SEGMENT_VND)",
+    )
+    n.add_argument(
+        "--price-zns-vnd",
+        type=_price_vnd,
+        help="VND per ZNS (default GRIDWATCH_NOTIFY_PRICE_ZNS_VND)",
+    )
+    n.set_defaults(handler=_cmd_notify_costs)
     mark_leaves(parser)
     return parser
 
@@ -611,6 +696,7 @@ def _uses_database(args: argparse.Namespace) -> bool:
         _cmd_token_revoke,
         _cmd_retention,
         _cmd_etr_fit,
+        _cmd_notify_costs,
     )
 
 

@@ -361,6 +361,11 @@ def _malformed(tmp: Path) -> list[tuple[list[str], str]]:
         (["notify", "vapid-keys", a_dir], "argument path: need a file name"),
         (["notify", "vapid-keys", NOWHERE], "argument path: no such directory"),
         (["notify", "push"], "argument ACTION: invalid choice: 'push'"),
+        (["notify", "costs", "--outage", "0"], "argument --outage: '0' is not an outage id"),
+        (["notify", "costs", "--days", "0"], "argument --days: '0': give 1 to 3660 days"),
+        (["notify", "costs", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
+        (["notify", "costs", "--price-sms-segment-vnd", "-1"], "argument --price-sms-segment"),
+        (["notify", "costs", "--price-zns-vnd", "nan"], "argument --price-zns-vnd: 'nan'"),
     ]
 
 

@@ -1,0 +1,101 @@
+"""SQL for the notifier's cost and reach figures: notices per outage, local day and channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from psycopg import AsyncConnection
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDay:
+    outage_id: int | None
+    day: date  # local day of the send (of the enqueue while not sent)
+    channel: str
+    sent: int
+    failed: int  # failed or rejected: never reached the customer on this channel
+    waiting: int  # pending or in flight
+    delivered: int  # with a delivery receipt
+    sms_segments: int  # billed segments of the sent SMS
+
+
+@dataclass(frozen=True, slots=True)
+class OutageReach:
+    outage_id: int | None
+    customers: int  # customers with any notice for the outage
+    reached: int  # customers with at least one notice sent
+    fallbacks: int  # notices sent on a later channel because the first could not deliver
+    fallbacks_not_needed: int
+
+
+async def channel_days(
+    conn: AsyncConnection,
+    *,
+    outage_id: int | None,
+    from_s: float,
+    to_s: float,
+    timezone: str,
+) -> list[ChannelDay]:
+    cur = await conn.execute(
+        """
+        SELECT outage_id, (COALESCE(sent_at, created_at) AT TIME ZONE %(tz)s)::date, channel,
+               count(*) FILTER (WHERE status = 'sent'),
+               count(*) FILTER (WHERE status IN ('failed', 'rejected')),
+               count(*) FILTER (WHERE status IN ('pending', 'sending')),
+               count(*) FILTER (WHERE delivery_status IN ('delivered', 'read')),
+               COALESCE(sum(segments) FILTER (WHERE status = 'sent' AND channel = 'sms'), 0)
+        FROM notifications
+        WHERE (%(outage)s::bigint IS NULL OR outage_id = %(outage)s)
+          AND COALESCE(sent_at, created_at) >= %(from)s
+          AND COALESCE(sent_at, created_at) < %(to)s
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        """,
+        {
+            "tz": timezone,
+            "outage": outage_id,
+            "from": datetime.fromtimestamp(from_s, UTC),
+            "to": datetime.fromtimestamp(to_s, UTC),
+        },
+    )
+    return [
+        ChannelDay(None if r[0] is None else int(r[0]), r[1], str(r[2]), *(int(v) for v in r[3:8]))
+        for r in await cur.fetchall()
+    ]
+
+
+async def outage_reach(
+    conn: AsyncConnection, *, outage_id: int | None, from_s: float, to_s: float
+) -> list[OutageReach]:
+    cur = await conn.execute(
+        """
+        WITH n AS (
+            SELECT outage_id, customer_id, bool_or(status = 'sent') AS reached
+            FROM notifications
+            WHERE (%(outage)s::bigint IS NULL OR outage_id = %(outage)s)
+              AND COALESCE(sent_at, created_at) >= %(from)s
+              AND COALESCE(sent_at, created_at) < %(to)s
+            GROUP BY 1, 2
+        ), f AS (
+            SELECT outage_id, count(*) FILTER (WHERE state = 'promoted') AS promoted,
+                   count(*) FILTER (WHERE state = 'not_needed') AS not_needed
+            FROM notify_fallback_queue
+            WHERE (%(outage)s::bigint IS NULL OR outage_id = %(outage)s)
+              AND created_at >= %(from)s AND created_at < %(to)s
+            GROUP BY 1
+        )
+        SELECT n.outage_id, count(*), count(*) FILTER (WHERE n.reached),
+               COALESCE(max(f.promoted), 0), COALESCE(max(f.not_needed), 0)
+        FROM n LEFT JOIN f ON f.outage_id IS NOT DISTINCT FROM n.outage_id
+        GROUP BY 1 ORDER BY 1
+        """,
+        {
+            "outage": outage_id,
+            "from": datetime.fromtimestamp(from_s, UTC),
+            "to": datetime.fromtimestamp(to_s, UTC),
+        },
+    )
+    return [
+        OutageReach(None if r[0] is None else int(r[0]), *(int(v) for v in r[1:5]))
+        for r in await cur.fetchall()
+    ]
