@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -68,6 +70,9 @@ class DispatcherConfig:
     # channel not in ``receipt_channels`` counts as delivered once sent.
     fallback_receipt_timeout_s: float | None = 300.0
     receipt_channels: tuple[str, ...] = ("zns",)
+    # Wall seconds between fallback sweeps in ``run`` (each reads every held link, so not
+    # every poll; a fallback waits at most this long after its predecessor failed).
+    fallback_sweep_interval_s: float = 1.0
 
 
 @dataclass(slots=True)
@@ -327,12 +332,17 @@ class Dispatcher:
                         await asyncio.wait_for(stop.wait(), self._config.poll_interval_s)
 
         async def reconciler() -> None:
+            last_sweep = -math.inf
             while not stop.is_set():
                 try:
                     await self.reconcile_once()
-                    # One sweep per process per poll: fallback decisions need no lane of their own.
-                    if (await self.fallback_once()).fallback_promoted:
-                        continue
+                    # Fallback decisions need no lane of their own: one sweep per process at
+                    # most every fallback_sweep_interval_s, again at once while it promotes.
+                    if time.monotonic() - last_sweep >= self._config.fallback_sweep_interval_s:
+                        last_sweep = time.monotonic()
+                        if (await self.fallback_once()).fallback_promoted:
+                            last_sweep = -math.inf
+                            continue
                 except StoreError as exc:
                     log.warning("reconcile round failed; retrying", extra={"error": str(exc)})
                 with contextlib.suppress(TimeoutError):

@@ -66,9 +66,10 @@ QUOTA: Final[Mapping[int, str]] = {
 TOKEN_INVALID: Final = -124  # access token invalid or expired: refresh, then retry once
 RATE_LIMITED: Final = -32  # requests per minute exceeded: transient
 TRACKING_ID_MAX: Final = 48  # assumed limit (see docs/notifications.md)
-# Zalo's parameter types cap a value at 30 characters, an address at 200 (assumed from the
-# template editor's types; the template text itself is at most 400 characters).
-PARAM_MAX: Final[Mapping[str, int]] = {"where": 200, "why": 100}
+# Zalo's parameter types cap a value at 30 characters, an address at 200, custom text more
+# (assumed from the template editor's types; the template itself is at most 400 characters).
+# 50 for the ETR window: "not known yet, we will update you" must not be cut.
+PARAM_MAX: Final[Mapping[str, int]] = {"where": 200, "why": 100, "etr_window": 50}
 PARAM_DEFAULT_MAX: Final = 30
 _TEMPLATE_ID = re.compile(r"^[0-9]{1,20}$")
 _VN_E164 = re.compile(r"^\+84[0-9]{8,10}$")

@@ -236,8 +236,22 @@ class ZnsStandin:
         return web.json_response({"response_delay_s": self.response_delay_s})
 
 
-async def _main(port: int) -> None:
+class _PercentNotOnZalo(set[str]):
+    """Numbers whose last two digits are below ``pct`` have no Zalo account (benchmarks:
+    a fixed share of any numbering without listing the numbers)."""
+
+    def __init__(self, pct: int) -> None:
+        super().__init__()
+        self.pct = pct
+
+    def __contains__(self, phone: object) -> bool:
+        return isinstance(phone, str) and phone[-2:].isdigit() and int(phone[-2:]) < self.pct
+
+
+async def _main(port: int, not_on_zalo_pct: int) -> None:
     standin = ZnsStandin()
+    if not_on_zalo_pct:
+        standin.not_on_zalo = _PercentNotOnZalo(not_on_zalo_pct)
     await standin.start(port)
     print(f"PORT {standin.port}", flush=True)
     await asyncio.Event().wait()
@@ -246,4 +260,13 @@ async def _main(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
-    asyncio.run(_main(parser.parse_args().port))
+    parser.add_argument(
+        "--not-on-zalo-pct",
+        type=int,
+        default=0,
+        choices=range(101),
+        metavar="0-100",
+        help="numbers whose last two digits are below this have no Zalo account",
+    )
+    parsed = parser.parse_args()
+    asyncio.run(_main(parsed.port, parsed.not_on_zalo_pct))
