@@ -1,5 +1,6 @@
-"""Customer notifications: outbox, dispatcher, channels (Twilio SMS, Web Push, signed
-webhook, console), templates (vi, en), preferences and the Twilio webhooks router."""
+"""Customer notifications: outbox, dispatcher, channels (Twilio SMS, Zalo ZNS, Web Push,
+signed webhook, console) with per-customer channel order and fallback, templates (vi, en),
+preferences, the Twilio webhooks router and the ZNS receipt webhook."""
 
 from notifier._channel import Channel, Notice, RateLimiter
 from notifier._console import ConsoleChannel, print_demo, print_preview
@@ -30,6 +31,8 @@ from notifier._webhooks_router import (
     create_webhooks_router,
     customer_link_token,
 )
+from notifier._zns import DbTokenStore, MemoryTokenStore, ZnsChannel, ZnsConfig
+from notifier._zns_webhook import ZnsWebhookConfig, create_zns_webhook_router
 
 __all__ = [
     "LANGUAGES",
@@ -37,11 +40,13 @@ __all__ = [
     "REPLY_KINDS",
     "Channel",
     "ConsoleChannel",
+    "DbTokenStore",
     "DispatchStats",
     "Dispatcher",
     "DispatcherConfig",
     "EnqueueResult",
     "EventError",
+    "MemoryTokenStore",
     "Notice",
     "NoticeKind",
     "NotifierError",
@@ -63,9 +68,13 @@ __all__ = [
     "VapidKeys",
     "WebPushChannel",
     "WebhooksConfig",
+    "ZnsChannel",
+    "ZnsConfig",
+    "ZnsWebhookConfig",
     "backoff_s",
     "classify_keyword",
     "create_webhooks_router",
+    "create_zns_webhook_router",
     "customer_link_token",
     "enqueue_for_outage_change",
     "etr_window_text",

@@ -391,3 +391,54 @@ async def test_receipts_over_http_from_the_standin_end_to_end(
         await serving
     assert zns.callbacks_answered == [200] * 3
     assert sorted(await _delivery(db)) == sorted((m["msg_id"], "delivered") for m in zns.messages)
+
+
+def test_zns_settings_name_what_is_missing_or_malformed() -> None:
+    from gridwatch._errors import ConfigError
+    from gridwatch._settings import load_settings
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(zns_app_id="123")
+    text = str(info.value)
+    for name in ("zns_app_secret", "zns_refresh_token", "zns_oa_id", "zns_templates"):
+        assert name in text
+    with pytest.raises(ConfigError, match="ZNS_APP_ID"):
+        load_settings(zns_app_id="12a; rm -rf /")
+    with pytest.raises(ConfigError, match="ZNS_API_BASE_URL"):
+        load_settings(zns_api_base_url="ftp://zalo")
+    with pytest.raises(ConfigError, match="ZNS_TEMPLATES"):
+        load_settings(zns_templates="x" * 20_000)
+    with pytest.raises(ConfigError, match="NOTIFY_FALLBACK_RECEIPT_TIMEOUT_S"):
+        load_settings(notify_fallback_receipt_timeout_s=-1)
+
+
+def test_dispatch_command_refuses_bad_template_ids_clearly(
+    database_url: str, schema_name: str, db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from notifier.__main__ import main
+
+    code = main(
+        [
+            "dispatch",
+            "--database-url",
+            database_url,
+            "--schema",
+            schema_name,
+            "--from-number",
+            "+15005550006",
+            "--zns-app-id",
+            APP_ID,
+            "--zns-app-secret",
+            "s",
+            "--zns-oa-id",
+            OA_ID,
+            "--zns-refresh-token",
+            "r",
+            "--zns-templates",
+            "outage_detected.vi=12x",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "template id must be digits" in err
+    assert "Traceback" not in err
