@@ -99,103 +99,93 @@ async def promote_fallbacks(
     limit: int = 5000,
 ) -> FallbackStats:
     """Decide held links from the durable state of the link before each (idempotent: run it
-    as often as you like, from any number of dispatchers, after any crash).
+    as often as you like, from any number of dispatchers, after any crash). One statement:
+    the decisions and the promoted outbox rows commit together.
 
     * not needed: the previous link was delivered, or sent on a channel that gives no
-      receipts, or superseded; or a newer notice made this one moot.
+      receipts, or superseded; or it would go but a newer notice made it moot (a newer
+      version of the kind, or "restored" for an outage notice).
     * promoted into the outbox (pending, due now): the previous link failed, was rejected or
       skipped, got an "undelivered" receipt, or was sent on a receipt channel and no receipt
       arrived within ``receipt_timeout_s`` (service clock; None: never time out).
+
+    Links whose predecessor is still pending, in flight or awaiting its receipt are only
+    read, and the "newer notice" lookups run only for links about to go.
     """
-    now = _ts(now_s)
+    drop = """(p.status = 'superseded'
+              OR (p.status = 'sent' AND (p.delivery_status = ANY(%(receipt)s::text[])
+                                         OR NOT p.channel = ANY(%(receipt_channels)s::text[]))))"""
+    go = """(p.status IN ('failed', 'rejected', 'skipped')
+            OR (p.status = 'sent' AND p.delivery_status = ANY(%(undelivered)s::text[]))
+            OR (p.status = 'sent' AND %(timeout)s::float8 IS NOT NULL
+                AND p.channel = ANY(%(receipt_channels)s::text[])
+                AND NOT COALESCE(p.delivery_status, '') = ANY(%(receipt)s::text[])
+                AND p.sent_at <= %(now)s - %(timeout)s::float8 * interval '1 second'))"""
     cur = await conn.execute(
-        """
-        WITH done AS (
-            SELECT h.idempotency_key,
-                   CASE WHEN p.status = 'superseded' OR EXISTS (
-                            SELECT 1 FROM notifications n
-                            WHERE n.customer_id = h.customer_id AND n.outage_id = h.outage_id
-                              AND ((n.kind = h.kind AND n.version > h.version)
-                                   OR (n.kind = 'restored'
-                                       AND h.kind = ANY(%(moot)s::text[]))))
-                        THEN 'a newer notice replaced it'
-                        ELSE p.channel || ' ' || COALESCE(p.delivery_status, p.status)
-                   END AS reason
+        f"""
+        WITH cand AS (
+            SELECT h.idempotency_key, h.customer_id, h.outage_id, h.kind, h.version,
+                   {go} AS go,
+                   p.channel || ' ' || CASE
+                       WHEN p.status NOT IN ('sent', 'superseded')
+                           THEN p.status || COALESCE(' (' || p.error_code || ')', '')
+                       WHEN p.status = 'superseded' THEN 'superseded'
+                       WHEN p.delivery_status = ANY(%(undelivered)s::text[])
+                           THEN p.delivery_status || COALESCE(' (' || p.error_code || ')', '')
+                       WHEN p.delivery_status = ANY(%(receipt)s::text[]) THEN p.delivery_status
+                       WHEN p.channel = ANY(%(receipt_channels)s::text[])
+                           THEN 'no delivery receipt in time'
+                       ELSE 'sent (no receipts on this channel)' END AS reason
             FROM notify_fallback_queue h
             JOIN notifications p ON p.idempotency_key = h.after_key
-            WHERE h.state = 'held' AND (
-                p.status = 'superseded'
-                OR (p.status = 'sent' AND (p.delivery_status = ANY(%(receipt)s::text[])
-                                           OR NOT p.channel = ANY(%(receipt_channels)s::text[])))
-                OR EXISTS (
-                    SELECT 1 FROM notifications n
-                    WHERE n.customer_id = h.customer_id AND n.outage_id = h.outage_id
-                      AND ((n.kind = h.kind AND n.version > h.version)
-                           OR (n.kind = 'restored' AND h.kind = ANY(%(moot)s::text[])))))
+            WHERE h.state = 'held' AND ({drop} OR {go})
             ORDER BY h.idempotency_key
             LIMIT %(limit)s
             FOR UPDATE OF h SKIP LOCKED
+        ), judged AS (
+            SELECT c.idempotency_key,
+                   c.go AND NOT EXISTS (
+                       SELECT 1 FROM notifications n
+                       WHERE n.customer_id = c.customer_id AND n.outage_id = c.outage_id
+                         AND ((n.kind = c.kind AND n.version > c.version)
+                              OR (n.kind = 'restored' AND c.kind = ANY(%(moot)s::text[])))
+                   ) AS promote,
+                   c.go, c.reason
+            FROM cand c
+        ), decided AS (
+            UPDATE notify_fallback_queue h
+            SET state = CASE WHEN j.promote THEN 'promoted' ELSE 'not_needed' END,
+                reason = CASE WHEN j.go AND NOT j.promote THEN 'a newer notice replaced it'
+                              ELSE j.reason END,
+                decided_at = %(now)s
+            FROM judged j WHERE h.idempotency_key = j.idempotency_key
+            RETURNING h.*, j.promote
+        ), promoted AS (
+            INSERT INTO notifications (idempotency_key, customer_id, outage_id, kind, version,
+                channel, language, address, title, body, urgent, segments, not_before, status,
+                created_at)
+            SELECT idempotency_key, customer_id, outage_id, kind, version, channel, language,
+                address, title, body, urgent, segments, GREATEST(not_before, %(now)s),
+                'pending', %(now)s
+            FROM decided WHERE promote
+            ON CONFLICT DO NOTHING
+            RETURNING 1
         )
-        UPDATE notify_fallback_queue h SET state = 'not_needed', reason = done.reason,
-            decided_at = %(now)s
-        FROM done WHERE h.idempotency_key = done.idempotency_key
+        SELECT (SELECT count(*) FROM promoted), (SELECT count(*) FROM decided WHERE NOT promote)
         """,
         {
             "moot": list(_RESTORED_MOOTS),
-            "receipt": list(RECEIPT_STATES),
-            "receipt_channels": list(receipt_channels),
-            "limit": limit,
-            "now": now,
-        },
-    )
-    not_needed = cur.rowcount
-    cur = await conn.execute(
-        """
-        WITH ready AS (
-            SELECT h.idempotency_key,
-                   p.channel || ' ' || CASE
-                       WHEN p.status <> 'sent'
-                           THEN p.status || COALESCE(' (' || p.error_code || ')', '')
-                       WHEN p.delivery_status = ANY(%(undelivered)s::text[])
-                           THEN p.delivery_status || COALESCE(' (' || p.error_code || ')', '')
-                       ELSE 'no delivery receipt in time' END AS reason
-            FROM notify_fallback_queue h
-            JOIN notifications p ON p.idempotency_key = h.after_key
-            WHERE h.state = 'held' AND (
-                p.status IN ('failed', 'rejected', 'skipped')
-                OR (p.status = 'sent' AND p.delivery_status = ANY(%(undelivered)s::text[]))
-                OR (p.status = 'sent' AND %(timeout)s::float8 IS NOT NULL
-                    AND p.channel = ANY(%(receipt_channels)s::text[])
-                    AND NOT COALESCE(p.delivery_status, '') = ANY(%(receipt)s::text[])
-                    AND p.sent_at <= %(now)s - %(timeout)s::float8 * interval '1 second'))
-            ORDER BY h.idempotency_key
-            LIMIT %(limit)s
-            FOR UPDATE OF h SKIP LOCKED
-        ), moved AS (
-            UPDATE notify_fallback_queue h SET state = 'promoted', reason = ready.reason,
-                decided_at = %(now)s
-            FROM ready WHERE h.idempotency_key = ready.idempotency_key
-            RETURNING h.*
-        )
-        INSERT INTO notifications (idempotency_key, customer_id, outage_id, kind, version,
-            channel, language, address, title, body, urgent, segments, not_before, status,
-            created_at)
-        SELECT idempotency_key, customer_id, outage_id, kind, version, channel, language,
-            address, title, body, urgent, segments, GREATEST(not_before, %(now)s), 'pending',
-            %(now)s
-        FROM moved
-        ON CONFLICT DO NOTHING
-        """,
-        {
             "undelivered": list(UNDELIVERED_STATES),
             "receipt": list(RECEIPT_STATES),
             "receipt_channels": list(receipt_channels),
             "timeout": receipt_timeout_s,
             "limit": limit,
-            "now": now,
+            "now": _ts(now_s),
         },
     )
-    return FallbackStats(promoted=cur.rowcount, not_needed=not_needed)
+    row = await cur.fetchone()
+    assert row is not None
+    return FallbackStats(promoted=int(row[0]), not_needed=int(row[1]))
 
 
 async def fallback_counts(conn: AsyncConnection, outage_id: int | None = None) -> dict[str, int]:
