@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 import detectors as d
-from gridwatch.outages import Network, OutageEngine
+from gridwatch.outages import EngineConfig, Network, OutageEngine
 
 T = 1_795_400_000.0
 
@@ -38,9 +38,11 @@ def network(
     )
 
 
-def lit_engine(net: Network) -> OutageEngine:
-    """An engine at ``T`` whose meters were all read lit at ``T - 600``."""
-    e = OutageEngine(net, now_s=T - 600)
+def lit_engine(net: Network, config: EngineConfig | None = None) -> OutageEngine:
+    """An engine at ``T`` whose meters were all read lit at ``T - 600``. These small worlds
+    send no interval reads, so pinging meters that went quiet is off unless ``config``
+    turns it on (the tests of that rule do)."""
+    e = OutageEngine(net, now_s=T - 600, config=config or EngineConfig(read_overdue_s=0.0))
     e.apply(rows(list(range(net.meter_device.size)), T - 600, d.READING, 230.0))
     e.tick(T)
     return e

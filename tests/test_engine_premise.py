@@ -16,6 +16,7 @@ import numpy as np
 import detectors as d
 from gridwatch.outages import (
     METER_RESTORED,
+    EngineConfig,
     Outage,
     OutageChange,
     OutageEngine,
@@ -187,3 +188,43 @@ def test_a_gasp_inside_a_recloser_momentary_with_its_restore_lost_is_no_outage()
         eng.apply(rows([17], T + 1.2, d.LAST_GASP), now_s=T + 4)
         changes = run(eng, T + 600, answer=answer)
         assert declared(changes) == want
+
+
+def test_a_meter_whose_reads_stopped_is_asked_once_and_only_its_answer_counts() -> None:
+    """One-meter transformers (MV grids: one load is a whole station) with the last gasp
+    lost: the reads just stop. After ``read_overdue_s`` the meter is pinged once; "off" is
+    dated dark evidence and makes a premise outage; "on" or no answer declares nothing,
+    and an unanswered overdue ping is not even a timeout (the meter was already quiet)."""
+    cfg = EngineConfig(read_overdue_s=1200.0, overdue_check_s=60.0)
+    eng = lit_engine(network(PARENT, KIND, METER_DEVICE), cfg)
+    talking = [m for m in range(METER_DEVICE.size) if m not in (17, 18, 19)]
+    asked: list[int] = []
+    changes: list[OutageChange] = []
+    t = eng.now_s
+    while t < T + 1500:
+        t += 1.0
+        if int(t - T) % 300 == 0:  # everyone else keeps reading
+            changes += eng.apply(rows(talking, t, d.READING, 230.0), now_s=t)
+        changes += eng.tick(t)
+        for p in eng.pings_wanted():
+            asked.append(p.meter)
+            if p.meter == 17:  # dark since T+100, its gasp lost: answers "off"
+                changes += eng.apply(rows([17], t + 0.5, d.PING_OFF), now_s=t + 1)
+            elif p.meter == 18:  # lit, only quiet: answers "on"
+                changes += eng.apply(rows([18], t + 0.5, d.PING_ON), now_s=t + 1)
+            # 19 never answers
+    assert sorted(asked) == [17, 18, 19]  # once each, from T+600 (1,200 s after the read)
+    assert declared(changes) == [("predicted", 9)]
+    o = only_open(eng)
+    assert (o.scope, o.meters.tolist(), o.state) == ("premise", [17], "confirmed")
+    assert T + 600 <= o.start_s <= T + 700  # dated by the answer, the first evidence of it
+    assert eng.meter_state.source[19] != d.PING_TIMEOUT
+    # The same silence is not asked about again; a new one (after a read) is; a meter in
+    # an open outage is not asked (it is known dark).
+    eng.tick(T + 1590)
+    assert 19 not in [p.meter for p in eng.pings_wanted()]
+    eng.apply(rows([19], T + 1600, d.READING, 230.0), now_s=T + 1600)
+    eng.tick(T + 1600 + 1200 + 60)
+    again = [p.meter for p in eng.pings_wanted()]
+    assert 19 in again
+    assert 17 not in again

@@ -77,6 +77,9 @@ class OutageEngine:
         # device -> recloser shots (trip + reclose) of a sequence that may still lock out
         self._shots: dict[int, list[Momentary]] = {}
         self._suspected: dict[int, float] = {}  # device -> when its neighbours were pinged
+        # meter -> the newest evidence time it was pinged for as overdue (once per silence)
+        self._overdue_pinged: dict[int, float] = {}
+        self._overdue_checked_s = -math.inf
         # Pings answered / never answered: a head-end that does not answer makes a ping
         # timeout weigh nothing (``DetectionModel.observed_ping_answer_rate``).
         self._pings_answered = 0
@@ -550,7 +553,42 @@ class OutageEngine:
         # 4. Dark meters nobody explains: single-premise outages.
         changes += self._premise_outages(chosen, inf)
         self._queue_suspect_pings(chosen)
+        self._queue_overdue_pings(inf)
         return changes
+
+    def _queue_overdue_pings(self, inf: det.Inference) -> None:
+        """Meters "on" that went quiet (``read_overdue_s`` since their newest evidence) are
+        asked once per silence whether they have supply. The silence itself stays no
+        evidence: only the answer ("off", a read, a restore) is; no answer is a timeout."""
+        cfg = self.config
+        if cfg.read_overdue_s <= 0 or cfg.overdue_pings_max == 0:
+            return
+        if self.now_s - self._overdue_checked_s < cfg.overdue_check_s:
+            return
+        self._overdue_checked_s = self.now_s
+        ms, net = self.meter_state, self.network
+        recent = self.now_s - self.model.onset_lookback_s
+        quiet = ms.state == det.ON
+        quiet &= (ms.last_s <= self.now_s - cfg.read_overdue_s) & (ms.last_s >= recent)
+        if not quiet.any():
+            return
+        meters = np.flatnonzero(quiet).astype(np.int32)
+        meters = meters[~inf.suppressed[net.meter_device[meters]] & ~self._already_out(meters)]
+        queued = 0
+        for m in meters.tolist():
+            last = float(ms.last_s[m])
+            if self._overdue_pinged.get(m) == last or self._ping_pending(m):
+                continue
+            self._overdue_pinged[m] = last
+            self._ping_queue.append((m, "overdue"))
+            queued += 1
+            if queued >= cfg.overdue_pings_max:
+                break  # the rest at the next check
+        # Forget meters that have spoken since (their newest evidence moved on).
+        if len(self._overdue_pinged) > 4 * cfg.overdue_pings_max:
+            self._overdue_pinged = {
+                m: t for m, t in self._overdue_pinged.items() if float(ms.last_s[m]) == t
+            }
 
     def _llr_off(self) -> npt.NDArray[np.float64]:
         """The model's "off" table with a ping timeout weighed by the answer rate seen."""
@@ -1002,15 +1040,20 @@ class OutageEngine:
         evidence, stamped when the ping left: it says the meter did not answer then (any
         evidence the meter gave after that is newer and wins)."""
         limit = self.now_s - self.config.ping_timeout_s
-        late = [(m, at) for m, (_, at, _) in self._outstanding.items() if at <= limit]
+        expired = [(m, at, why) for m, (_, at, why) in self._outstanding.items() if at <= limit]
+        if not expired:
+            return
+        for m, _, _ in expired:
+            del self._outstanding[m]
+        # An overdue meter was asked because it had gone quiet: its silence goes on and
+        # says nothing more (nor about how often this head-end answers).
+        late = [(m, at) for m, at, why in expired if why != "overdue"]
         if not late:
             return
         ev = det.meter_evidence(len(late))
         ev["meter"] = [m for m, _ in late]
         ev["ts_s"] = [at for _, at in late]
         ev["kind"] = det.PING_TIMEOUT
-        for m, _ in late:
-            del self._outstanding[m]
         self._pings_timed_out += len(late)
         self._apply_meters(ev)
 
@@ -1074,12 +1117,15 @@ class OutageEngine:
         return hit
 
     def _ping_premises(self, dark: I32) -> None:
-        """Ping each dark meter once per dark run (its verification)."""
-        since = self.meter_state.since_s
+        """Ping each dark meter once per dark run (its verification), unless a ping's
+        own answer made it dark: that was the verification."""
+        since, source = self.meter_state.since_s, self.meter_state.source
         pinged: dict[int, float] = {}
         for m in dark.tolist():
             t = float(since[m])
             pinged[m] = t
+            if source[m] == det.PING_OFF:
+                continue
             if self._premise_pinged.get(m) != t and not self._ping_pending(m):
                 self._ping_queue.append((m, "premise"))
         self._premise_pinged = pinged

@@ -52,6 +52,15 @@ class EngineConfig:
     # (restore pings, restores, reads) at most ping_timeout_s plus this allowance (the
     # ping's round trip) before what is still "off" is judged dark (nested or unverified).
     restore_allowance_s: float = 15.0
+    # A meter that was reading (its newest evidence an "on" read) and has sent nothing for
+    # this long is asked once, by a ping, whether it has supply: on one-meter transformers
+    # (MV grids, where one load is a whole station) a lost last gasp left nothing else to
+    # find the outage by. Silence only asks; the answer is the evidence. Set it to the AMI
+    # read interval plus its delivery delay. Checked every ``overdue_check_s``, at most
+    # ``overdue_pings_max`` meters a check; 0 turns it off.
+    read_overdue_s: float = 1200.0
+    overdue_check_s: float = 60.0
+    overdue_pings_max: int = 500
 
     def __post_init__(self) -> None:
         if not 30.0 <= self.declaration_delay_s <= 60.0:
@@ -65,12 +74,16 @@ class EngineConfig:
             "merge_window_s",
             "reclose_sequence_s",
             "restore_allowance_s",
+            "read_overdue_s",
+            "overdue_check_s",
         ):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0")
         if self.horizon_s <= 0:
             raise ValueError("horizon_s must be > 0")
+        if self.overdue_pings_max < 0:
+            raise ValueError("overdue_pings_max must be >= 0")
         if self.ping_sample < 0 or self.max_pings_per_call < 1:
             raise ValueError("ping_sample must be >= 0 and max_pings_per_call >= 1")
 
