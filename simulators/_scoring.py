@@ -322,6 +322,15 @@ def _section_stayed_dark(t: TruthOutage, outer: TruthOutage, grid: SimGrid) -> b
     return bool(lit) and not any(lit)
 
 
+def silent(t: TruthOutage, comm_silent_from_s: dict[str, float]) -> bool:
+    """Every meter of the outage had gone comm-silent before its fault: no gasp, read,
+    restore or ping answer could tell of it, so no telemetry-driven system can see it
+    (absence of evidence is not evidence). Unobservable, listed as such."""
+    return bool(t.meter_ids) and all(
+        comm_silent_from_s.get(m, math.inf) <= t.start_s for m in t.meter_ids
+    )
+
+
 def observable_end_s(t: TruthOutage, chain: dict[str, list[TruthOutage]]) -> float:
     """When the end of ``t`` first shows: its repair, or for a fault repaired while an
     enclosing outage kept its meters dark, the end of that enclosing outage."""
@@ -329,20 +338,50 @@ def observable_end_s(t: TruthOutage, chain: dict[str, list[TruthOutage]]) -> flo
     return max([t.end_s, *ends])
 
 
+def equivalent_devices(grid: SimGrid) -> dict[str, str]:
+    """Device id -> the topmost device no meter evidence can tell it from: a device whose
+    meters are exactly its parent's (the parent feeds nothing else, e.g. a transformer with
+    one LV fuse-way, common in imported LV grids) is out exactly when that parent would
+    look out. Neither may report over SCADA (SCADA tells them apart). Only such chains
+    are listed."""
+    topo = grid.topology
+    parent = topo.devices.parent
+    n = parent.shape[0]
+    count = np.zeros(n, dtype=np.int64)  # meters in each subtree
+    np.add.at(count, topo.meters.device, 1)
+    for d in topo.order[::-1].tolist():  # children before parents
+        if parent[d] >= 0:
+            count[parent[d]] += count[d]
+    scada = topo.devices.has_scada
+    top: dict[int, int] = {}
+    for d in topo.order.tolist():  # parents first, so a chain maps to its top
+        p = int(parent[d])
+        if p >= 0 and count[d] > 0 and count[d] == count[p] and not (scada[d] or scada[p]):
+            top[d] = top.get(p, p)
+    ids = topo.devices.ids
+    return {str(ids[d]): str(ids[t]) for d, t in top.items()}
+
+
 def _match(
-    truth: list[TruthOutage], recorded: list[RecordedOutage], tol_s: float
+    truth: list[TruthOutage],
+    recorded: list[RecordedOutage],
+    tol_s: float,
+    same: dict[str, str] | None = None,
 ) -> list[tuple[TruthOutage, RecordedOutage]]:
+    """Pairs of a true and a recorded outage on the same device (or one ``same`` says no
+    meter evidence can tell from it), closest starts first."""
+    canon = same or {}
     cands: list[tuple[float, int, int]] = []
     by_dev: dict[str, list[int]] = {}
     for j, r in enumerate(recorded):
-        by_dev.setdefault(r.device_id, []).append(j)
+        by_dev.setdefault(canon.get(r.device_id, r.device_id), []).append(j)
     chain = _outer_chain(truth)
     for i, t in enumerate(truth):
         # A fault inside an outage that is already dark is unobservable until the outer
         # one ends: its customers have been out since the outermost start, which is the
         # start a detector can (and should) report for them.
         lo = min([t.start_s] + [o.start_s for o in chain.get(t.outage_id, [])])
-        for j in by_dev.get(t.device_id, []):
+        for j in by_dev.get(canon.get(t.device_id, t.device_id), []):
             r = recorded[j]
             gap = abs(r.started_at_s - t.start_s)
             if gap <= tol_s or lo - tol_s <= r.started_at_s <= t.end_s:
@@ -441,18 +480,20 @@ def _score(
 ) -> ScoreReport:
     true_o = truth.sustained
     rec = [r for r in recorded.outages if r.state != "cancelled"]
-    pairs = _match(true_o, rec, tol_s)
+    same = equivalent_devices(grid) if grid is not None else {}
+    pairs = _match(true_o, rec, tol_s, same)
     used = {id(r) for _, r in pairs}
     unmatched = [r for r in rec if id(r) not in used]
-    moment = _match([o for o in truth.outages if o.momentary], unmatched, tol_s)
+    moment = _match([o for o in truth.outages if o.momentary], unmatched, tol_s, same)
     lookup = _CustomerLookup(truth, grid)
     chain = _outer_chain(truth.outages)
-    hidden = [t for t in true_o if unobservable(t, chain, grid)]
+    mute = {t.outage_id for t in true_o if silent(t, truth.comm_silent_from_s)}
+    hidden = [t for t in true_o if t.outage_id in mute or unobservable(t, chain, grid)]
     hidden_ids = {t.outage_id for t in hidden}
     matched_ids = {t.outage_id for t, _ in pairs}
     observable = [t for t in true_o if t.outage_id not in hidden_ids]
     matched_observable = sum(1 for t in observable if t.outage_id in matched_ids)
-    any_dev, right_dev = _right_device(observable, rec, lookup, chain, tol_s)
+    any_dev, right_dev = _right_device(observable, rec, lookup, chain, tol_s, same)
     moment_ids = {id(r) for _, r in moment}
 
     true_cust: set[str] = set()
@@ -522,7 +563,7 @@ def _score(
         else math.nan,
         momentaries_declared=len(moment),
         unobservable_outages=len(hidden),
-        unobservable_ids=sorted(hidden_ids),
+        unobservable_ids=sorted(f"{i} (silent)" if i in mute else i for i in hidden_ids),
         unobservable_matched=len(hidden_ids & matched_ids),
         outage_recall_all=len(pairs) / len(true_o) if true_o else math.nan,
         detected_any_device=any_dev,
@@ -543,9 +584,11 @@ def _right_device(
     lookup: _CustomerLookup,
     chain: dict[str, list[TruthOutage]],
     tol_s: float,
+    same: dict[str, str],
 ) -> tuple[int, int]:
     """(outages some recording overlaps in time and customers, of those named on the
-    true device). Device-blind matching, so a recording on the wrong device shows here."""
+    true device or one ``same`` says no meter evidence can tell from it). Device-blind
+    matching, so a recording on the wrong device shows here."""
     any_dev = right = 0
     for t in observable:
         lo = min([t.start_s] + [o.start_s for o in chain.get(t.outage_id, [])])
@@ -558,7 +601,8 @@ def _right_device(
         ]
         if hits:
             any_dev += 1
-            right += any(r.device_id == t.device_id for r in hits)
+            dev = same.get(t.device_id, t.device_id)
+            right += any(same.get(r.device_id, r.device_id) == dev for r in hits)
     return any_dev, right
 
 

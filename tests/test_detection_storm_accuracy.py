@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 
 from gridwatch.detection.__main__ import run_accuracy
-from simulators import load_scenario
-from simulators._scoring import Recorded, RecordedOutage, score
+from gridwatch.topology import build_topology
+from simulators import SimGrid, load_scenario
+from simulators._scoring import Recorded, RecordedOutage, equivalent_devices, score
 from simulators._truth import GroundTruth, TruthOutage
 
 DECLARATION_DELAY_S = 45.0
@@ -107,3 +108,59 @@ def test_switching_before_the_repair_makes_the_fault_observable_without_a_grid()
     r = score(truth, Recorded([RecordedOutage("1", "BRK", 1000.0, 1010.0, 5030.0)]))
     assert r.unobservable_outages == 0
     assert r.outage_recall == pytest.approx(0.5)
+
+
+def test_an_outage_whose_meters_had_all_gone_comm_silent_is_unobservable() -> None:
+    """Nothing in the telemetry can tell of it (no gasp, read, restore or ping answer): it
+    is listed as unobservable "(silent)", not counted as a miss. One meter still talking
+    when the fault came makes it observable."""
+    quiet = {f"FU-A-m{i}": 500.0 for i in range(3)} | {"FU-B-m0": 500.0, "FU-B-m1": 500.0}
+    quiet["FU-B-m2"] = 2500.0  # went silent after the fault: its gasp could have come
+    truth = GroundTruth(
+        "t",
+        1,
+        0.0,
+        10_000.0,
+        [_t("T1", "FU-A", 1000.0, 5000.0), _t("T2", "FU-B", 2000.0, 4000.0)],
+        comm_silent_from_s=quiet,
+    )
+    r = score(truth, Recorded([]))
+    assert r.unobservable_ids == ["T1 (silent)"]
+    assert r.missed_ids == ["T2 (FU-B)"]
+    assert r.outage_recall == pytest.approx(0.0)
+    assert r.outage_recall_all == pytest.approx(0.0)
+
+
+def _lv_grid(scada_on_fuse: bool = False) -> SimGrid:
+    """Substation -> breaker (SCADA) -> transformer TX -> its one LV fuse-way FU (all six
+    meters); the breaker also feeds transformer TX2 (two meters) directly."""
+    devices = {
+        "id": ["SUB", "BRK", "TX", "FU", "TX2"],
+        "parent": [None, "SUB", "BRK", "TX", "BRK"],
+        "kind": ["substation", "breaker", "transformer", "fuse", "transformer"],
+        "zone": ["Z"] * 5,
+        "has_scada": [False, True, False, scada_on_fuse, False],
+    }
+    meters = {"id": [f"M{i}" for i in range(8)], "device": ["FU"] * 6 + ["TX2"] * 2}
+    return SimGrid.from_topology(build_topology(devices, meters))
+
+
+def test_a_device_no_meter_evidence_can_tell_from_its_parent_counts_as_the_right_one() -> None:
+    """A fault on the fuse FU darkens exactly the meters a transformer TX fault would: no
+    evidence tells them apart, so naming either is right. The breaker, which feeds more
+    (and reports over SCADA), is still the wrong device; so is TX if FU reported SCADA."""
+    assert equivalent_devices(_lv_grid()) == {"FU": "TX"}
+    assert equivalent_devices(_lv_grid(scada_on_fuse=True)) == {}
+    t = TruthOutage(
+        "T1", "FU", "fuse", "Z", "weather", 1000.0, 5000.0, False, False, 3, None,
+        [f"M{i}" for i in range(6)], [None] * 6, [5000.0] * 6,
+    )  # fmt: skip
+    truth = GroundTruth("t", 1, 0.0, 10_000.0, [t])
+    for device, grid, matched in (
+        ("TX", _lv_grid(), 1),
+        ("BRK", _lv_grid(), 0),
+        ("TX", _lv_grid(scada_on_fuse=True), 0),
+        ("TX", None, 0),  # without the grid nothing is known to be alike
+    ):
+        r = score(truth, Recorded([RecordedOutage("1", device, 1000.0, 1040.0, 5030.0)]), grid=grid)
+        assert (r.matched, r.right_device) == (matched, matched), (device, r.to_table())
