@@ -46,9 +46,10 @@ from simulators._scoring import _match, etr_scored, load_recorded_db
 from simulators._world import TrueOutage
 
 LATER_S = 1800.0
-# The service's ETR task and notice loop look at the clock every wall second; at the
-# README's 60x replay that is a minute of event time (live, a second).
-POLL_S = 60.0
+# The service's ETR task and notice loop look at the clock every poll_event_s (1 s) of
+# service-clock time, at any replay speed (issue 12; before, every wall second: a minute
+# of event time at 60x).
+POLL_S = EtrTaskOptions().poll_event_s
 # Event seconds per detection commit. Ingest flushes every 0.2 wall s, 12 event s at 60x;
 # 5 s keeps detection's timing within seconds and the replay five times faster than 1 s.
 COMMIT_S = 5.0
@@ -341,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--poll-s",
         type=float,
         default=POLL_S,
-        help="event seconds between the tasks' looks at the clock (60 = a 60x replay)",
+        help="event seconds between the tasks' looks at the clock (the service's poll_event_s)",
     )
     ap.add_argument("--commit-s", type=float, default=COMMIT_S, help="event s per commit")
     ap.add_argument(
