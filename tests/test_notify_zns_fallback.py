@@ -208,3 +208,21 @@ async def test_sweep_is_idempotent_across_dispatchers(
     assert sum(r.fallback_promoted for r in results) == 20
     await first.drain()
     assert _sms_phones(standin) == sorted(phone(i) for i in range(20))
+
+
+async def test_a_fallback_goes_ahead_of_the_first_try_backlog(
+    db: Database, zns: ZnsStandin, standin: TwilioStandin
+) -> None:
+    """A customer ZNS cannot reach is not left waiting until every other customer's ZNS has
+    gone: the promoted SMS is claimed before the first-try notices still pending."""
+    ids = await seed_customers(db, 50, channels=("zns>sms",))
+    zns.not_on_zalo = {phone(0)[1:]}
+    await enqueue_detected(db, ids)
+    dispatcher = make_dispatcher(
+        db, {"zns": zns_channel(zns), "sms": sms_channel(standin)}, batch_size=10
+    )
+    await dispatcher.dispatch_once()  # the first 10 ZNS; customer 0's is refused
+    assert (await dispatcher.fallback_once()).fallback_promoted == 1
+    await dispatcher.dispatch_once()
+    assert _sms_phones(standin) == [phone(0)]
+    assert len(zns.messages) == 9 + 9  # and the next ZNS went in the same batch

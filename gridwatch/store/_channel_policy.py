@@ -164,8 +164,12 @@ async def promote_fallbacks(
             INSERT INTO notifications (idempotency_key, customer_id, outage_id, kind, version,
                 channel, language, address, title, body, urgent, segments, not_before, status,
                 created_at)
+            -- Due a millisecond before the notice's own time: the claim order (not_before)
+            -- puts a fallback ahead of every first-try notice of the same change still
+            -- waiting, so a customer ZNS cannot reach does not wait for the whole ZNS
+            -- backlog; a quiet-hours release time is kept.
             SELECT idempotency_key, customer_id, outage_id, kind, version, channel, language,
-                address, title, body, urgent, segments, GREATEST(not_before, %(now)s),
+                address, title, body, urgent, segments, not_before - interval '1 millisecond',
                 'pending', %(now)s
             FROM decided WHERE promote
             ON CONFLICT DO NOTHING
