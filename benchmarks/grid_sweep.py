@@ -623,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from gridwatch._settings import load_settings
 
+    code = code_state()
+
     database_url = load_settings().database_url.get_secret_value()
     print(
         f"grid sweep {datetime.now(UTC):%Y-%m-%dT%H:%MZ} on {platform.node()}"
@@ -630,9 +632,10 @@ def main(argv: list[str] | None = None) -> int:
         f" {[m if math.isnan(s) else f'{m} {s:g}x' for m, s in modes]};"
         f" {seed_set} seeds {seeds}"
         + ("" if args.until_s is None else f"; scenarios truncated at {args.until_s:g} s")
-        + f"; in-process commits of {args.commit_s:g} s event time",
+        + f"; in-process commits of {args.commit_s:g} s event time; code {code}",
         flush=True,
     )
+    args.code = code
     workdir = Path(tempfile.mkdtemp(prefix="gridsweep-")) if args.keep is None else args.keep
     workdir.mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []
@@ -692,6 +695,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def code_state() -> str:
+    """The commit the sweep runs, and whether the code it measures had uncommitted changes
+    (the tree is shared: results must say what they measured)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*cmd: str) -> str:
+        done = subprocess.run(["git", *cmd], cwd=root, capture_output=True, check=False)
+        return done.stdout.decode(errors="replace").strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "detectors", "gridwatch", "ingest", "simulators")
+    changed = [line[3:] for line in dirty.splitlines()]
+    return head + (f" + uncommitted {', '.join(changed)}" if changed else " (clean)")
+
+
 def load_runs(path: Path) -> tuple[list[RunResult], list[str], str]:
     """The runs, skipped rows and seed set of a ``--json-out`` file."""
     doc = json.loads(path.read_bytes())
@@ -743,6 +761,8 @@ def _write_json(
         "seeds": seeds,
         "seed_set": seed_set,
         "until_s": args.until_s,
+        "commit_s": args.commit_s,
+        "code": getattr(args, "code", ""),
         "runs": [dataclasses.asdict(r) for r in results],
         "rows": [
             {
