@@ -702,7 +702,7 @@ def code_state() -> str:
 
     def git(*cmd: str) -> str:
         done = subprocess.run(["git", *cmd], cwd=root, capture_output=True, check=False)
-        return done.stdout.decode(errors="replace").strip()
+        return done.stdout.decode(errors="replace").rstrip()  # porcelain lines start with a space
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--", "detectors", "gridwatch", "ingest", "simulators")
