@@ -226,3 +226,23 @@ async def test_a_fallback_goes_ahead_of_the_first_try_backlog(
     await dispatcher.dispatch_once()
     assert _sms_phones(standin) == [phone(0)]
     assert len(zns.messages) == 9 + 9  # and the next ZNS went in the same batch
+
+
+async def test_a_redelivered_change_holds_nothing_twice(db: Database) -> None:
+    ids = await seed_customers(db, 5, channels=("zns>sms",))
+    outage = await enqueue_detected(db, ids)
+    change = OutageChange(
+        outage_id=outage,
+        kind="outage_detected",
+        version=1,
+        occurred_at_s=DAY_S,
+        customer_ids=ids,
+        where="Quận 1",
+        why="sự cố",
+        etr_p50_s=DAY_S + 3600,
+    )
+    result = await enqueue(db, change)
+    assert result.inserted == 0
+    async with db.connection() as conn:
+        assert await fallback_counts(conn) == {"held": 5}
+    assert await statuses(db) == {"pending": 5}

@@ -41,21 +41,37 @@ class FallbackStats:
 async def insert_held(
     conn: AsyncConnection, held: Sequence[HeldNotification], *, now_s: float
 ) -> int:
-    """Store later chain links (caller's transaction); rows already held are left alone."""
+    """Store later chain links (caller's transaction); rows already held are left alone.
+
+    Fast path as for the outbox: the first enqueue of a change COPYs straight into the
+    queue (the caller holds ``insert_notifications``' per-change advisory lock); a
+    re-delivered change goes through a staging table and ``ON CONFLICT DO NOTHING``.
+    """
     if not held:
         return 0
-    await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS notify_held_stage (LIKE notify_fallback_queue)"
-        " ON COMMIT DELETE ROWS"
+    changes = sorted({(h.row.outage_id, h.row.kind, h.row.version) for h in held})
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM notify_fallback_queue q"
+        " JOIN unnest(%s::bigint[], %s::text[], %s::int[]) AS c(o, k, v)"
+        " ON q.outage_id = c.o AND q.kind = c.k AND q.version = c.v)",
+        [[c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes]],
     )
-    await conn.execute("DELETE FROM notify_held_stage")
+    row = await cur.fetchone()
+    fresh = not (row and row[0])
+    target = "notify_fallback_queue" if fresh else "notify_held_stage"
+    if not fresh:
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS notify_held_stage (LIKE notify_fallback_queue)"
+            " ON COMMIT DELETE ROWS"
+        )
+        await conn.execute("DELETE FROM notify_held_stage")
     columns = (
         "idempotency_key, after_key, customer_id, outage_id, kind, version, channel, language,"
         " address, title, body, urgent, segments, not_before, created_at, state"
     )
     now = _ts(now_s)
     times: dict[float, datetime] = {}
-    async with conn.cursor().copy(f"COPY notify_held_stage ({columns}) FROM STDIN") as copy:
+    async with conn.cursor().copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
         for h in held:
             r = h.row
             not_before = times.get(r.not_before_s)
@@ -81,6 +97,8 @@ async def insert_held(
                     "held",
                 )
             )
+    if fresh:
+        return len(held)
     cur = await conn.execute(
         f"INSERT INTO notify_fallback_queue ({columns}) SELECT {columns} FROM notify_held_stage"
         " ON CONFLICT DO NOTHING"
