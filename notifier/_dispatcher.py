@@ -70,9 +70,10 @@ class DispatcherConfig:
     # channel not in ``receipt_channels`` counts as delivered once sent.
     fallback_receipt_timeout_s: float | None = 300.0
     receipt_channels: tuple[str, ...] = ("zns",)
-    # Wall seconds between fallback sweeps in ``run`` (each reads every held link, so not
-    # every poll; a fallback waits at most this long after its predecessor failed).
-    fallback_sweep_interval_s: float = 1.0
+    # A failure this dispatcher records promotes the next link in the same transaction. The
+    # sweep in ``run``, every this many wall seconds, decides the rest (receipts, receipt
+    # timeouts, opt-outs skipped at claim); it reads every held link, so not every poll.
+    fallback_sweep_interval_s: float = 10.0
 
 
 @dataclass(slots=True)
@@ -224,6 +225,7 @@ class Dispatcher:
             for n, o in zip(allowed, outcomes, strict=True)
             if isinstance(o, str)
         ]
+        failed_keys: list[str] = []
         async with self._db.connection() as conn:
             stats.sent = await record_sent(conn, sent, now_s=self._clock.now_s())
             for notice, outcome in zip(allowed, outcomes, strict=True):
@@ -231,6 +233,7 @@ class Dispatcher:
                     continue
                 if isinstance(outcome, PermanentSendError):
                     stats.failed += 1
+                    failed_keys.append(notice.idempotency_key)
                     await record_failed(
                         conn, notice.notification_id, code=outcome.code, error=outcome.reason
                     )
@@ -252,13 +255,31 @@ class Dispatcher:
                         reconcile_after_s=cfg.backoff_base_s,
                         error=str(outcome),
                     )
-                else:
-                    await self._retry_or_fail(
-                        conn, notice, outcome.reason, delay_s=outcome.retry_after_s, stats=stats
-                    )
+                elif await self._retry_or_fail(
+                    conn, notice, outcome.reason, delay_s=outcome.retry_after_s, stats=stats
+                ):
+                    failed_keys.append(notice.idempotency_key)
+            if failed_keys:
+                # The next link of each chain, in the transaction that records the failure.
+                await self._promote_after(conn, failed_keys, stats)
         for name in ("sent", "failed", "unknown", "retried", "skipped"):
             NOTICES_DISPATCHED.labels("any", name).inc(getattr(stats, name))
         return stats
+
+    async def _promote_after(
+        self, conn: AsyncConnection, keys: list[str], stats: DispatchStats
+    ) -> None:
+        result = await promote_fallbacks(
+            conn,
+            now_s=self._clock.now_s(),
+            receipt_timeout_s=None,
+            receipt_channels=self._config.receipt_channels,
+            limit=len(keys),
+            after_keys=keys,
+        )
+        stats.fallback_promoted += result.promoted
+        stats.fallback_not_needed += result.not_needed
+        NOTICES_DISPATCHED.labels("any", "fallback").inc(result.promoted)
 
     async def _retry_or_fail(
         self,
@@ -268,7 +289,8 @@ class Dispatcher:
         *,
         delay_s: float | None,
         stats: DispatchStats,
-    ) -> None:
+    ) -> bool:
+        """Schedule a retry, or fail the notice for good (returns True) after max_attempts."""
         cfg = self._config
         if notice.attempts >= cfg.max_attempts:
             stats.failed += 1
@@ -278,7 +300,7 @@ class Dispatcher:
                 code="max_attempts",
                 error=f"gave up after {notice.attempts} attempts: {reason}",
             )
-            return
+            return True
         stats.retried += 1
         wait_s = backoff_s(notice.attempts, cfg.backoff_base_s, cfg.backoff_cap_s, self._rng)
         if delay_s is not None:
@@ -286,6 +308,7 @@ class Dispatcher:
         await record_retry(
             conn, notice.notification_id, not_before_s=self._clock.now_s() + wait_s, error=reason
         )
+        return False
 
     async def _send(
         self, notice: Notice

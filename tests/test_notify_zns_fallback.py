@@ -160,15 +160,54 @@ async def test_sms_fallback_respects_an_sms_opt_out(
     assert await statuses(db) == {"failed": 1}
 
 
+async def _fail_first_links(db: Database) -> None:
+    """The first links fail by a path that does not promote (as a crash right after the
+    record would leave them, or an opt-out skip at claim): only the sweep decides."""
+    async with db.connection() as conn:
+        await conn.execute("UPDATE notifications SET status = 'failed' WHERE channel = 'zns'")
+
+
 async def test_restored_makes_a_held_fallback_moot(
     db: Database, zns: ZnsStandin, standin: TwilioStandin
 ) -> None:
     ids = await seed_customers(db, 1, channels=("zns>sms",))
     outage = await enqueue_detected(db, ids)
-    # The ZNS was refused, but before the sweep ran the power came back.
+    await _fail_first_links(db)  # the ZNS failed; before the sweep ran, the power came back
+    await enqueue(
+        db,
+        OutageChange(
+            outage_id=outage,
+            kind="restored",
+            version=2,
+            occurred_at_s=DAY_S + 1,
+            customer_ids=ids,
+            where="Quận 1",
+        ),
+    )
+    zns.not_on_zalo = {phone(0)[1:]}
+    await make_dispatcher(db, {"zns": zns_channel(zns), "sms": sms_channel(standin)}).drain()
+    # Only the "restored" notice went by SMS (its own ZNS was refused too), not the stale one.
+    assert len(standin.bodies_to(phone(0))) == 1
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind, state, reason FROM notify_fallback_queue ORDER BY kind"
+        )
+        rows = await cur.fetchall()
+    assert rows == [
+        ("outage_detected", "not_needed", "a newer notice replaced it"),
+        ("restored", "promoted", "zns failed (zns_118)"),
+    ]
+
+
+async def test_restored_supersedes_a_promoted_fallback_not_yet_sent(
+    db: Database, zns: ZnsStandin, standin: TwilioStandin
+) -> None:
+    ids = await seed_customers(db, 1, channels=("zns>sms",))
+    outage = await enqueue_detected(db, ids)
     zns.not_on_zalo = {phone(0)[1:]}
     dispatcher = make_dispatcher(db, {"zns": zns_channel(zns), "sms": sms_channel(standin)})
-    await dispatcher.dispatch_once()
+    stats = await dispatcher.dispatch_once()  # refused: the SMS is promoted at once
+    assert stats.fallback_promoted == 1
     await enqueue(
         db,
         OutageChange(
@@ -181,29 +220,22 @@ async def test_restored_makes_a_held_fallback_moot(
         ),
     )
     await dispatcher.drain()
-    # Only the "restored" notice went by SMS (its own ZNS was refused too), not the stale one.
-    bodies = standin.bodies_to(phone(0))
-    assert len(bodies) == 1
+    assert len(standin.bodies_to(phone(0))) == 1  # "restored" only
     async with db.connection() as conn:
         cur = await conn.execute(
-            "SELECT kind, state, reason FROM notify_fallback_queue ORDER BY kind"
+            "SELECT kind, status FROM notifications WHERE channel = 'sms' ORDER BY kind"
         )
-        rows = await cur.fetchall()
-    assert rows == [
-        ("outage_detected", "not_needed", "a newer notice replaced it"),
-        ("restored", "promoted", "zns failed (zns_118)"),
-    ]
+        assert await cur.fetchall() == [("outage_detected", "superseded"), ("restored", "sent")]
 
 
 async def test_sweep_is_idempotent_across_dispatchers(
     db: Database, zns: ZnsStandin, standin: TwilioStandin
 ) -> None:
     ids = await seed_customers(db, 20, channels=("zns>sms",))
-    zns.not_on_zalo = {phone(i)[1:] for i in range(20)}
     await enqueue_detected(db, ids)
+    await _fail_first_links(db)
     first = make_dispatcher(db, {"zns": zns_channel(zns), "sms": sms_channel(standin)})
     second = make_dispatcher(db, {"zns": zns_channel(zns), "sms": sms_channel(standin)})
-    await first.dispatch_once()
     results = await asyncio.gather(*(d.fallback_once() for d in (first, second, first, second)))
     assert sum(r.fallback_promoted for r in results) == 20
     await first.drain()
@@ -221,8 +253,8 @@ async def test_a_fallback_goes_ahead_of_the_first_try_backlog(
     dispatcher = make_dispatcher(
         db, {"zns": zns_channel(zns), "sms": sms_channel(standin)}, batch_size=10
     )
-    await dispatcher.dispatch_once()  # the first 10 ZNS; customer 0's is refused
-    assert (await dispatcher.fallback_once()).fallback_promoted == 1
+    # The first 10 ZNS; customer 0's is refused and its SMS promoted in the same record.
+    assert (await dispatcher.dispatch_once()).fallback_promoted == 1
     await dispatcher.dispatch_once()
     assert _sms_phones(standin) == [phone(0)]
     assert len(zns.messages) == 9 + 9  # and the next ZNS went in the same batch

@@ -115,6 +115,7 @@ async def promote_fallbacks(
     receipt_timeout_s: float | None,
     receipt_channels: Sequence[str],
     limit: int = 5000,
+    after_keys: Sequence[str] | None = None,
 ) -> FallbackStats:
     """Decide held links from the durable state of the link before each (idempotent: run it
     as often as you like, from any number of dispatchers, after any crash). One statement:
@@ -128,7 +129,9 @@ async def promote_fallbacks(
       arrived within ``receipt_timeout_s`` (service clock; None: never time out).
 
     Links whose predecessor is still pending, in flight or awaiting its receipt are only
-    read, and the "newer notice" lookups run only for links about to go.
+    read, and the "newer notice" lookups run only for links about to go. ``after_keys``
+    limits the decision to the links behind those notices (an index lookup: the dispatcher
+    promotes in the transaction that records a failure, not by reading every held link).
     """
     drop = """(p.status = 'superseded'
               OR (p.status = 'sent' AND (p.delivery_status = ANY(%(receipt)s::text[])
@@ -157,6 +160,7 @@ async def promote_fallbacks(
             FROM notify_fallback_queue h
             JOIN notifications p ON p.idempotency_key = h.after_key
             WHERE h.state = 'held' AND ({drop} OR {go})
+              AND (%(keys)s::text[] IS NULL OR h.after_key = ANY(%(keys)s::text[]))
             ORDER BY h.idempotency_key
             LIMIT %(limit)s
             FOR UPDATE OF h SKIP LOCKED
@@ -203,6 +207,7 @@ async def promote_fallbacks(
             "timeout": receipt_timeout_s,
             "limit": limit,
             "now": _ts(now_s),
+            "keys": None if after_keys is None else list(after_keys),
         },
     )
     row = await cur.fetchone()
