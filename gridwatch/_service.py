@@ -38,8 +38,11 @@ from notifier import (
     TwilioSmsChannel,
     WebhooksConfig,
     WebPushChannel,
+    ZnsWebhookConfig,
     create_webhooks_router,
+    create_zns_webhook_router,
     load_templates,
+    zns_channel_from_settings,
 )
 
 log = logging.getLogger(__name__)
@@ -152,6 +155,9 @@ def channels_from_settings(
         channels["push"] = WebPushChannel(
             db, settings.vapid_private_key_path, subject=settings.vapid_subject, clock=clock
         )
+    zns = zns_channel_from_settings(settings, db)
+    if zns is not None:
+        channels["zns"] = zns  # customers' channel order (e.g. zns>sms) picks it
     if settings.utility_webhook_url:
         secret = settings.utility_webhook_secret.get_secret_value()
         try:
@@ -300,12 +306,21 @@ async def running_service(
             policy=notify.policy,
         )
         app.include_router(create_webhooks_router(db, webhooks, clock=clock), prefix=NOTIFY_PREFIX)
+        if settings.zns_app_id and settings.zns_oa_secret_key.get_secret_value():
+            # ZNS delivery receipts: signature-checked by the router (the OA's secret key).
+            zns_hooks = ZnsWebhookConfig(
+                settings.zns_app_id, settings.zns_oa_secret_key.get_secret_value()
+            )
+            app.include_router(
+                create_zns_webhook_router(db, zns_hooks, clock=clock), prefix=NOTIFY_PREFIX
+            )
     dispatcher: Dispatcher | None = None
     if channels:
         assert notify is not None
-        dispatcher = Dispatcher(
-            db, channels, config=notify.dispatcher, policy=notify.policy, clock=clock
-        )
+        # A fallback waits this long for a first channel's receipt (0: only on failure).
+        receipt_s = settings.notify_fallback_receipt_timeout_s or None
+        config = notify.dispatcher or DispatcherConfig(fallback_receipt_timeout_s=receipt_s)
+        dispatcher = Dispatcher(db, channels, config=config, policy=notify.policy, clock=clock)
     stop = asyncio.Event()
     port = settings.api_port if api_port is None else api_port
     async with ApiServer(app, settings.api_host, port) as api:

@@ -31,7 +31,13 @@ from notifier._webhooks_router import (
     create_webhooks_router,
     customer_link_token,
 )
-from notifier._zns import DbTokenStore, MemoryTokenStore, ZnsChannel, ZnsConfig
+from notifier._zns import (
+    DbTokenStore,
+    MemoryTokenStore,
+    ZnsChannel,
+    ZnsConfig,
+    zns_channel_from_settings,
+)
 from notifier._zns_webhook import ZnsWebhookConfig, create_zns_webhook_router
 
 __all__ = [
@@ -96,4 +102,5 @@ __all__ = [
     "strip_diacritics",
     "validate_phone_e164",
     "verify_webhook_signature",
+    "zns_channel_from_settings",
 ]

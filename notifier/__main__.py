@@ -11,21 +11,14 @@ import asyncio
 import signal
 import sys
 
-from gridwatch._errors import ConfigError, GridwatchError
+from gridwatch._errors import GridwatchError
 from gridwatch._settings import Settings, load_settings
 from gridwatch.store import Database
 from notifier._channel import Channel
 from notifier._dispatcher import Dispatcher, DispatcherConfig
 from notifier._plain_words import web_words_js
 from notifier._twilio import TwilioConfig, TwilioSmsChannel
-from notifier._zns import (
-    DEFAULT_BASE_URL,
-    DEFAULT_OAUTH_URL,
-    DbTokenStore,
-    ZnsChannel,
-    ZnsConfig,
-    parse_template_ids,
-)
+from notifier._zns import ZnsChannel, zns_channel_from_settings
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
@@ -85,27 +78,20 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
 def _zns_channel(args: argparse.Namespace, settings: Settings, db: Database) -> ZnsChannel | None:
     """The ZNS channel when configured (options over GRIDWATCH_ZNS_* settings), else None."""
-    app_id = args.zns_app_id or settings.zns_app_id
-    if not app_id:
-        return None
-    try:
-        templates = parse_template_ids(args.zns_templates or settings.zns_templates)
-        oa_id = args.zns_oa_id or settings.zns_oa_id or ""
-        config = ZnsConfig(
-            app_id=app_id,
-            app_secret=args.zns_app_secret or settings.zns_app_secret.get_secret_value(),
-            oa_id=oa_id,
-            templates=templates,
-            access_token=args.zns_access_token or "",
-            refresh_token=args.zns_refresh_token or settings.zns_refresh_token.get_secret_value(),
-            base_url=args.zns_base_url or settings.zns_api_base_url or DEFAULT_BASE_URL,
-            oauth_url=args.zns_oauth_url or settings.zns_oauth_base_url or DEFAULT_OAUTH_URL,
-            messages_per_s=args.zns_messages_per_s or settings.zns_messages_per_s,
-            timeout_s=args.timeout_s,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return ZnsChannel(config, DbTokenStore(db, oa_id))
+    return zns_channel_from_settings(
+        settings,
+        db,
+        timeout_s=args.timeout_s,
+        app_id=args.zns_app_id,
+        app_secret=args.zns_app_secret,
+        oa_id=args.zns_oa_id,
+        access_token=args.zns_access_token,
+        refresh_token=args.zns_refresh_token,
+        templates=args.zns_templates,
+        base_url=args.zns_base_url,
+        oauth_url=args.zns_oauth_url,
+        messages_per_s=args.zns_messages_per_s,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

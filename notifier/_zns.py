@@ -29,6 +29,8 @@ from typing import Any, Final, Protocol
 
 import aiohttp
 
+from gridwatch._errors import ConfigError
+from gridwatch._settings import Settings
 from gridwatch.store import Database
 from gridwatch.store._channel_policy import StoredZnsToken, lock_zns_token, save_zns_token
 from notifier._channel import Notice, RateLimiter
@@ -447,3 +449,37 @@ class DbTokenStore:
                 now_s=time.time(),
             )
             return new
+
+
+def zns_channel_from_settings(
+    settings: Settings, db: Database, *, timeout_s: float = 10.0, **given: str | float | None
+) -> ZnsChannel | None:
+    """The ZNS channel ``GRIDWATCH_ZNS_*`` configures, with any ``given`` value (the
+    ``ZnsConfig`` field names app_id, app_secret, oa_id, access_token, refresh_token,
+    templates, base_url, oauth_url, messages_per_s) winning; None without an app id.
+    The service and ``python -m notifier dispatch`` both build it here."""
+
+    def pick(name: str, configured: str | float | None) -> str | float | None:
+        value = given.get(name)
+        return value if value else configured
+
+    app_id = pick("app_id", settings.zns_app_id)
+    if not app_id:
+        return None
+    oa_id = str(pick("oa_id", settings.zns_oa_id) or "")
+    try:
+        config = ZnsConfig(
+            app_id=str(app_id),
+            app_secret=str(pick("app_secret", settings.zns_app_secret.get_secret_value())),
+            oa_id=oa_id,
+            templates=parse_template_ids(str(pick("templates", settings.zns_templates))),
+            access_token=str(pick("access_token", "")),
+            refresh_token=str(pick("refresh_token", settings.zns_refresh_token.get_secret_value())),
+            base_url=str(pick("base_url", settings.zns_api_base_url) or DEFAULT_BASE_URL),
+            oauth_url=str(pick("oauth_url", settings.zns_oauth_base_url) or DEFAULT_OAUTH_URL),
+            messages_per_s=float(pick("messages_per_s", settings.zns_messages_per_s) or 0.0),
+            timeout_s=timeout_s,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"GRIDWATCH_ZNS_*: {exc}") from None
+    return ZnsChannel(config, DbTokenStore(db, oa_id))

@@ -81,3 +81,34 @@ async def test_twilio_webhooks_are_mounted_and_refuse_unsigned_posts(db: Databas
             app = await client.get("/notify/app/")
     assert unsigned.status_code == 403
     assert app.status_code == 200
+
+
+ZNS_SETTINGS: dict[str, str] = {
+    "zns_app_id": "1234567890",
+    "zns_app_secret": "app-secret",
+    "zns_oa_id": "987654321",
+    "zns_oa_secret_key": "oa-secret-key",
+    "zns_refresh_token": "refresh-token",
+    "zns_templates": "outage_detected.vi=200001,outage_detected.en=200002",
+}
+
+
+async def test_the_service_sends_by_zns_and_takes_its_receipts_when_configured(
+    db: Database,
+) -> None:
+    """GRIDWATCH_ZNS_* configure the ZNS channel in `gridwatch serve` (customers' channel
+    order picks it) and mount its signature-checked delivery callback; a broken ZNS
+    setting is refused at start-up with the variable named."""
+    assert "zns" in channels_from_settings(load_settings(**ZNS_SETTINGS), db)
+    with pytest.raises(ConfigError, match="ZNS"):
+        channels_from_settings(load_settings(**{**ZNS_SETTINGS, "zns_templates": "nope"}), db)
+    await save_topology(db, Simulation(scenario_from_dict(STORY)).grid.topology)
+    settings = load_settings(api_port=0, database_schema=db.schema, **ZNS_SETTINGS)
+    async with running_service(
+        settings, db, detection=False, etr=False, notify=NotifyOptions()
+    ) as service:
+        assert service.dispatcher is not None
+        assert "zns" in service.channels
+        async with httpx.AsyncClient(base_url=service.api_url) as client:
+            unsigned = await client.post("/notify/zns/events", json={"event_name": "x"})
+    assert unsigned.status_code in (401, 403), unsigned.text
