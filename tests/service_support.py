@@ -16,14 +16,15 @@ from gridwatch.detection import DetectionSnapshot, PersistedOutages
 from gridwatch.store import Database, save_topology
 from simulators import PublishStats, Simulation, publish_stream
 
-# One scripted 40-minute story on the toy grid (2 feeders, 144 meters): a recloser's
+# One scripted one-hour story on the toy grid (2 feeders, 144 meters): a recloser's
 # momentary, a fuse, a breaker lockout with partial restoration through the tie, and a
-# transformer failing under the dark breaker (nested).
+# transformer failing under the dark breaker (nested; found, and its crew called, only when
+# the breaker is back, so it is repaired about 46 minutes in).
 STORY: dict[str, Any] = {
     "name": "e2e",
     "seed": 5,
     "start": "2026-11-23T06:00:00Z",
-    "duration_s": 2400,
+    "duration_s": 3600,
     "grid": {"toy": True},
     "world": {
         "random_faults": False,

@@ -2,7 +2,7 @@
 service (ingest -> detection runner -> real PostgreSQL); pings go out on the contract's ping
 topic and the simulator answers them.
 
-One scripted 40-minute story on the toy grid (2 feeders, 144 meters), replayed at 100x:
+One scripted one-hour story on the toy grid (2 feeders, 144 meters), replayed at 100x:
 - a recloser trip + reclose (a momentary: counted, no outage);
 - a fuse whose meters gasp: predicted, confirmed by pings, restored when repaired;
 - a breaker lockout (SCADA), partial restoration through the tie, then repair;
