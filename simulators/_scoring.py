@@ -323,12 +323,11 @@ def _section_stayed_dark(t: TruthOutage, outer: TruthOutage, grid: SimGrid) -> b
 
 
 def silent(t: TruthOutage, comm_silent_from_s: dict[str, float]) -> bool:
-    """Every meter of the outage had gone comm-silent before its fault: no gasp, read,
+    """Every meter of the outage had gone comm-silent before its fault, or it darkened no
+    meter at all (a fuse with no load behind it in an imported grid): no gasp, read,
     restore or ping answer could tell of it, so no telemetry-driven system can see it
     (absence of evidence is not evidence). Unobservable, listed as such."""
-    return bool(t.meter_ids) and all(
-        comm_silent_from_s.get(m, math.inf) <= t.start_s for m in t.meter_ids
-    )
+    return all(comm_silent_from_s.get(m, math.inf) <= t.start_s for m in t.meter_ids)
 
 
 def observable_end_s(t: TruthOutage, chain: dict[str, list[TruthOutage]]) -> float:

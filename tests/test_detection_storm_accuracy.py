@@ -8,6 +8,8 @@ through ties, nested faults). The full 11-seed measurement is
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from gridwatch.detection.__main__ import run_accuracy
@@ -116,16 +118,19 @@ def test_an_outage_whose_meters_had_all_gone_comm_silent_is_unobservable() -> No
     when the fault came makes it observable."""
     quiet = {f"FU-A-m{i}": 500.0 for i in range(3)} | {"FU-B-m0": 500.0, "FU-B-m1": 500.0}
     quiet["FU-B-m2"] = 2500.0  # went silent after the fault: its gasp could have come
+    empty = dataclasses.replace(
+        _t("T3", "FU-C", 1000.0, 5000.0), meter_ids=[], customer_ids=[], restore_s=[]
+    )
     truth = GroundTruth(
         "t",
         1,
         0.0,
         10_000.0,
-        [_t("T1", "FU-A", 1000.0, 5000.0), _t("T2", "FU-B", 2000.0, 4000.0)],
+        [_t("T1", "FU-A", 1000.0, 5000.0), _t("T2", "FU-B", 2000.0, 4000.0), empty],
         comm_silent_from_s=quiet,
     )
     r = score(truth, Recorded([]))
-    assert r.unobservable_ids == ["T1 (silent)"]
+    assert r.unobservable_ids == ["T1 (silent)", "T3 (silent)"]  # T3 darkened no meter
     assert r.missed_ids == ["T2 (FU-B)"]
     assert r.outage_recall == pytest.approx(0.0)
     assert r.outage_recall_all == pytest.approx(0.0)
