@@ -1164,17 +1164,21 @@ class OutageEngine:
         if not new.size:
             return []
         ms = self.meter_state
-        all_m = np.union1d(o.meters, new).astype(np.int32)
+        self._take_meters(o, new)
+        o.dark_s = max(o.dark_s, float(ms.since_s[new].max()))
+        o.start_s = min(o.start_s, float(ms.since_s[new].min()))
+        detail: dict[str, object] = {"meters": new.tolist(), "scope": "premise"}
+        return [self._log(o, self.now_s, "premise_meters", detail), *self._premise_confirm(o)]
+
+    def _take_meters(self, o: Outage, meters: I32) -> None:
+        """``o`` also holds ``meters`` (as out); what it knew of its own meters stays."""
+        all_m = np.union1d(o.meters, meters).astype(np.int32)
         status = np.zeros(all_m.shape[0], dtype=np.int8)
         restored_s = np.full(all_m.shape[0], np.nan)
         pos = np.searchsorted(all_m, o.meters)
         status[pos], restored_s[pos] = o.meter_status, o.meter_restored_s
         o.meters, o.meter_status, o.meter_restored_s = all_m, status, restored_s
         o.customers_affected = self._customers(all_m)
-        o.dark_s = max(o.dark_s, float(ms.since_s[new].max()))
-        o.start_s = min(o.start_s, float(ms.since_s[new].min()))
-        detail: dict[str, object] = {"meters": new.tolist(), "scope": "premise"}
-        return [self._log(o, self.now_s, "premise_meters", detail), *self._premise_confirm(o)]
 
     def _premise_confirm(self, o: Outage) -> list[OutageChange]:
         """Confirmed once no verification ping of its dark meters is pending (answered
@@ -1201,15 +1205,8 @@ class OutageEngine:
         """The premise outage's device is now judged out itself: the outage (same key)
         takes every meter of the device nobody else holds."""
         d = o.device
-        extra = self._held_meters(d, inf)
-        meters = np.union1d(o.meters, extra).astype(np.int32)
-        status = np.zeros(meters.shape[0], dtype=np.int8)
-        restored_s = np.full(meters.shape[0], np.nan)
-        pos = np.searchsorted(meters, o.meters)
-        status[pos], restored_s[pos] = o.meter_status, o.meter_restored_s
-        o.meters, o.meter_status, o.meter_restored_s = meters, status, restored_s
-        o.customers_affected = self._customers(meters)
-        o.dark_s = max(o.dark_s, self._newest_off_s(meters))
+        self._take_meters(o, self._held_meters(d, inf))
+        o.dark_s = max(o.dark_s, self._newest_off_s(o.meters))
         o.start_s = min(o.start_s, float(inf.onset_s[d]))
         o.scope = "device"
         detail: dict[str, object] = {
