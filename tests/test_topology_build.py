@@ -287,3 +287,19 @@ def test_derived_arrays_match_naive(t: Topology) -> None:
     kind_names = [DEVICE_KINDS[k] for k in t.devices.kind.tolist()]
     assert all(kind_names[d] == "substation" for d in range(n) if parent[d] < 0)
     assert KIND_CODE["substation"] == 0
+
+
+def test_customers_can_ask_for_zns_then_sms_in_order() -> None:
+    """Issue 14: a channel order ("zns>sms": SMS only if ZNS cannot deliver) is imported from
+    the customer file, JSON list or CSV text; every link must be a known channel; ZNS, like
+    SMS, needs a phone."""
+    devices, meters, customers = feeder()
+    customers["channels"] = [["zns>sms", "push"], "zns>sms|console"]
+    t = build_topology(devices, meters, customers)
+    assert t.customers.channels[0] == ("zns>sms", "push")
+    assert t.customers.channels[1] == ("zns>sms", "console")
+    assert t.warnings == ["customers[1]: customer C2 wants sms or zns but has no phone"]
+    customers["channels"] = [["zns>pigeon"], ["zns>"]]
+    found = problems_of(devices, meters, customers)
+    assert any(p.startswith("customers[0]: unknown channel 'zns>pigeon'") for p in found), found
+    assert any(p.startswith("customers[1]: unknown channel 'zns>'") for p in found), found

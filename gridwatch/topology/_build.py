@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from gridwatch._errors import TopologyError
 from gridwatch.topology._model import (
+    CHAIN_SEPARATOR,
     CHANNELS,
     DEVICE_KINDS,
     KIND_CODE,
@@ -553,13 +554,22 @@ def _channels(
             if key is not None and len(ct.problems) == before:
                 pool[key] = chosen
         out.append(chosen)
-        if "sms" in chosen and phones[row] is None:
+        if phones[row] is None and _wants_a_phone(chosen):
             no_phone += 1
             if no_phone <= MAX_WARNINGS:
-                warnings.append(f"{ct.where(row)}: customer {ids[row]} wants sms but has no phone")
+                warnings.append(
+                    f"{ct.where(row)}: customer {ids[row]} wants sms or zns but has no phone"
+                )
     if no_phone > MAX_WARNINGS:
-        warnings.append(f"... {no_phone - MAX_WARNINGS} more customers want sms but have no phone")
+        warnings.append(
+            f"... {no_phone - MAX_WARNINGS} more customers want sms or zns but have no phone"
+        )
     return out
+
+
+def _wants_a_phone(entries: tuple[str, ...]) -> bool:
+    """SMS and ZNS both go to a phone number (in an order such as zns>sms too)."""
+    return any(link in ("sms", "zns") for e in entries for link in e.split(CHAIN_SEPARATOR))
 
 
 def _parse_channels(ct: _Table, row: int, value: object) -> tuple[str, ...]:
@@ -578,11 +588,13 @@ def _parse_channels(ct: _Table, row: int, value: object) -> tuple[str, ...]:
         return ()
     chosen: list[str] = []
     for item in items:
-        if isinstance(item, str) and item in CHANNELS:
-            if item not in chosen:
+        links = item.split(CHAIN_SEPARATOR) if isinstance(item, str) else [item]
+        if all(isinstance(link, str) and link in CHANNELS for link in links):
+            if item not in chosen and isinstance(item, str):
                 chosen.append(item)
         else:
             ct.problems.append(
-                f"{ct.where(row)}: unknown channel {_short(item)} (one of {', '.join(CHANNELS)})"
+                f"{ct.where(row)}: unknown channel {_short(item)} (one of"
+                f" {', '.join(CHANNELS)}, or an order such as zns>sms)"
             )
     return tuple(chosen)

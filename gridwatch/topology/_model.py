@@ -37,7 +37,10 @@ DEVICE_KINDS: Final[tuple[str, ...]] = (
 )
 KIND_CODE: Final[dict[str, int]] = {kind: code for code, kind in enumerate(DEVICE_KINDS)}
 LANGUAGES: Final[tuple[str, ...]] = ("vi", "en")
-CHANNELS: Final[tuple[str, ...]] = ("sms", "push", "webhook", "console")
+CHANNELS: Final[tuple[str, ...]] = ("sms", "zns", "push", "webhook", "console")
+# An entry "zns>sms" is an ordered chain: the next channel only if the one before cannot
+# deliver (docs/notifications.md, "Channel order").
+CHAIN_SEPARATOR: Final = ">"
 NO_PARENT: Final[int] = -1
 TRANSFORMER: Final[int] = KIND_CODE["transformer"]
 BREAKER: Final[int] = KIND_CODE["breaker"]
