@@ -14,7 +14,6 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from tests.service_support import STORY
 from test_notify_support import standin
 from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
 
@@ -26,6 +25,7 @@ from notifier import DispatcherConfig
 from simulators import Simulation, publish_stream
 from simulators._scenario import scenario_from_dict
 from simulators._scoring import load_recorded_db, score
+from tests.service_support import STORY
 
 __all__ = ["standin"]  # the fixture, imported
 
