@@ -20,6 +20,7 @@ from gridwatch._settings import Settings
 from gridwatch.api import (
     _customer_status,
     _customers,
+    _dispatch,
     _health,
     _meters,
     _outages,
@@ -46,6 +47,7 @@ API_V1_PREFIX = "/api/v1"
 V1_ROUTERS: tuple[APIRouter, ...] = (
     _telemetry.router,
     _outages.router,
+    _dispatch.router,
     _planned.router,
     _topology_routes.router,
     _meters.router,

@@ -137,8 +137,18 @@ class NotificationPage(BaseModel):
     next_before: int | None
 
 
+class CrewView(BaseModel):
+    status: Literal["dispatched", "on_site", "released"]
+    cause: str | None = Field(description="What the crew found, as reported")
+    set_by: str
+    set_at: datetime
+
+
 class OutageDetail(OutageSummary):
     device: DeviceRef
+    crew: CrewView | None = Field(
+        default=None, description="The latest crew report (PUT /outages/{id}/crew), if any"
+    )
     affected_meters: AffectedMeterPage
     timeline: list[TimelineEntry]
     etr_history: list[EtrRecord] = Field(description="Newest first, with model inputs")

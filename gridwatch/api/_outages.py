@@ -22,6 +22,7 @@ from gridwatch.api._ops_models import (
     AffectedMeterPage,
     CrewStatusBody,
     CrewStatusResult,
+    CrewView,
     DeviceRef,
     EtrOverrideBody,
     EtrOverrideResult,
@@ -49,6 +50,7 @@ from gridwatch.etr import (
 from gridwatch.store import Database
 from gridwatch.store import _api_queries as q
 from gridwatch.store._audit import AuditNote
+from gridwatch.store._dispatch import outage_crew
 
 router = APIRouter(tags=["outages"])
 
@@ -261,6 +263,7 @@ async def get_outage(db: DbDep, principal: ViewerDep, outage_id: OutageIdPath) -
     override = await q.active_override(db, outage_id)
     counts = await q.notification_counts(db, outage_id)
     notices = await q.notifications_page(db, outage_id=outage_id, limit=50)
+    crew = await outage_crew(db, outage_id)
     return OutageDetail(
         **summary(row).model_dump(),
         device=DeviceRef(
@@ -270,6 +273,7 @@ async def get_outage(db: DbDep, principal: ViewerDep, outage_id: OutageIdPath) -
             lat=row["device_lat"],
             lon=row["device_lon"],
         ),
+        crew=CrewView(**crew) if crew else None,
         affected_meters=meters,
         timeline=[TimelineEntry(**t) for t in timeline],
         etr_history=[EtrRecord(**e) for e in etrs],

@@ -212,6 +212,11 @@ async def set_crew_status(
         r = await cur.fetchone()
         if r is None:  # pragma: no cover - RETURNING always yields a row
             raise StoreError("crew status upsert returned nothing")
+        # Each report in the timeline too: the current row keeps only the latest, and an
+        # operator reads when the crew was sent and when it arrived.
+        await _timeline_entry(
+            conn, outage_id, at_s, "crew_status", {"status": r[1], "cause": r[2], "set_by": r[3]}
+        )
         if audit is not None:
             await record_note_in(conn, audit, outage_id, _ts(at_s), status=r[1], cause=r[2])
     return CrewStatusRow(r[0], r[1], r[2], r[3], r[4].timestamp())
@@ -347,11 +352,12 @@ async def etr_history(db: Database, outage_id: int, limit: int = 100) -> list[Et
     ]
 
 
-async def _override_timeline(
+async def _timeline_entry(
     conn: AsyncConnection, outage_id: int, at_s: float, kind: str, detail: dict[str, Any]
 ) -> None:
-    """An override's entry in the outage's timeline, in the override's own transaction.
-    The key is ``etr_at``, never ``p50``: the timeline holds no published ETRs."""
+    """An override's or a crew report's entry in the outage's timeline, in the change's own
+    transaction. An override's key is ``etr_at``, never ``p50``: the timeline holds no
+    published ETRs."""
     await conn.execute(
         "INSERT INTO outage_timeline (outage_id, at, kind, detail) VALUES (%s, %s, %s, %s)",
         [outage_id, _ts(at_s), kind, Jsonb(detail)],
@@ -372,7 +378,7 @@ async def _clear_active_in(conn: AsyncConnection, outage_id: int, at_s: float, r
             "set_by": str(set_by),
             "cleared_reason": reason,
         }
-        await _override_timeline(conn, outage_id, at_s, "etr_override_cleared", detail)
+        await _timeline_entry(conn, outage_id, at_s, "etr_override_cleared", detail)
     return bool(rows)
 
 
@@ -403,7 +409,7 @@ async def insert_override(
             "reason": reason,
             "set_by": set_by,
         }
-        await _override_timeline(conn, outage_id, set_at_s, "etr_override_set", detail)
+        await _timeline_entry(conn, outage_id, set_at_s, "etr_override_set", detail)
         if audit is not None:
             await record_note_in(conn, audit, outage_id, _ts(set_at_s), override_id=int(row[0]))
     return int(row[0])
