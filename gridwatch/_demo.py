@@ -28,8 +28,10 @@ from gridwatch._settings import Settings
 from gridwatch.api import create_token
 from gridwatch.detection import DetectionSnapshot
 from gridwatch.store import Database, drop_schema, migrate, save_topology, telemetry_summary
+from gridwatch.store._notify_costs import sms_by_kind
 from ingest import BrokerAddress
 from notifier import ConsoleChannel, DispatcherConfig
+from notifier._costs import Prices, sms_churn_lines
 from simulators import PublishStats, Simulation, load_scenario, publish_stream
 
 DEMO_SCHEMA = "gridwatch_demo"
@@ -129,6 +131,7 @@ class _LiveView:
         sim: Simulation,
         clock: ReplayClock,
         published: PublishStats | None,
+        sms_lines: list[str] | None = None,
     ) -> None:
         stats = service.ingest.stats()
         now_s = time.monotonic()
@@ -162,6 +165,8 @@ class _LiveView:
             lines.append(f"  publisher      done: {published.messages:,} messages")
         if self._notices is not None and self._tty:
             lines += _notice_lines(self._notices)
+        if sms_lines and self._tty:
+            lines += ["  " + line for line in sms_lines]
         elif self._notices is not None:
             # Plain output: every notice once, as the console channel printed it.
             for line in self._notices.take_fresh():
@@ -173,6 +178,15 @@ class _LiveView:
             self._last_line_s = now_s
             self._out.write(" | ".join(line.strip() for line in lines[2:]) + "\n")
             self._out.flush()
+
+
+async def sms_cost_lines(db: Database, sim: Simulation, settings: Settings) -> list[str]:
+    """The SMS bill of the story so far, per kind of notice and per customer, from the
+    stored notices (in a storm, ETR updates are a large share of it)."""
+    async with db.connection() as conn:
+        kinds = await sms_by_kind(conn, from_s=sim.start_s - 86400, to_s=sim.end_s + 86400)
+    prices = Prices(settings.notify_price_sms_segment_vnd, settings.notify_price_zns_vnd)
+    return sms_churn_lines(kinds, prices)
 
 
 def _outage_lines(snap: DetectionSnapshot, limit: int = 8) -> list[str]:
@@ -286,7 +300,10 @@ async def run_demo(
                 while time.monotonic() - started < limit_s:
                     if publisher.done() and published is None:
                         published = publisher.result()
-                    await view.show(service, db, sim, clock, published)
+                    # On a terminal the view keeps the SMS bill in sight (Ctrl-C ends the demo
+                    # before the closing summary); plain output gets that summary at the end.
+                    sms = await sms_cost_lines(db, sim, demo_settings) if out.isatty() else None
+                    await view.show(service, db, sim, clock, published, sms)
                     if published is not None and duration_s is None and not out.isatty():
                         break  # unattended: stop once the story is told
                     await asyncio.sleep(1.0)
@@ -294,6 +311,7 @@ async def run_demo(
                     publisher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await publisher
+                out.write("\n".join(await sms_cost_lines(db, sim, demo_settings)) + "\n")
         finally:
             await db.close()
     return 0

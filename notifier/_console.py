@@ -23,10 +23,12 @@ class ConsoleChannel:
 
     async def send(self, notice: Notice) -> str:
         out = self._stream or sys.stdout
+        # An SMS body is the whole text sent (heading included); an alert shows both parts.
+        text = notice.body if notice.channel == "sms" else f"{notice.title}: {notice.body}"
         print(
             f"[{notice.kind} v{notice.version} -> customer {notice.customer_id}"
             f" {mask_phone(notice.address) if notice.address else ''} ({notice.language})]"
-            f" {notice.title}: {notice.body}",
+            f" {text}",
             file=out,
             flush=True,
         )
@@ -47,13 +49,17 @@ def print_preview(
     policy: NotifyPolicy | None = None,
     stream: TextIO | None = None,
 ) -> None:
-    """Print a change's message in both languages, with SMS encoding and segment count."""
+    """Print a change's message in both languages: the SMS (with its encoding and segment
+    count) and the app alert (title and body)."""
     out = stream or sys.stdout
-    for language, rendered in preview_change(change, templates, policy).items():
-        length = sms_length(rendered.body)
+    alerts = preview_change(change, templates, policy, channel="push")
+    for language, sms in preview_change(change, templates, policy).items():
+        length = sms_length(sms.body)
+        alert = alerts[language]
         print(
-            f"  [{change.kind} {language}] {rendered.title}\n    {rendered.body}\n"
-            f"    ({length.encoding}, {length.units} units, {length.segments} SMS segment(s))",
+            f"  [{change.kind} {language}] SMS: {sms.body}\n"
+            f"    ({length.encoding}, {length.units} units, {length.segments} SMS segment(s))\n"
+            f"    app alert: {alert.title} / {alert.body}",
             file=out,
             flush=True,
         )

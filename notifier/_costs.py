@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gridwatch.store._notify_costs import ChannelDay, OutageReach
+from gridwatch.store._notify_costs import ChannelDay, OutageReach, SmsKind
+from notifier._events import NOTICE_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +127,33 @@ def format_report(report: dict[str, Any]) -> str:
         f" SMS segment, {prices['zns']:g} VND per ZNS)"
     )
     return "\n".join(lines)
+
+
+def sms_churn_lines(kinds: Sequence[SmsKind], prices: Prices) -> list[str]:
+    """SMS per kind of notice, per customer, and their cost; and the ETR updates' share of
+    it (a storm re-estimates often, and each update is another SMS to every customer)."""
+    order = {kind: i for i, kind in enumerate(NOTICE_KINDS)}
+    rows = sorted(kinds, key=lambda k: (order.get(k.kind, len(order)), k.kind))
+    width = max([len(k.kind) for k in rows] + [len("total")])
+    lines = [f"SMS cost (stored notices; estimate at {prices.sms_segment_vnd:g} VND per segment)"]
+    for k in rows:
+        cost = k.segments * prices.sms_segment_vnd
+        each = (
+            f" to {k.customers} customers ({k.sent / k.customers:.1f} per customer)"
+            if k.customers
+            else ""
+        )
+        waiting = f" ({k.waiting} waiting)" if k.waiting else ""
+        lines.append(
+            f"  {k.kind:<{width}}  {k.sent} SMS{each}{waiting},"
+            f" {k.segments} segments, {cost:,.0f} VND"
+        )
+    sent = sum(k.sent for k in rows)
+    segments = sum(k.segments for k in rows)
+    etr = sum(k.segments for k in rows if k.kind == "etr_updated")
+    share = f"; ETR updates are {100 * etr / segments:.0f}% of the SMS cost" if segments else ""
+    lines.append(
+        f"  {'total':<{width}}  {sent} SMS, {segments} segments,"
+        f" {segments * prices.sms_segment_vnd:,.0f} VND{share}"
+    )
+    return lines

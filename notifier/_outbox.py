@@ -90,21 +90,29 @@ def _etr_changed(
 
 
 class _Renderer:
-    """Renders once per (kind, language, ascii, timezone): 100k customers, a handful of texts."""
+    """Renders once per (kind, language, SMS or not, ascii, timezone): 100k customers, a
+    handful of texts."""
 
     def __init__(self, templates: Templates, policy: NotifyPolicy) -> None:
         self._templates = templates
         self._policy = policy
-        self._cache: dict[tuple[str, str, bool, str], tuple[Rendered, int]] = {}
+        self._cache: dict[tuple[str, str, bool, bool, str], tuple[Rendered, int]] = {}
 
     def get(
-        self, change: OutageChange, language: str, ascii_only: bool, tz: str
+        self, change: OutageChange, language: str, channel: str, ascii_only: bool, tz: str
     ) -> tuple[Rendered, int]:
-        key = (change.kind, language, ascii_only, tz)
+        form = "sms" if channel == "sms" else "alert"  # every other channel reads the same
+        key = (change.kind, language, form == "sms", ascii_only, tz)
         hit = self._cache.get(key)
         if hit is None:
             rendered = render_notice(
-                change, self._templates, language, self._policy, tz_name=tz, ascii_only=ascii_only
+                change,
+                self._templates,
+                language,
+                self._policy,
+                channel=form,
+                tz_name=tz,
+                ascii_only=ascii_only,
             )
             # The ref is fixed-length base32 (GSM-7), so the segment count holds for every row.
             segments = sms_length(with_ref(rendered.body, "A" * _REF_LEN)).segments
@@ -161,7 +169,7 @@ def _rows_for(
                     # Kept as a row so operators see who could not be told, and why.
                     status, error = "rejected", "phone number missing or not E.164"
                     rejected += 1
-            rendered, segments = renderer.get(change, language, ascii_only, tz)
+            rendered, segments = renderer.get(change, language, channel, ascii_only, tz)
             rows.append(
                 NewNotification(
                     idempotency_key=key,

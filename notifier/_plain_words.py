@@ -73,12 +73,24 @@ CAUSE_UNKNOWN: Final = CAUSES["unknown"]
 
 STATES: Final[Words] = {
     "predicted": {"vi": "Đang kiểm tra", "en": "Being checked"},
-    "confirmed": {"vi": "Đã xác nhận, đang khắc phục", "en": "Confirmed, crews working"},
+    # Whether a crew is at work is the crew's report to say (``status_words``), not the state's.
+    "confirmed": {"vi": "Đã xác nhận mất điện", "en": "Outage confirmed"},
     "partially_restored": {"vi": "Đã có điện một phần", "en": "Partly restored"},
     "restored": {"vi": "Đã có điện lại", "en": "Power restored"},
     "cancelled": {"vi": "Đã hủy (không mất điện)", "en": "Cancelled (no outage)"},
 }
 STATE_UNKNOWN: Final = {"vi": "Đang cập nhật", "en": "Being updated"}
+
+# What an open outage's crew last reported (etr_crew_status.status), said after the state.
+CREW_STATUSES: Final[Words] = {
+    "dispatched": {"vi": "tổ sửa chữa đang đến", "en": "crew on the way"},
+    "on_site": {"vi": "tổ sửa chữa đang khắc phục", "en": "crew at work"},
+    "released": {"vi": "", "en": ""},  # the crew has left: claim nothing about crews
+}
+# A confirmed outage no crew has reported on (or an unknown report): nothing is claimed
+# about work being done.
+CREW_UNASSIGNED: Final = {"vi": "đang bố trí tổ sửa chữa", "en": "crew being assigned"}
+_CREW_STATES: Final = frozenset({"confirmed", "partially_restored"})
 
 ETR_PROVENANCE: Final[Words] = {
     "local": {
@@ -130,6 +142,20 @@ def state_words(state: str | None, language: str) -> str:
     return STATES.get((state or "").strip().lower(), STATE_UNKNOWN)[lang]
 
 
+def status_words(state: str | None, crew_status: str | None, language: str) -> str:
+    """The outage's state, and for an open outage what its crew reported: crews are said to
+    be at work only when a crew has said so."""
+    lang = _language(language)
+    words = state_words(state, lang)
+    key = (state or "").strip().lower()
+    if key not in _CREW_STATES:
+        return words
+    crew = CREW_STATUSES.get((crew_status or "").strip().lower())
+    if crew is not None:
+        return f"{words}, {crew[lang]}" if crew[lang] else words
+    return f"{words}, {CREW_UNASSIGNED[lang]}" if key == "confirmed" else words
+
+
 def provenance_words(provenance: str | None, language: str) -> str:
     lang = _language(language)
     return ETR_PROVENANCE.get((provenance or "").strip().lower(), PROVENANCE_UNKNOWN)[lang]
@@ -149,6 +175,8 @@ def web_words_js() -> str:
         "scada": SCADA_FAMILY,
         "states": STATES,
         "stateUnknown": STATE_UNKNOWN,
+        "crew": CREW_STATUSES,
+        "crewUnassigned": CREW_UNASSIGNED,
         "provenance": ETR_PROVENANCE,
         "provenanceUnknown": PROVENANCE_UNKNOWN,
     }
@@ -169,6 +197,14 @@ def web_words_js() -> str:
             "function stateWords(state, lang) {",
             "  const key = (state || '').trim().toLowerCase();",
             "  return (WORDS.states[key] || WORDS.stateUnknown)[lang];",
+            "}",
+            "function statusWords(state, crew, lang) {",
+            "  const words = stateWords(state, lang);",
+            "  const key = (state || '').trim().toLowerCase();",
+            "  if (key !== 'confirmed' && key !== 'partially_restored') return words;",
+            "  const report = WORDS.crew[(crew || '').trim().toLowerCase()];",
+            "  if (report) return report[lang] ? `${words}, ${report[lang]}` : words;",
+            "  return key === 'confirmed' ? `${words}, ${WORDS.crewUnassigned[lang]}` : words;",
             "}",
             "function provenanceWords(p, lang) {",
             "  const key = (p || '').trim().toLowerCase();",

@@ -94,25 +94,46 @@ def notice_params(
     }
 
 
+def sms_text(rendered: Rendered) -> str:
+    """An SMS has no title: it opens with the heading, once, then the body and what only an
+    SMS says (the reply keyword)."""
+    text = f"{rendered.title}: {rendered.body}" if rendered.title else rendered.body
+    return f"{text} {rendered.sms_tail}" if rendered.sms_tail else text
+
+
 def render_notice(
     change: OutageChange,
     templates: Templates,
     language: str,
     policy: NotifyPolicy,
     *,
+    channel: str = "sms",
     tz_name: str | None = None,
     ascii_only: bool = False,
 ) -> Rendered:
+    """The notice as ``channel`` carries it: for ``sms`` the whole text is the body (the
+    heading once, the reply keyword at the end); other channels show title and body apart
+    and get no reply keyword."""
     params = notice_params(change, templates, language, policy, tz_name or policy.timezone)
     rendered = templates.render(change.kind, language, params)
+    if channel == "sms":
+        rendered = Rendered(rendered.title, sms_text(rendered))
+    else:
+        rendered = Rendered(rendered.title, rendered.body)
     if ascii_only:
         return Rendered(strip_diacritics(rendered.title), strip_diacritics(rendered.body))
     return rendered
 
 
 def preview_change(
-    change: OutageChange, templates: Templates, policy: NotifyPolicy | None = None
+    change: OutageChange,
+    templates: Templates,
+    policy: NotifyPolicy | None = None,
+    *,
+    channel: str = "sms",
 ) -> dict[str, Rendered]:
-    """The message in every language, as the demo prints it."""
+    """The message in every language, as ``channel`` carries it (the demo prints SMS)."""
     pol = policy or NotifyPolicy()
-    return {lang: render_notice(change, templates, lang, pol) for lang in ("vi", "en")}
+    return {
+        lang: render_notice(change, templates, lang, pol, channel=channel) for lang in ("vi", "en")
+    }

@@ -1,7 +1,9 @@
 """Message templates: one editable file per kind and language, checked at start-up.
 
 File ``templates/<lang>/<kind>.txt``: lines starting ``#`` are comments, the first other
-line is ``title: ...`` (the app-alert title), the rest is the body. Placeholders are
+line is ``title: ...`` (the app-alert title), an optional line ``sms: ...`` is said in an SMS
+only (a reply keyword means nothing in an app alert), the rest is the body, which goes on
+from the title rather than repeating it: an SMS is ``title: body sms``. Placeholders are
 ``{name}`` from a fixed list; ``templates/<lang>/_fragments.txt`` holds ``key = text``
 pieces (ETR window wording, "unknown" wording). Every problem is reported at once by
 ``load_templates()``, so a typo fails the deploy, not the 3 a.m. outage.
@@ -48,12 +50,14 @@ class Template:
     language: str
     title: str
     body: str
+    sms_tail: str = ""  # said in an SMS only (the reply keyword)
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
     title: str
     body: str
+    sms_tail: str = ""
 
 
 def _fields(text: str, where: str, problems: list[str]) -> set[str]:
@@ -106,18 +110,26 @@ def _parse_template(
         problems.append(f"{label}: first line must be 'title: ...'")
         return None
     title = lines[0].split(":", 1)[1].strip()
-    body = "\n".join(lines[1:]).strip()
+    tails = [line for line in lines[1:] if line.lower().startswith("sms:")]
+    if len(tails) > 1:
+        problems.append(f"{label}: more than one 'sms: ...' line")
+    sms_tail = tails[0].split(":", 1)[1].strip() if tails else ""
+    body = "\n".join(line for line in lines[1:] if line not in tails).strip()
     if not body:
         problems.append(f"{label}: empty body")
         return None
-    used = _fields(title, label + " (title)", problems) | _fields(body, label, problems)
+    used = (
+        _fields(title, label + " (title)", problems)
+        | _fields(body, label, problems)
+        | _fields(sms_tail, label + " (sms)", problems)
+    )
     missing = REQUIRED.get(kind, frozenset()) - used
     if missing:
         problems.append(
             f"{label}: must mention {', '.join('{' + m + '}' for m in sorted(missing))}"
             " (Circular 22/2020/TT-BCT: where, why, from when, until when)"
         )
-    return Template(kind, language, title, body)
+    return Template(kind, language, title, body, sms_tail)
 
 
 def _parse_fragments(text: str, label: str, problems: list[str]) -> dict[str, str]:
@@ -160,7 +172,11 @@ class Templates:
     def render(self, kind: str, language: str, params: Mapping[str, str]) -> Rendered:
         template = self._templates[(kind, language)]
         values = {name: params.get(name, "") for name in PLACEHOLDERS}
-        return Rendered(template.title.format_map(values), template.body.format_map(values))
+        return Rendered(
+            template.title.format_map(values),
+            template.body.format_map(values),
+            template.sms_tail.format_map(values),
+        )
 
 
 def default_template_dir() -> Path:

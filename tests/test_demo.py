@@ -41,6 +41,16 @@ async def test_demo_against_real_services(
         assert any(n.startswith("notice [outage_detected") and "(en)]" in n for n in notices), text
         assert any("Mất điện" in n for n in notices)
         assert any("Power outage" in n for n in notices)
+        # An SMS says its heading once and names no device id (issue 15).
+        sms = [n for n in notices if n.startswith("notice [outage_detected") and "(vi)]" in n]
+        assert all(n.count("Mất điện tại") == 1 and "-BRK" not in n for n in sms), sms
+        # The demo ends with the SMS bill of its story per kind of notice, from the stored
+        # rows: what ETR-update churn costs.
+        assert "SMS cost (stored notices" in text, text
+        bill = text[text.index("SMS cost (stored notices") :]
+        assert "outage_detected" in bill, bill
+        assert "per customer" in bill, bill
+        assert "VND" in bill, bill
         db = await Database.open(database_url, schema_name)
         async with db.connection() as conn:
             cur = await conn.execute("SELECT count(*) FROM readings")

@@ -228,7 +228,8 @@ async def test_console_channel_prints_each_notice(db: Database) -> None:
     lines = out.getvalue().splitlines()
     assert stats.sent == 2
     assert len(lines) == 2
-    assert all("Mất điện tại Quận 1 từ 10:00 23/11" in line for line in lines)
+    # An SMS is printed as sent: the heading once, then the body (issue 15).
+    assert all("Mất điện tại Quận 1: Từ 10:00 23/11" in line for line in lines)
 
 
 def test_preview_prints_both_languages_with_segments() -> None:

@@ -192,7 +192,9 @@ def test_edited_template_is_used(template_copy: Path) -> None:
     _edit(template_copy / "en" / "restored.txt", "Power is back", "Electricity is back")
     templates = load_templates(template_copy)
     change = OutageChange(outage_id=1, kind="restored", version=1, occurred_at_s=DAY_S, where="Q1")
-    assert preview_change(change, templates)["en"].body.startswith("Electricity is back at Q1")
+    assert preview_change(change, templates)["en"].body.startswith(
+        "Electricity is back: At Q1 since"
+    )
 
 
 # --- ETR wording and quiet hours ----------------------------------------------------------------

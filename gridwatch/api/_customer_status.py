@@ -67,6 +67,10 @@ class CustomerOutage(BaseModel):
     started_at: datetime
     restored_at: datetime | None = Field(description="When your supply came back, if known")
     still_out: bool
+    crew_status: str | None = Field(
+        description="What the repair crew last reported: dispatched, on_site or released;"
+        " null while no crew has reported"
+    )
     etr: EtrWindow
 
 
@@ -105,6 +109,7 @@ async def _status(db: Any, clock: Any, customer_id: str, account_no: str) -> Cus
             started_at=r["started_at"],
             restored_at=r["my_restored_at"] or r["restored_at"],
             still_out=bool(r["still_out"]) and r["state"] not in ("restored", "cancelled"),
+            crew_status=r["crew_status"],
             etr=EtrWindow(earliest=r["etr_p10"], likely=r["etr_p50"], latest=r["etr_p90"]),
         )
         for r in rows

@@ -738,18 +738,20 @@ async def customer_outages(
     db: Database, customer_id: str, *, since: datetime, limit: int
 ) -> list[Row]:
     """The customer's outages (open first, then newest), each with this customer's own
-    meter status; nothing about other customers."""
+    meter status and the crew's last report (its status only: not who sent it); nothing
+    about other customers."""
     async with db.connection() as conn:
         return await _fetch_all(
             conn,
             "SELECT o.outage_id, o.state, o.planned, o.cause, o.started_at, o.restored_at,"
             " o.etr_p10, o.etr_p50, o.etr_p90, bool_or(om.status = 'out') AS still_out,"
-            " max(om.restored_at) AS my_restored_at"
+            " max(om.restored_at) AS my_restored_at, c.status AS crew_status"
             " FROM outage_meters om JOIN outages o USING (outage_id)"
+            " LEFT JOIN etr_crew_status c USING (outage_id)"
             " WHERE om.customer_id = %(c)s AND o.state NOT IN ('scheduled', 'cancelled')"
             " AND (o.started_at >= %(since)s"
             "      OR o.state NOT IN ('scheduled', 'restored', 'cancelled'))"
-            " GROUP BY o.outage_id"
+            " GROUP BY o.outage_id, c.status"
             " ORDER BY (o.state IN ('restored', 'cancelled')), o.started_at DESC LIMIT %(limit)s",
             {"c": customer_id, "since": since, "limit": limit},
         )

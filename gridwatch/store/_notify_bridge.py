@@ -11,6 +11,7 @@ from datetime import datetime
 from psycopg import AsyncConnection
 
 from gridwatch.store._etr import NoticeRow
+from gridwatch.store._places import device_places
 
 
 def _s(value: datetime | None) -> float | None:
@@ -20,7 +21,7 @@ def _s(value: datetime | None) -> float | None:
 @dataclass(frozen=True, slots=True)
 class OutageNoticeContext:
     outage_id: int
-    where: str  # the device's name, else its id
+    where: str  # the place customers know the device by (area, name); "" for none
     zone: str
     state: str
     started_at_s: float
@@ -38,18 +39,20 @@ class EtrCandidate:
 
 
 _CONTEXT_SELECT = (
-    "SELECT o.outage_id, COALESCE(NULLIF(d.name, ''), o.device_id), o.zone, o.state,"
+    "SELECT o.outage_id, o.device_id, o.zone, o.state,"
     " o.started_at, o.etr_p10, o.etr_p50, o.etr_p90"
-    " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
+    " FROM outages o"
 )
 
 
-def _context(r: Sequence[object]) -> OutageNoticeContext:
+def _context(r: Sequence[object], places: dict[str, str]) -> OutageNoticeContext:
+    """A row of ``_CONTEXT_SELECT``; ``places`` (device -> place, ``device_places``) gives
+    the where, so a notice never names a device id."""
     started = r[4]
     assert isinstance(started, datetime)
     return OutageNoticeContext(
         int(r[0]),  # type: ignore[call-overload]
-        str(r[1]),
+        places.get(str(r[1]), ""),
         str(r[2]),
         str(r[3]),
         started.timestamp(),
@@ -65,7 +68,9 @@ async def notice_contexts(
     if not outage_ids:
         return {}
     cur = await conn.execute(_CONTEXT_SELECT + " WHERE o.outage_id = ANY(%s)", [list(outage_ids)])
-    return {c.outage_id: c for c in map(_context, await cur.fetchall())}
+    rows = await cur.fetchall()
+    places = await device_places(conn, [str(r[1]) for r in rows])
+    return {c.outage_id: c for c in (_context(r, places) for r in rows)}
 
 
 async def customers_told(conn: AsyncConnection, outage_id: int, kinds: Sequence[str]) -> set[str]:
@@ -107,7 +112,7 @@ async def lock_open_outage(conn: AsyncConnection, outage_id: int) -> OutageNotic
     row = await cur.fetchone()
     if row is None:
         return None
-    ctx = _context(row)
+    ctx = _context(row, await device_places(conn, [str(row[1])]))
     return ctx if ctx.state in ("confirmed", "partially_restored") else None
 
 
@@ -122,18 +127,20 @@ async def meters_out(conn: AsyncConnection, outage_id: int) -> list[str]:
 
 async def etr_candidates(conn: AsyncConnection, limit: int = 10_000) -> list[EtrCandidate]:
     cur = await conn.execute(
-        "SELECT o.outage_id, COALESCE(NULLIF(d.name, ''), o.device_id), o.zone, o.state,"
+        "SELECT o.outage_id, o.device_id, o.zone, o.state,"
         " o.started_at, o.etr_p10, o.etr_p50, o.etr_p90,"
         " n.first_at, n.last_at, n.window_start, n.window_end, n.p50, n.updates_sent"
-        " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
+        " FROM outages o"
         " LEFT JOIN etr_notices n ON n.outage_id = o.outage_id"
         " WHERE o.state IN ('confirmed', 'partially_restored') AND NOT o.planned"
         " AND o.confirmed_at IS NOT NULL AND o.etr_p50 IS NOT NULL"
         " ORDER BY o.outage_id LIMIT %s",
         [limit],
     )
+    rows = await cur.fetchall()
+    places = await device_places(conn, [str(r[1]) for r in rows])
     out = []
-    for r in await cur.fetchall():
+    for r in rows:
         last = None
         if r[8] is not None:
             last = NoticeRow(
@@ -145,7 +152,7 @@ async def etr_candidates(conn: AsyncConnection, limit: int = 10_000) -> list[Etr
                 r[12].timestamp(),
                 int(r[13]),
             )
-        out.append(EtrCandidate(_context(r[:8]), last))
+        out.append(EtrCandidate(_context(r[:8], places), last))
     return out
 
 

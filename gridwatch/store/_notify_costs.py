@@ -1,4 +1,5 @@
-"""SQL for the notifier's cost and reach figures: notices per outage, local day and channel."""
+"""SQL for the notifier's cost and reach figures: notices per outage, local day and channel,
+and SMS per kind of notice (how much of the bill is ETR-update churn)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ class ChannelDay:
     waiting: int  # pending or in flight
     delivered: int  # with a delivery receipt
     sms_segments: int  # billed segments of the sent SMS
+
+
+@dataclass(frozen=True, slots=True)
+class SmsKind:
+    """The SMS of one kind of notice (outage_detected, etr_updated, restored, ...)."""
+
+    kind: str
+    sent: int
+    customers: int  # distinct customers sent at least one SMS of this kind
+    segments: int  # billed segments of the sent SMS
+    waiting: int  # pending or in flight: not billed yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +111,27 @@ async def outage_reach(
         OutageReach(None if r[0] is None else int(r[0]), *(int(v) for v in r[1:5]))
         for r in await cur.fetchall()
     ]
+
+
+async def sms_by_kind(conn: AsyncConnection, *, from_s: float, to_s: float) -> list[SmsKind]:
+    """SMS per kind of notice sent (or still waiting) in [from_s, to_s), by the service-clock
+    time of the send (of the enqueue while not sent)."""
+    cur = await conn.execute(
+        """
+        SELECT kind,
+               count(*) FILTER (WHERE status = 'sent'),
+               count(DISTINCT customer_id) FILTER (WHERE status = 'sent'),
+               COALESCE(sum(segments) FILTER (WHERE status = 'sent'), 0),
+               count(*) FILTER (WHERE status IN ('pending', 'sending'))
+        FROM notifications
+        WHERE channel = 'sms'
+          AND COALESCE(sent_at, created_at) >= %(from)s
+          AND COALESCE(sent_at, created_at) < %(to)s
+        GROUP BY kind ORDER BY kind
+        """,
+        {
+            "from": datetime.fromtimestamp(from_s, UTC),
+            "to": datetime.fromtimestamp(to_s, UTC),
+        },
+    )
+    return [SmsKind(str(r[0]), *(int(v) for v in r[1:5])) for r in await cur.fetchall()]

@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from gridwatch.store._database import Database
+from gridwatch.store._places import device_places
 
 
 def _ts(epoch_s: float) -> datetime:
@@ -50,7 +51,7 @@ class PlannedScope:
     """Who a job on a device cuts off: the as-built subtree of the device (as the customer
     status page and the outage filters read it)."""
 
-    place: str  # the device's name (or id): the "where" of the notice
+    place: str  # the place customers know (area, name; "" for none): the notice's "where"
     meters: int
     customer_ids: list[str]
 
@@ -129,13 +130,9 @@ async def device_scope(conn: AsyncConnection, device_id: str) -> PlannedScope:
         {"d": device_id},
     )
     r = await cur.fetchone()
-    cur = await conn.execute(
-        "SELECT coalesce(nullif(name, ''), device_id) FROM devices WHERE device_id = %s",
-        [device_id],
-    )
-    name = await cur.fetchone()
+    place = (await device_places(conn, [device_id]))[device_id]
     meters, customers = (int(r[0]), sorted(r[1])) if r else (0, [])
-    return PlannedScope(str(name[0]) if name else device_id, meters, customers)
+    return PlannedScope(place, meters, customers)
 
 
 async def _timeline(

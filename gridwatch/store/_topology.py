@@ -22,7 +22,7 @@ _COPY_CHUNK_ROWS = 50_000
 
 _DEVICE_COPY = (
     "COPY devices (device_id, parent_id, kind, zone, name, normally_open, is_open,"
-    " has_scada, lat, lon) FROM STDIN"
+    " has_scada, lat, lon, area) FROM STDIN"
 )
 # Must match 0001_core.sql. Re-adding a foreign key validates it with one join, far
 # cheaper than a trigger per copied row; the tables are locked by TRUNCATE meanwhile.
@@ -126,6 +126,7 @@ async def _copy_devices(conn: AsyncConnection[Any], topology: Topology) -> None:
             map(bools.__getitem__, dev.has_scada.tolist()),
             coord(dev.lat.tolist()),
             coord(dev.lon.tolist()),
+            [area.replace("\\", "\\\\") for area in dev.area.tolist()],
             strict=True,
         ),
     )
@@ -175,7 +176,7 @@ async def load_topology(db: Database, *, customers: bool = False, owners: bool =
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT d.device_id, d.parent_id, d.kind, d.zone, d.name, d.normally_open,"
-            " d.is_open, d.has_scada, d.lat, d.lon, t.alt_parent_id"
+            " d.is_open, d.has_scada, d.lat, d.lon, t.alt_parent_id, d.area"
             " FROM devices d LEFT JOIN device_ties t USING (device_id) ORDER BY d.device_id"
         )
         device_rows = await cur.fetchall()
@@ -200,7 +201,7 @@ async def load_topology(db: Database, *, customers: bool = False, owners: bool =
     device_columns = _columns(
         device_rows,
         ("id", "parent", "kind", "zone", "name", "normally_open", "is_open", "has_scada",
-         "lat", "lon", "alt_parent"),
+         "lat", "lon", "alt_parent", "area"),
     )  # fmt: skip
     width = 3 if with_owners else 2
     tokens = meter_text.decode().replace("\t", "\n").split("\n")[:-1] if meter_text else []

@@ -42,7 +42,7 @@ Locate = Callable[[str, int], str]
 
 DEVICE_COLUMNS: Final = (
     "id", "parent", "kind", "zone", "name", "normally_open", "is_open", "has_scada",
-    "lat", "lon", "alt_parent",
+    "lat", "lon", "alt_parent", "area",
 )  # fmt: skip
 METER_COLUMNS: Final = ("id", "device", "customer")
 CUSTOMER_COLUMNS: Final = (
@@ -294,7 +294,7 @@ def build_topology(
     """Validate column data and build the columnar model.
 
     ``devices``: id, parent, kind, zone [, name, normally_open, is_open, has_scada, lat,
-    lon, alt_parent]; ``meters``: id, device [, customer]; ``customers``: id, account_no
+    lon, alt_parent, area]; ``meters``: id, device [, customer]; ``customers``: id, account_no
     [, name, phone, language, channels, critical]. Unknown columns are ignored. With
     ``customers=None`` the meters' customer column is ignored (``has_customers`` False).
     ``problems`` lets a reader add what it found first. Raises ``TopologyError`` listing
@@ -340,6 +340,7 @@ def build_topology(
             )
 
     names = dt.free_text("name")
+    areas = dt.free_text("area")
     normally_open = dt.flags("normally_open", False)
     is_open = dt.flags("is_open", normally_open)
     has_scada = dt.flags("has_scada", False)
@@ -452,6 +453,7 @@ def build_topology(
         is_open=is_open,
         has_scada=has_scada,
         name=_objects(names),
+        area=_objects(areas),
         lat=lat,
         lon=lon,
         normal_parent=parent,

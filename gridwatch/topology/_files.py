@@ -302,6 +302,7 @@ def topology_columns(
         "lat": coord(dev.lat),
         "lon": coord(dev.lon),
         "alt_parent": ref(dev.alt_parent),
+        "area": dev.area.tolist(),
     }
     cust_ids: list[str] = topology.customers.ids.tolist()
     meters = {

@@ -72,9 +72,13 @@ class DeviceTable:
     # The device whose opening cuts the link between a device and ``parent``: itself in the
     # normal tree, another device on a path that a closed tie has reversed.
     gate: I32Array = field(default_factory=lambda: _unset_i32())
+    # The place its customers know (a ward, a street): what notices name; "" where not given.
+    area: ObjArray = field(default_factory=lambda: _unset_text())
 
     def __post_init__(self) -> None:
         n = int(self.ids.shape[0])
+        if self.area.shape[0] != n:
+            object.__setattr__(self, "area", np.full(n, "", dtype=object))
         if n and self.normal_parent.shape[0] == 0:
             object.__setattr__(self, "normal_parent", np.ascontiguousarray(self.parent, np.int32))
         if n and self.alt_parent.shape[0] == 0:
@@ -88,6 +92,10 @@ class DeviceTable:
 
 def _unset_i32() -> I32Array:
     return np.empty(0, dtype=np.int32)
+
+
+def _unset_text() -> ObjArray:
+    return np.empty(0, dtype=object)
 
 
 @dataclass(frozen=True, eq=False)

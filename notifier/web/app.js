@@ -168,6 +168,24 @@ const WORDS = {
    "vi": "Thời tiết xấu"
   }
  },
+ "crew": {
+  "dispatched": {
+   "en": "crew on the way",
+   "vi": "tổ sửa chữa đang đến"
+  },
+  "on_site": {
+   "en": "crew at work",
+   "vi": "tổ sửa chữa đang khắc phục"
+  },
+  "released": {
+   "en": "",
+   "vi": ""
+  }
+ },
+ "crewUnassigned": {
+  "en": "crew being assigned",
+  "vi": "đang bố trí tổ sửa chữa"
+ },
  "provenance": {
   "foreign": {
    "en": "Estimated from other areas' figures",
@@ -200,8 +218,8 @@ const WORDS = {
    "vi": "Đã hủy (không mất điện)"
   },
   "confirmed": {
-   "en": "Confirmed, crews working",
-   "vi": "Đã xác nhận, đang khắc phục"
+   "en": "Outage confirmed",
+   "vi": "Đã xác nhận mất điện"
   },
   "partially_restored": {
    "en": "Partly restored",
@@ -229,6 +247,14 @@ function causeWords(cause, lang) {
 function stateWords(state, lang) {
   const key = (state || '').trim().toLowerCase();
   return (WORDS.states[key] || WORDS.stateUnknown)[lang];
+}
+function statusWords(state, crew, lang) {
+  const words = stateWords(state, lang);
+  const key = (state || '').trim().toLowerCase();
+  if (key !== 'confirmed' && key !== 'partially_restored') return words;
+  const report = WORDS.crew[(crew || '').trim().toLowerCase()];
+  if (report) return report[lang] ? `${words}, ${report[lang]}` : words;
+  return key === 'confirmed' ? `${words}, ${WORDS.crewUnassigned[lang]}` : words;
 }
 function provenanceWords(p, lang) {
   const key = (p || '').trim().toLowerCase();
@@ -275,12 +301,14 @@ function duration(fromIso, toIso) {
 
 // Never a raw code in front of a customer: unknown codes read as "being determined".
 const stateText = (s) => stateWords(s, lang);
+// An open outage says what its crew reported; "crew at work" only when a crew said so.
+const statusText = (o) => statusWords(o.state, o.crew_status, lang);
 const causeText = (c) => causeWords(c, lang);
 
 function outageCard(o) {
   const etr = o.etr || {};
   const rows = [
-    [t("state"), stateText(o.state)],
+    [t("state"), statusText(o)],
     [t("cause"), causeText(o.planned ? "planned" : o.cause)],
     [t("since"), when(o.started_at)],
   ];
