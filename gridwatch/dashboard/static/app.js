@@ -1,15 +1,19 @@
-// gridwatch operator dashboard: sign-in, headline figures, live outage list, feeder view
-// (tree, or map where devices have positions) and outage detail. Plain ES modules served by gridwatch; no build step, no CDN.
+// gridwatch operator dashboard: sign-in, headline figures, live outage list, crews and
+// dispatch, feeder view (tree, or map where devices have positions) and outage detail.
+// Plain ES modules served by gridwatch; no build step, no CDN.
 import { h, clear, $ } from "./dom.js";
 import { ApiError, makeApi } from "./api.js";
 import { startLive } from "./live.js";
 import { createTree } from "./tree.js";
 import { createMap } from "./map.js";
 import { renderDetail } from "./detail.js";
+import { createCrewBoard } from "./crews.js";
 import { STATE_LABELS, setOffset, fmtTime, fmtClock, localDay, customersOut } from "./format.js";
 
 const TOKEN_KEY = "gridwatch.token";
 const LIST_LIMIT = 200;
+// Crew reports change no outage row, so no live event announces another operator's: poll.
+const CREW_POLL_MS = 30000;
 const FILTERS = {
   active: { active: true },
   predicted: { state: "predicted" },
@@ -27,6 +31,7 @@ let api = null;
 let live = null;
 let tree = null;
 let map = null;
+let crews = null;
 let view = "tree";
 let selectedId = null;
 let refreshTimer = null;
@@ -45,6 +50,10 @@ function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   if (live) live.stop();
   live = null;
+  // A refresh still waiting would ask the API without a token (401s after signing out).
+  if (refreshTimer) clearTimeout(refreshTimer);
+  refreshTimer = null;
+  pendingDetail = false;
   $("#app").hidden = true;
   $("#signout").hidden = true;
   $("#login").hidden = false;
@@ -187,10 +196,13 @@ function scheduleRefresh(withDetail) {
   if (refreshTimer) return;
   refreshTimer = setTimeout(async () => {
     refreshTimer = null;
+    if (!token()) return; // signed out meanwhile
     const detail = pendingDetail;
     pendingDetail = false;
     try {
-      await Promise.all([refreshList(), refreshHeadline(), detail ? showDetail(true) : null]);
+      await Promise.all([
+        refreshList(), refreshHeadline(), crews.refresh(), detail ? showDetail(true) : null,
+      ]);
       showError(null);
     } catch (err) {
       handle(err);
@@ -216,9 +228,13 @@ async function start() {
   api = makeApi(config.api_base, token);
   tree = createTree($("#tree"), { api, onOpenOutage: openOutage, onError: handle });
   map = createMap($("#map"), { api, onOpenOutage: openOutage, onError: handle });
+  crews = createCrewBoard($("#crews-card"), {
+    api, shortTime, onOpenOutage: openOutage, onError: handle,
+    onChanged: (outageId) => scheduleRefresh(outageId === selectedId),
+  });
   await showView("tree"); // a new sign-in starts on the tree (the map loads when asked for)
   try {
-    await Promise.all([refreshList(), refreshHeadline(), checkMap()]);
+    await Promise.all([refreshList(), refreshHeadline(), crews.refresh(), checkMap()]);
   } catch (err) {
     handle(err);
     if (err instanceof ApiError && err.status === 401) return;
@@ -257,6 +273,7 @@ async function main() {
   $("#view-map").addEventListener("click", () => showView("map").catch(handle));
   // Headline SAIDI moves with time even when no outage changes.
   setInterval(() => { if (live) refreshHeadline().catch(handle); }, 60000);
+  setInterval(() => { if (live && crews) crews.refresh().catch(handle); }, CREW_POLL_MS);
   if (token()) await start(); else signOut("");
 }
 

@@ -2,9 +2,10 @@
 // the timeline, affected customers and the notices sent.
 import { h, clear } from "./dom.js";
 import {
-  STATE_LABELS, OPEN_STATES, fmtTime, fmtDuration, toLocalInput, fromLocalInput, offsetText,
-  customersOut,
+  STATE_LABELS, OPEN_STATES, CREW_LABELS, fmtTime, fmtDuration, toLocalInput, fromLocalInput,
+  offsetText, customersOut, deviceText,
 } from "./format.js";
+import { renderTimeline } from "./timeline.js";
 
 const ACTIONS = [
   { action: "confirm", label: "Confirm", when: ["predicted"], cls: "" },
@@ -16,10 +17,16 @@ function badge(state) {
   return h("span", { class: `badge b-${state}` }, STATE_LABELS[state] || state);
 }
 
+function crewText(crew) {
+  if (!crew) return "no crew reported";
+  const cause = crew.cause ? ` · ${crew.cause}` : "";
+  return `${CREW_LABELS[crew.status] || crew.status}${cause}, since ${fmtTime(crew.set_at)} by ${crew.set_by}`;
+}
+
 function facts(o) {
   const rows = [
     ["State", badge(o.state)],
-    ["Device", `${o.device.name || ""} (${o.device.kind || "?"} ${o.device_id})`],
+    ["Device", h("span", { dataset: { field: "device" } }, deviceText(o.device))],
     ["Zone", o.zone],
     ["Cause", o.cause || "–"],
     ["Planned", o.planned ? "yes" : "no"],
@@ -27,6 +34,7 @@ function facts(o) {
     ["Confirmed", fmtTime(o.confirmed_at)],
     ["Restored", fmtTime(o.restored_at)],
     ["Confidence", `${Math.round(o.confidence * 100)} %`],
+    ["Crew", h("span", { dataset: { field: "crew" } }, crewText(o.crew))],
     ["Customers", `${customersOut(o)} out of ${o.customers_affected} affected (${o.customers_restored} back)`],
     ["Meters", `${o.meters_affected} affected, ${o.meters_restored} back`],
   ];
@@ -52,17 +60,6 @@ function etrBlock(o) {
         `${fmtTime(o.etr_override.etr_at)} by ${o.etr_override.set_by} — “${o.etr_override.reason}”`)
       : null,
   ];
-}
-
-function timeline(o) {
-  if (!o.timeline.length) return h("p", { class: "muted" }, "No entries.");
-  return h("ol", { class: "timeline scroll", id: "timeline" }, o.timeline.map((t) => {
-    const detail = Object.entries(t.detail || {})
-      .filter(([, v]) => v !== null && typeof v !== "object")
-      .map(([k, v]) => `${k}=${v}`).join(", ");
-    return h("li", {}, h("time", { datetime: t.at }, fmtTime(t.at)), h("strong", {}, t.kind),
-      detail ? h("span", { class: "muted" }, ` ${detail}`) : null);
-  }));
 }
 
 function etrHistory(o) {
@@ -200,7 +197,7 @@ export function renderDetail(container, o, { api, onChanged, onReveal, serverNow
     problem, message,
     open ? overrideForm : null,
     open ? actionForm : null,
-    h("h3", {}, "Timeline"), timeline(o),
+    h("h3", {}, "Timeline"), renderTimeline(o.timeline),
     etrHistory(o), meters(o), notices(o),
   ].flat().filter(Boolean));
 }

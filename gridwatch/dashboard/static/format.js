@@ -65,3 +65,25 @@ export function localDay(ms) {
 export function customersOut(o) {
   return Math.max(0, (o.customers_affected || 0) - (o.customers_restored || 0));
 }
+
+// A device as an operator reads it: its name where it has one, else its id, with the kind
+// as a plain tag ("Z01-S01-F01-BRK · breaker", "TBA 1 · transformer · T1"). The id stays
+// in view because it is what SCADA and the field crews call the device.
+export function deviceText(device) {
+  const id = device.device_id;
+  const parts = [device.name || id];
+  if (device.kind) parts.push(device.kind);
+  if (device.name) parts.push(id);
+  return parts.join(" · ");
+}
+
+export const CREW_LABELS = {
+  none: "no crew",
+  dispatched: "dispatched",
+  on_site: "on site",
+  released: "released",
+};
+
+export function epochIso(seconds) {
+  return new Date(seconds * 1000).toISOString();
+}

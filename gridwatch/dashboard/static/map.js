@@ -2,9 +2,11 @@
 // nothing is fetched from another origin), lines parent -> child, coloured like the tree
 // (worst open outage on a device; devices and lines below it without supply; devices above
 // it "outage below"). Geometry is read once per opening; colours follow every refresh.
+// Zoom and pan (zoom.js) move the viewBox; dots and markers keep their size on screen.
 import { clear } from "./dom.js";
-import { STATE_LABELS } from "./format.js";
+import { STATE_LABELS, deviceText } from "./format.js";
 import { RANK, worstByDevice } from "./tree.js";
+import { createZoom } from "./zoom.js";
 
 const MAP_LIMIT = 20000; // the API's cap per request
 const WIDTH = 1000; // viewBox units; the SVG scales to its card
@@ -27,6 +29,15 @@ export function createMap(root, { api, onOpenOutage, onError }) {
   let radius = 5;
   let worst = new Map();
   let selected = null;
+  let rescaleFrame = 0;
+  const zoom = createZoom(svg, {
+    onZoom: () => scheduleRescale(),
+    controls: {
+      zoomIn: root.querySelector("#map-zoom-in"),
+      zoomOut: root.querySelector("#map-zoom-out"),
+      reset: root.querySelector("#map-reset"),
+    },
+  });
 
   function svgEl(tag, attrs = {}, text) {
     const el = document.createElementNS(NS, tag);
@@ -58,10 +69,6 @@ export function createMap(root, { api, onOpenOutage, onError }) {
     };
   }
 
-  function describe(device) {
-    const name = device.name || device.device_id;
-    return `${name} (${device.kind} ${device.device_id})`;
-  }
 
   async function load() {
     const page = await api.get("/topology/map", { limit: MAP_LIMIT });
@@ -82,7 +89,6 @@ export function createMap(root, { api, onOpenOutage, onError }) {
     edges = [];
     if (!withPosition.length) { loaded = true; return; }
     const { height, xy } = projection(withPosition);
-    svg.setAttribute("viewBox", `0 0 ${WIDTH} ${height}`);
     radius = Math.min(7, Math.max(1.5, WIDTH / (5 * Math.sqrt(withPosition.length))));
     // Plain lines and dots are drawing, not content: the outage markers (buttons) and the
     // summary below carry the information for assistive technology; titles give tooltips.
@@ -114,6 +120,7 @@ export function createMap(root, { api, onOpenOutage, onError }) {
     }
     svg.append(lineLayer, dotLayer, outageLayer);
     loaded = true;
+    zoom.setBase(0, 0, WIDTH, height); // a re-read shows the whole network again
   }
 
   function downstream(roots) {
@@ -141,7 +148,7 @@ export function createMap(root, { api, onOpenOutage, onError }) {
 
   function marker(entry, outage, labelled) {
     const label = `Open outage ${outage.outage_id}, ${STATE_LABELS[outage.state]}, ` +
-      `on ${describe(entry.device)}, ${outage.out} customers out`;
+      `on ${deviceText(entry.device)}, ${outage.out} customers out`;
     const open = () => onOpenOutage(outage.outage_id);
     const g = svgEl("g", {
       class: `mk mk-${outage.state}`, role: "button", tabindex: "0", "aria-label": label,
@@ -150,13 +157,16 @@ export function createMap(root, { api, onOpenOutage, onError }) {
     });
     g.append(svgEl("title", {}, label));
     // A filled disc inside a ring: a shape no plain device has, whatever the colour.
-    const r = Math.max(11, radius * 2);
-    const cx = entry.x.toFixed(1), cy = entry.y.toFixed(1);
-    g.append(svgEl("circle", { class: "ring", cx, cy, r: (r + 6).toFixed(1) }));
-    g.append(svgEl("circle", { class: "disc", cx, cy, r: r.toFixed(1) }));
+    // Sizes are divided by the zoom so a marker looks the same at every zoom.
+    const k = zoom.scale();
+    const r = Math.max(11, radius * 2) / k;
+    const cx = entry.x.toFixed(2), cy = entry.y.toFixed(2);
+    g.append(svgEl("circle", { class: "ring", cx, cy, r: (r + 6 / k).toFixed(3) }));
+    g.append(svgEl("circle", { class: "disc", cx, cy, r: r.toFixed(3) }));
     if (labelled) {
       g.append(svgEl("text", {
-        x: (entry.x + r + 10).toFixed(1), y: (entry.y + 7).toFixed(1),
+        x: (entry.x + r + 10 / k).toFixed(2), y: (entry.y + 7 / k).toFixed(2),
+        "font-size": (20 / k).toFixed(3), "stroke-width": (4 / k).toFixed(3),
         "aria-hidden": "true",
       }, `#${outage.outage_id} ${STATE_LABELS[outage.state]}`));
     }
@@ -180,7 +190,7 @@ export function createMap(root, { api, onOpenOutage, onError }) {
       entry.state = state;
       entry.dot.setAttribute("class", `dot d-${state}`);
       entry.dot.setAttribute("data-state", state);
-      entry.title.textContent = `${describe(entry.device)}: ` +
+      entry.title.textContent = `${deviceText(entry.device)}: ` +
         (outage ? `${STATE_LABELS[state]} outage` : STATE_TEXT[state]);
     }
     for (const edge of edges) {
@@ -189,20 +199,10 @@ export function createMap(root, { api, onOpenOutage, onError }) {
       edge.dark = isDark;
       edge.line.setAttribute("class", isDark ? "edge e-dark" : "edge");
       edge.title.textContent = isDark
-        ? `no supply: ${describe(edge.parent)} to ${describe(placed.get(edge.child).device)}`
+        ? `no supply: ${deviceText(edge.parent)} to ${deviceText(placed.get(edge.child).device)}`
         : "";
     }
-    clear(outageLayer);
-    const onMap = [...worst].filter(([id]) => placed.has(id))
-      .sort(([, a], [, b]) => (RANK[b.state] || 0) - (RANK[a.state] || 0) || b.out - a.out);
-    onMap.forEach(([id, outage], i) => outageLayer.append(marker(placed.get(id), outage, i < MAX_LABELS)));
-    const sel = selected && placed.get(selected);
-    if (sel) {
-      outageLayer.append(svgEl("circle", {
-        class: "sel", cx: sel.x.toFixed(1), cy: sel.y.toFixed(1), r: Math.max(14, radius * 3),
-        "aria-hidden": "true",
-      }));
-    }
+    const onMap = paintMarkers();
     const unplaced = worst.size - onMap.length;
     summary.textContent = [
       `${placed.size.toLocaleString("en")} of ${total.toLocaleString("en")} devices placed`,
@@ -211,6 +211,41 @@ export function createMap(root, { api, onOpenOutage, onError }) {
       unplaced ? `${unplaced} outage device${unplaced === 1 ? " has" : "s have"} no position (see the tree)` : null,
       truncated ? `only the first ${MAP_LIMIT.toLocaleString("en")} devices are drawn` : null,
     ].filter(Boolean).join(" · ") + ".";
+  }
+
+  // Outage markers and the selection ring, drawn for the current zoom; returns the
+  // outages on the map, worst first.
+  function paintMarkers() {
+    const focusedId = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.outageId : undefined;
+    clear(outageLayer);
+    const onMap = [...worst].filter(([id]) => placed.has(id))
+      .sort(([, a], [, b]) => (RANK[b.state] || 0) - (RANK[a.state] || 0) || b.out - a.out);
+    onMap.forEach(([id, outage], i) => outageLayer.append(marker(placed.get(id), outage, i < MAX_LABELS)));
+    const sel = selected && placed.get(selected);
+    if (sel) {
+      outageLayer.append(svgEl("circle", {
+        class: "sel", cx: sel.x.toFixed(2), cy: sel.y.toFixed(2),
+        r: (Math.max(14, radius * 3) / zoom.scale()).toFixed(3), "aria-hidden": "true",
+      }));
+    }
+    if (focusedId !== undefined) { // a redraw must not drop the keyboard user's place
+      const again = outageLayer.querySelector(`.mk[data-outage-id="${CSS.escape(focusedId)}"]`);
+      if (again) again.focus();
+    }
+    return onMap;
+  }
+
+  // Dots keep their size on screen; one pass per frame however fast the wheel turns.
+  function scheduleRescale() {
+    if (rescaleFrame) return;
+    rescaleFrame = requestAnimationFrame(() => {
+      rescaleFrame = 0;
+      if (!loaded || !outageLayer) return;
+      const r = (radius / zoom.scale()).toFixed(3);
+      for (const entry of placed.values()) entry.dot.setAttribute("r", r);
+      paintMarkers();
+    });
   }
 
   return {
@@ -236,6 +271,8 @@ export function createMap(root, { api, onOpenOutage, onError }) {
     reveal(deviceId) {
       selected = deviceId;
       paint();
+      const entry = placed.get(deviceId);
+      if (entry) zoom.centreOn(entry.x, entry.y); // zoomed in: bring it into view
       svg.scrollIntoView({ block: "nearest" });
     },
   };

@@ -34,7 +34,8 @@ export function createTree(container, { api, onOpenOutage, onError }) {
     return [
       h("span", { class: "name" }, device.name || device.device_id),
       " ",
-      h("span", { class: "kind" }, `${device.kind} · ${device.device_id}`),
+      // The id once: beside the name, or alone (no name) with the kind as its tag.
+      h("span", { class: "kind" }, device.name ? `${device.kind} · ${device.device_id}` : device.kind),
     ];
   }
 
