@@ -464,6 +464,18 @@ class OutageEngine:
             onset = float(inf.onset_s[d])
             below = [o for o in self._open() if o.device != d and net.is_under(o.device, d)]
             own_onset = self._own_onset(d, below, forced, forced_onset)
+            # Outages beneath whose device SCADA has just closed: their meters' "off"
+            # predates the close (restores take seconds to arrive) and says nothing
+            # about ``d``. Only their dark evidence from after the close counts here.
+            closed = [o for o in below if forced[o.device] == det.FORCED_IN]
+            if closed:
+                below = [o for o in below if o not in closed]
+                dated = [t for t in (own_onset, self._dark_after_close(closed)) if math.isfinite(t)]
+                if not dated:
+                    self._pending.pop(d, None)
+                    continue
+                own_onset = min(dated)
+                onset = max(onset, own_onset)
             # Confirmed outages beneath that began well before this device went out are
             # separate, earlier faults: they stay open (nested under it). The rest merge,
             # and so does any still unconfirmed one (a hypothesis, e.g. one meter whose
@@ -679,6 +691,19 @@ class OutageEngine:
         dated = (ms.state[rest] == det.OFF) & (ms.source[rest] != det.PING_TIMEOUT)
         off = rest[dated & (ms.since_s[rest] >= recent)]
         return float(ms.since_s[off].min()) if off.size else -math.inf
+
+    def _dark_after_close(self, closed: list[Outage]) -> float:
+        """The earliest dated "off" among the ``closed`` outages' meters still out that
+        began after their device's SCADA close; -inf when there is none."""
+        ms = self.meter_state
+        first = math.inf
+        for o in closed:
+            close_s = float(self._scada_ts[self.network.gates[o.device]])
+            out = o.meters[o.meter_status == METER_OUT]
+            fresh = out[self._dated_off()[out] & (ms.since_s[out] > close_s)]
+            if fresh.size:
+                first = min(first, float(ms.since_s[fresh].min()))
+        return first if math.isfinite(first) else -math.inf
 
     def _all_lit_since(self, meters: I32, onset_s: float) -> bool:
         """Every meter seen on after ``onset_s``: e.g. a device opened by SCADA whose
@@ -959,6 +984,9 @@ class OutageEngine:
                 changes.append(self._set_state(o, "partially_restored", "partially_restored", {}))
             return changes
         if still.any():
+            changes += self._nest_premises(o, still)
+            still &= o.meter_status == METER_OUT
+        if still.any():
             o.meter_status[still] = METER_UNVERIFIED
             changes.append(
                 self._log(o, self.now_s, "unverified", {"meters": o.meters[still].tolist()})
@@ -970,6 +998,61 @@ class OutageEngine:
             back = o.device_restored_s if o.device_restored_s is not None else self.now_s
             self._refute_dark_evidence(o, back, meters=o.meters[still])
         changes.append(self._set_state(o, "restored", "restored", {"why": "device back"}))
+        return changes
+
+    def _nest_premises(self, o: Outage, still: npt.NDArray[np.bool_]) -> list[OutageChange]:
+        """Meters of ``o`` (``still`` out) that evidence dated after its device came back
+        says are dark (a ping answered "off", a zero read, a new gasp): verified dark, not
+        silent, so they are transferred to a nested single-premise outage per device (a
+        one-meter transformer that failed while its breaker was out), never "unverified"."""
+        ms = self.meter_state
+        back = o.device_restored_s if o.device_restored_s is not None else self.now_s
+        m = o.meters
+        fresh = (
+            still
+            & (ms.state[m] == det.OFF)
+            & (ms.last_s[m] > back)
+            & np.isin(ms.source[m], _PREMISE_SOURCES)
+        )
+        if not fresh.any():
+            return []
+        changes: list[OutageChange] = []
+        dark = m[fresh]
+        devs = self.network.meter_device[dark]
+        for dv in np.unique(devs).tolist():
+            meters = dark[devs == dv]
+            key = self._open_by_device.get(dv)
+            if key is not None and self.outages[key].scope != "premise":
+                continue  # its device's own outage judges them; left as they are
+            o.meter_status[np.isin(m, meters)] = METER_TRANSFERRED
+            if key is not None:
+                changes += self._add_premise_meters(self.outages[key], meters)
+                continue
+            n = Outage(
+                key=uuid.uuid4().hex,
+                device=dv,
+                state="confirmed",
+                start_s=o.start_s,
+                confidence=o.confidence,
+                meters=np.sort(meters).astype(np.int32),
+                meter_status=np.zeros(meters.shape[0], dtype=np.int8),
+                meter_restored_s=np.full(meters.shape[0], np.nan),
+                customers_affected=self._customers(meters),
+                cause="nested",
+                dark_s=float(ms.since_s[meters].max()),
+                scope="premise",
+                parent_key=o.key,
+                confirmed_s=self.now_s,
+            )
+            self.outages[n.key] = n
+            self._open_by_device[dv] = n.key
+            detail: dict[str, object] = {
+                "parent": o.key,
+                "scope": "premise",
+                "meters": n.meters_affected,
+                "why": "answered dark after upstream restored",
+            }
+            changes.append(self._log(n, self.now_s, "nested", detail))
         return changes
 
     def _back_s(self, o: Outage) -> float:

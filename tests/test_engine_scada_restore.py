@@ -1,0 +1,106 @@
+"""A breaker closed by SCADA, with part of it still dark (issue 12, case33bw's nested run).
+
+Two defects seen on Baran & Wu's feeder, where the substation and its one breaker feed the
+same meters (both with SCADA telemetry):
+
+- At the breaker's SCADA close its meters were still "off" (their restores take seconds to
+  arrive), so the inference chose the substation above and the breaker's outage grew into
+  it at once, from dark evidence that the close had just made stale.
+- A one-meter transformer that failed while the breaker was out answered its restore ping
+  "off", yet it was closed "unverified" and its darkness refuted with the silent ones:
+  a dated answer after the restore is evidence, not silence.
+
+Grid: 0 substation -> 1 breaker -> transformers 2 (meter 0 alone), 3 (meters 1-4),
+4 (meters 5-9)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import detectors as d
+from gridwatch.outages import (
+    METER_RESTORED,
+    METER_TRANSFERRED,
+    METER_UNVERIFIED,
+    OutageChange,
+    OutageEngine,
+)
+from tests.engine_support import T, lit_engine, network, rows, scada
+
+PARENT = [-1, 0, 1, 1, 1]
+KIND = [0, 1, 6, 6, 6]
+METER_DEVICE = np.array([2] + [3] * 4 + [4] * 5, dtype=np.int32)
+ALL = list(range(10))
+CLOSE_S = T + 2000.0
+
+
+def run(eng: OutageEngine, until_s: float, *, dark_answers: bool) -> list[OutageChange]:
+    """Tick every event second to ``until_s``. A lit meter answers a ping "on"; a dark one
+    (meter 0 after the close) answers "off" when ``dark_answers`` (a head-end that reports
+    a meter it cannot reach as off), else never."""
+    changes: list[OutageChange] = []
+    t = eng.now_s
+    while t < until_s:
+        t += 1.0
+        changes += eng.tick(t)
+        for p in eng.pings_wanted():
+            dark = p.meter == 0 or p.requested_s < CLOSE_S
+            if dark and not dark_answers:
+                continue
+            kind = d.PING_OFF if dark else d.PING_ON
+            changes += eng.apply(rows([p.meter], p.requested_s + 0.5, kind), now_s=t)
+    return changes
+
+
+def breaker_out_then_closed(*, dark_answers: bool) -> tuple[OutageEngine, list[OutageChange]]:
+    """The breaker locks out at T+1 (every meter gasps); it is closed by SCADA at
+    CLOSE_S and meters 1-9 say so over the next 40 s; meter 0 never comes back."""
+    eng = lit_engine(network(PARENT, KIND, METER_DEVICE))
+    changes = eng.apply(scada_evidence=scada(1, T + 1, d.SCADA_LOCKOUT), now_s=T + 1)
+    changes += eng.apply(rows(ALL, T + 1.5, d.LAST_GASP), now_s=T + 2)
+    changes += run(eng, CLOSE_S - 1, dark_answers=dark_answers)
+    changes += eng.apply(scada_evidence=scada(1, CLOSE_S, d.SCADA_CLOSE), now_s=CLOSE_S)
+    for i, m in enumerate(range(1, 10)):
+        at = CLOSE_S + 3 + 4.5 * i  # the last restore 39 s after the close
+        changes += run(eng, at, dark_answers=dark_answers)
+        changes += eng.apply(rows([m], at, d.POWER_RESTORE), now_s=at)
+    changes += run(eng, CLOSE_S + 600, dark_answers=dark_answers)
+    return eng, changes
+
+
+def test_a_breaker_closed_by_scada_does_not_grow_into_the_substation_above_it() -> None:
+    eng, changes = breaker_out_then_closed(dark_answers=True)
+    breaker = next(c for c in changes if c.kind == "predicted").key
+    assert eng.outages[breaker].device == 1
+    assert [c.detail for c in changes if c.key == breaker and c.kind == "grew"] == []
+    assert eng.outages[breaker].state == "restored"
+
+
+def test_a_meter_answering_off_after_the_close_is_a_nested_outage_not_unverified() -> None:
+    eng, changes = breaker_out_then_closed(dark_answers=True)
+    breaker = eng.outages[next(c for c in changes if c.kind == "predicted").key]
+    status = dict(zip(breaker.meters.tolist(), breaker.meter_status.tolist(), strict=True))
+    assert status[0] == METER_TRANSFERRED  # never told "restored", nor left unverified
+    assert all(status[m] == METER_RESTORED for m in range(1, 10))
+    (nested,) = eng.open_outages()
+    assert (nested.device, nested.meters.tolist(), nested.state) == (2, [0], "confirmed")
+    assert nested.parent_key == breaker.key
+    assert nested.start_s == breaker.start_s  # dark since the breaker went, as they were
+
+
+def test_a_meter_that_never_answers_after_the_close_stays_unverified_and_nothing_opens() -> None:
+    """Silence is not darkness: with no answer, meter 0 is unverified and no outage opens."""
+    eng, _ = breaker_out_then_closed(dark_answers=False)
+    assert eng.open_outages() == []
+    (breaker,) = [o for o in eng.outages.values() if o.device == 1]
+    status = dict(zip(breaker.meters.tolist(), breaker.meter_status.tolist(), strict=True))
+    assert status[0] == METER_UNVERIFIED
+
+
+def test_the_substation_failing_after_the_close_is_still_declared() -> None:
+    """Only dark evidence from before the close is stale: fresh gasps from every meter
+    after it are the substation (or the breaker again) going out."""
+    eng, _ = breaker_out_then_closed(dark_answers=True)
+    eng.apply(rows(list(range(1, 10)), CLOSE_S + 900, d.LAST_GASP), now_s=CLOSE_S + 901)
+    changes = run(eng, CLOSE_S + 1000, dark_answers=True)
+    assert [c.device for c in changes if c.kind in ("predicted", "grew")] in ([0], [1])
