@@ -104,3 +104,49 @@ def test_the_substation_failing_after_the_close_is_still_declared() -> None:
     eng.apply(rows(list(range(1, 10)), CLOSE_S + 900, d.LAST_GASP), now_s=CLOSE_S + 901)
     changes = run(eng, CLOSE_S + 1000, dark_answers=True)
     assert [c.device for c in changes if c.kind in ("predicted", "grew")] in ([0], [1])
+
+
+# A one-meter station whose gasp was lost fails while its breaker is out (mv_oberrhein's
+# storm): after the close its restore ping answers "off" a moment after its neighbours'
+# answer "on", so its dark run looks newer than their "on" and the inference chose the
+# switch above all of them; that switch was nested with a dozen lit stations in it.
+# Grid: 0 substation -> 1 breaker -> 2 switch -> transformers 3 (meter 0), 4 (meters 1-4),
+# 5 (meters 5-8); 1 -> transformer 6 (meters 9-12). Meter 5 cannot be reached after the
+# close (comm-silent), so it stays "off" from its old gasp.
+PARENT_2 = [-1, 0, 1, 2, 2, 2, 1]
+KIND_2 = [0, 1, 4, 6, 6, 6, 6]
+METER_DEVICE_2 = np.array([3] + [4] * 4 + [5] * 4 + [6] * 4, dtype=np.int32)
+LIT_2 = [m for m in range(13) if m not in (0, 5)]
+
+
+def run_2(eng: OutageEngine, until_s: float) -> list[OutageChange]:
+    changes: list[OutageChange] = []
+    t = eng.now_s
+    while t < until_s:
+        t += 1.0
+        changes += eng.tick(t)
+        for p in eng.pings_wanted():
+            if p.requested_s < CLOSE_S or p.meter == 5:
+                continue  # breaker out: the head-end cannot reach them
+            kind, lag_s = (d.PING_OFF, 0.5) if p.meter == 0 else (d.PING_ON, 0.4)
+            changes += eng.apply(rows([p.meter], p.requested_s + lag_s, kind), now_s=t)
+    return changes
+
+
+def test_a_lost_gasp_station_dark_after_the_close_is_nested_alone_not_its_lit_switch() -> None:
+    eng = lit_engine(network(PARENT_2, KIND_2, METER_DEVICE_2))
+    eng.apply(scada_evidence=scada(1, T + 1, d.SCADA_LOCKOUT), now_s=T + 1)
+    eng.apply(rows([m for m in range(13) if m != 0], T + 1.5, d.LAST_GASP), now_s=T + 2)
+    run_2(eng, CLOSE_S - 1)
+    eng.apply(scada_evidence=scada(1, CLOSE_S, d.SCADA_CLOSE), now_s=CLOSE_S)
+    changes = run_2(eng, CLOSE_S + 5)
+    # Their restores, stamped at the close, arrive after the pings were answered.
+    changes += eng.apply(rows(LIT_2, CLOSE_S + 0.5, d.POWER_RESTORE), now_s=CLOSE_S + 6)
+    changes += run_2(eng, CLOSE_S + 600)
+    assert [c.device for c in changes if c.kind == "nested"] == [3]
+    (nested,) = eng.open_outages()
+    assert (nested.device, nested.meters.tolist()) == (3, [0])
+    (breaker,) = [o for o in eng.outages.values() if o.device == 1]
+    status = dict(zip(breaker.meters.tolist(), breaker.meter_status.tolist(), strict=True))
+    assert (status[0], status[5]) == (METER_TRANSFERRED, METER_UNVERIFIED)
+    assert all(status[m] == METER_RESTORED for m in LIT_2)

@@ -558,7 +558,12 @@ class OutageEngine:
                 # pings), nest only what evidence from after the restore says is dark.
                 changes += self._start_restore_pings(o)
                 if not self._restore_waiting(o):
-                    changes += self._nest(o, inside, inf)
+                    # A device with a meter seen on since the restore is lit: its dark
+                    # meters are nested alone (a station whose gasp was lost answers its
+                    # ping "off" a moment after its lit neighbours answer "on").
+                    dark_s = max(o.start_s, o.dark_s)
+                    dark = [c for c in inside if not self._seen_on_since(c, dark_s)]
+                    changes += self._nest(o, dark, inf)
             else:
                 changes += self._device_back(o)
 
@@ -704,6 +709,12 @@ class OutageEngine:
             if fresh.size:
                 first = min(first, float(ms.since_s[fresh].min()))
         return first if math.isfinite(first) else -math.inf
+
+    def _seen_on_since(self, d: int, at_s: float) -> bool:
+        """Whether a meter beneath ``d`` is "on" by evidence newer than ``at_s``."""
+        ms = self.meter_state
+        meters = self.network.meters_under(d)
+        return bool(((ms.state[meters] == det.ON) & (ms.last_s[meters] > at_s)).any())
 
     def _all_lit_since(self, meters: I32, onset_s: float) -> bool:
         """Every meter seen on after ``onset_s``: e.g. a device opened by SCADA whose
