@@ -292,3 +292,45 @@ async def test_the_watermark_never_holds_time_back_beyond_the_engines_reach(
     assert runner.engine.now_s == T + 1000 - runner.config.max_hold_s
     await runner.step([])
     assert runner.engine.now_s == T + 1000
+
+
+async def test_one_long_step_judges_as_many_short_ones_would(db: Database) -> None:
+    """A machine that falls behind hands detection a minute and more of evidence at once.
+    A fuse's meters gasp at T+5 and come back at T+70: dark 65 s, past the 45 s
+    declaration delay, so an outage (declared at T+50, restored at T+70). Judged in one
+    step at T+100 (the gasps and the restores together), the old runner saw a blink and
+    declared nothing: the size of the step decided. The runner now walks the step's
+    evidence in event time, ``substep_event_s`` at a time."""
+    await save_topology(db, TOPO)
+    fuse_meters = _meters_under(FUSE)
+    everyone = [str(m) for m in TOPO.meters.ids.tolist()]
+    lit = CommittedBatch([Reading(m, T, 230.0, None, None) for m in everyone], [], [])
+    back = CommittedBatch(
+        [], [MeterEvent(m, T + 70, "power_restore", None, None, None) for m in fuse_meters], []
+    )
+
+    async def outages(step_s: float) -> list[tuple[str, float, float]]:
+        clock = ManualClock(T)
+        runner = DetectionRunner(db, TOPO, clock=clock, ping_sender=_Replies(on=False))
+        await runner.start()
+        await runner.step([lit])
+        pending = [(T + 5, _gasps(fuse_meters, T + 5)), (T + 70, back)]
+        t = T
+        while t < T + 200:
+            t += step_s
+            clock.set(t)
+            due = [b for at, b in pending if at <= t]
+            pending = [(at, b) for at, b in pending if at > t]
+            await runner.step(due)
+        async with db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT device_id, extract(epoch FROM started_at)::float8,"
+                " extract(epoch FROM restored_at)::float8 FROM outages"
+            )
+            rows = [(r[0], r[1] - T, r[2] - T) for r in await cur.fetchall()]
+            await conn.execute("DELETE FROM outages")
+        return rows
+
+    fine = await outages(1.0)
+    assert fine == [(FUSE, 5.0, 70.0)]
+    assert await outages(100.0) == fine

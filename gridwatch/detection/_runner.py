@@ -79,6 +79,12 @@ class RunnerConfig:
     # future skew would be refused). Past ``lag_budget_s`` it says it is falling behind.
     max_hold_s: float = 120.0
     lag_budget_s: float = 15.0
+    # A step that covers more event time than this (a machine behind, a watermark let go)
+    # walks its evidence in slices of it, judging at each slice's end, so that what is
+    # decided never depends on how much evidence one step happened to get. At most
+    # ``max_substeps`` slices a step (wider slices beyond: LagWatch already says why).
+    substep_event_s: float = 5.0
+    max_substeps: int = 48
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.tick_interval_s) and self.tick_interval_s > 0):
@@ -87,6 +93,10 @@ class RunnerConfig:
             raise ValueError("queue_max_batches and max_batches_per_step must be >= 1")
         if not (self.max_hold_s >= 0 and self.lag_budget_s > 0):
             raise ValueError("need max_hold_s >= 0 and lag_budget_s > 0")
+        if not (math.isfinite(self.substep_event_s) and self.substep_event_s > 0):
+            raise ValueError("substep_event_s must be a positive finite number")
+        if self.max_substeps < 1:
+            raise ValueError("max_substeps must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -363,10 +373,7 @@ class DetectionRunner:
             for r in ev.rejects:
                 self._count_reject(f"{r.source}:{r.reason}", r.item_id)
             if not ev.empty:
-                # Judge the batch at "now": evidence up to the allowed skew ahead applies.
-                changes += eng.apply(ev.meter, ev.scada, now_s=now_s)
-                for rej in eng.last_rejects:
-                    self._count_reject(f"engine:{rej.source}:{rej.reason}", str(rej.index))
+                changes += self._apply_in_slices(ev.meter, ev.scada, now_s)
             if ev.scada.size and self.config.follow_switching:
                 changes += self._follow_switching(ev.scada, switched)
         changes += eng.tick(now_s)
@@ -397,6 +404,36 @@ class DetectionRunner:
             else replace(self._snapshot, event_time_s=eng.now_s)
         )
         return _StepOut(persisted, pings, switched, snapshot, ping_times)
+
+    def _apply_in_slices(
+        self, meter: npt.NDArray[np.void], scada: npt.NDArray[np.void], now_s: float
+    ) -> list[OutageChange]:
+        """Fold the evidence in as a runner stepping every ``substep_event_s`` would have:
+        each slice of it (by its time) applied and judged at the slice's end, the last
+        slice (and evidence up to the allowed skew ahead) at ``now_s``."""
+        eng, cfg = self.engine, self.config
+        changes: list[OutageChange] = []
+        span_s = now_s - eng.now_s
+        n = min(cfg.max_substeps, math.ceil(span_s / cfg.substep_event_s)) if span_s > 0 else 1
+        start_s, width_s = eng.now_s, span_s / max(n, 1)
+        m_ts, s_ts = meter["ts_s"], scada["ts_s"]
+        done_m = np.zeros(m_ts.shape[0], dtype=np.bool_)
+        done_s = np.zeros(s_ts.shape[0], dtype=np.bool_)
+        for i in range(1, n + 1):
+            last = i == n
+            at_s = now_s if last else start_s + i * width_s
+            # NaN and far-future times go with the last slice, where the engine rejects them.
+            take_m = ~done_m if last else ~done_m & (m_ts <= at_s)
+            take_s = ~done_s if last else ~done_s & (s_ts <= at_s)
+            done_m |= take_m
+            done_s |= take_s
+            if take_m.any() or take_s.any():
+                changes += eng.apply(meter[take_m], scada[take_s], now_s=at_s)
+                for rej in eng.last_rejects:
+                    self._count_reject(f"engine:{rej.source}:{rej.reason}", str(rej.index))
+            if not last:
+                changes += eng.tick(at_s)
+        return changes
 
     def _outgoing(self, meter: int, request_id: str, at_s: float) -> OutgoingPing:
         topo = self._topology
