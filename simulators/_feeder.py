@@ -10,6 +10,9 @@ Shape of one feeder (ids in brackets)::
           transformer [Z01-S01-F01-L001-T01]
             meters [M-0000001 ...]
 
+Each feeder is a Ho Chi Minh City ward and each lateral a quarter of it (the devices'
+``area``, what customers' notices name); the substation, spanning wards, has none.
+
 Meters are grouped into data concentrators (DCUs) of about ``dcu_size`` meters, consecutive
 transformers of one feeder sharing a DCU, the way a head-end rolls out.
 """
@@ -37,6 +40,41 @@ from simulators._errors import SimulatorError, check_count, check_probability
 from simulators._names import make_customers
 
 _CITY_LAT, _CITY_LON = 10.78, 106.70  # Ho Chi Minh City, for plausible map positions
+
+# The places customers know, for notices (issue 15): feeder k (counted across zones and
+# substations) serves ward k, and lateral j of a feeder its quarter ("khu phố") j. Labels
+# only: nothing is drawn for them, so ids, tree, meters and every random draw stay as they
+# were without them. Past the named wards, numbered ones (as many city districts have).
+WARDS: tuple[str, ...] = (
+    "Phường Bến Nghé",
+    "Phường Đa Kao",
+    "Phường Tân Định",
+    "Phường Bến Thành",
+    "Phường Nguyễn Thái Bình",
+    "Phường Phạm Ngũ Lão",
+    "Phường Cầu Ông Lãnh",
+    "Phường Cô Giang",
+    "Phường Nguyễn Cư Trinh",
+    "Phường Cầu Kho",
+    "Phường Võ Thị Sáu",
+    "Phường Thảo Điền",
+    "Phường An Phú",
+    "Phường Linh Trung",
+    "Phường Linh Xuân",
+    "Phường Hiệp Bình Chánh",
+)
+
+
+def feeder_area(index: int) -> str:
+    """The ward of the ``index``-th feeder (0-based, feeder-major as generate_grid builds)."""
+    if index < len(WARDS):
+        return WARDS[index]
+    return f"Phường {index - len(WARDS) + 1}"
+
+
+def lateral_area(feeder: int, lateral: int) -> str:
+    """The quarter of a feeder's ward that its ``lateral``-th (0-based) lateral serves."""
+    return f"Khu phố {lateral + 1}, {feeder_area(feeder)}"
 
 
 @dataclass(eq=False)
@@ -306,6 +344,15 @@ def generate_grid(
     normally_open[ties] = True
     tie_alt_parent = np.full(n_dev, NO_PARENT, dtype=np.int32)
     tie_alt_parent[ties] = tie_alt
+    # Places: the breaker names its feeder's ward (the trunk and tie below take it from
+    # there); a lateral's fuse and transformers name its quarter.
+    area = np.full(n_dev, "", dtype=object)
+    area[brk] = [feeder_area(f) for f in range(n_feed)]
+    lat_area = np.array(
+        [lateral_area(f, j) for f in range(n_feed) for j in range(laterals)], dtype=object
+    )
+    area[fuse_dev] = lat_area[fidx]
+    area[tx] = np.repeat(lat_area, tpl)
     devices = DeviceTable(
         ids=np.concatenate(cols.ids),
         parent=np.concatenate(cols.parent),
@@ -318,6 +365,7 @@ def generate_grid(
         lat=np.concatenate(cols.lat),
         lon=np.concatenate(cols.lon),
         alt_parent=tie_alt_parent.copy(),
+        area=area,
     )
 
     mpt = meters_per_transformer

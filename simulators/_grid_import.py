@@ -312,6 +312,7 @@ class _Source:
         self.vn_kv = self._floats(bus, "vn_kv", "bus")
         self.bus_in_service = self._flags(bus, "in_service", "bus")
         self.bus_name = self._names(bus, "bus")
+        self.bus_place = self._places(bus)
         self.geo = bus["geo"].tolist() if "geo" in bus.columns else [None] * n
 
         ext = self._table(net, "ext_grid", ("bus",), required=True)
@@ -489,6 +490,17 @@ class _Source:
             return [""] * len(table)
         return [_clean(v) for v in table["name"].tolist()]
 
+    def _places(self, bus: Any) -> list[str]:
+        """Per bus, its ``zone`` (else ``subnet``) where that reads as a place, else ""."""
+        out = [""] * len(bus)
+        for column in ("subnet", "zone"):  # zone last: it wins
+            if column in bus.columns:
+                for k, v in enumerate(bus[column].tolist()):
+                    text = _clean(v)
+                    if reads_as_place(text):
+                        out[k] = text
+        return out
+
 
 class _EmptyTable:
     """Stands in for a missing table so the rest can still be checked."""
@@ -514,6 +526,23 @@ def _clean(value: object) -> str:
     if not isinstance(value, str):
         return ""
     return _CONTROL_RE.sub(" ", value).strip()[:256]
+
+
+# Words of letters (any script) with spaces and , . ' - between them, one lowercase at
+# least: "Linh Trung", "Downtown", "Phường Đa Kao". Not an id or a label a tool made:
+# "Feeder1", "Feeder B0", "T_idx_117", "LV_Grid", "CIGRE_MV", "MV1.101_Feeder1".
+_PLACE_RE: Final = re.compile(r"[^\W\d_]+(?:[ ,.'’-]+[^\W\d_]+)*")
+_NOT_A_PLACE: Final = frozenset({"none", "nan", "null", "n/a"})
+
+
+def reads_as_place(text: str) -> bool:
+    """A source's zone or subnet name that a customer could know as a place (so it may become
+    the devices' ``area``); the published grids' zones are ids and labels, never this."""
+    return (
+        bool(_PLACE_RE.fullmatch(text))
+        and text.lower() not in _NOT_A_PLACE
+        and any(c.islower() for c in text)
+    )
 
 
 def _short(value: object) -> str:
@@ -817,7 +846,17 @@ def import_pandapower(
     if src.skipped_loads:
         notes.append(f"{src.skipped_loads} out-of-service load(s) left out")
 
-    topology = _build(dev, meter_ids, meter_dev, seed, name)
+    # ---- places: a device takes the one place-like zone of the buses it feeds (if any) ----
+    places: dict[int, set[str]] = {}
+    for b in range(n_bus):
+        if feed[b] != NO_PARENT and src.bus_place[b]:
+            places.setdefault(int(feed[b]), set()).add(src.bus_place[b])
+    area = ["" for _ in dev.ids]
+    for d, found in places.items():
+        if len(found) == 1:
+            area[d] = found.pop()
+
+    topology = _build(dev, area, meter_ids, meter_dev, seed, name)
     index = topology.device_index
     alt_parent = np.full(len(dev.ids), NO_PARENT, dtype=np.int32)
     for i, a in enumerate(dev.alt):
@@ -854,7 +893,12 @@ def _rank(src: _Source, switch: int) -> int:
 
 
 def _build(
-    dev: _Devices, meter_ids: list[str], meter_dev: list[int], seed: int, name: str
+    dev: _Devices,
+    area: list[str],
+    meter_ids: list[str],
+    meter_dev: list[int],
+    seed: int,
+    name: str,
 ) -> Topology:
     n_m = len(meter_ids)
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
@@ -871,6 +915,7 @@ def _build(
         "lat": np.array(dev.lat, dtype=np.float64),
         "lon": np.array(dev.lon, dtype=np.float64),
         "alt_parent": [dev.ids[a] if a != NO_PARENT else no for a in dev.alt],
+        "area": area,
     }
     meters: dict[str, Any] = {
         "id": meter_ids,

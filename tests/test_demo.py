@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 
@@ -44,6 +45,9 @@ async def test_demo_against_real_services(
         # An SMS says its heading once and names no device id (issue 15).
         sms = [n for n in notices if n.startswith("notice [outage_detected") and "(vi)]" in n]
         assert all(n.count("Mất điện tại") == 1 and "-BRK" not in n for n in sms), sms
+        # The simulated feeders are wards, so the notice names one, not "your area".
+        assert all(re.search(r"Mất điện tại (Khu phố \d+, )?Phường [^\d]", n) for n in sms), sms
+        assert not any("khu vực của quý khách" in n for n in sms), sms
         # The demo ends with the SMS bill of its story per kind of notice, from the stored
         # rows: what ETR-update churn costs.
         assert "SMS cost (stored notices" in text, text

@@ -115,6 +115,8 @@ def test_network_imports_as_a_valid_radial_tree(name: str) -> None:
         members = imp.grid.meter_dcu == d
         assert len(set(zones[members].tolist())) == 1
         assert members.sum() <= 500
+    # No invented places: these sources' zones and subnets are ids and labels (issue 15).
+    assert not any(dev.area.tolist()), sorted(set(dev.area.tolist()))
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -272,6 +274,37 @@ def small_net() -> Any:
     pp.create_load(net, lv[2], 0.005)
     pp.create_load(net, mv[1], 0.3, name="MV customer")
     return net
+
+
+@pytest.mark.parametrize(
+    ("text", "is_place"),
+    [
+        ("Linh Trung", True),
+        ("Phường Đa Kao", True),
+        ("Downtown", True),
+        ("Feeder1", False),
+        ("Feeder B0", False),
+        ("T_idx_117", False),
+        ("LV_Grid", False),
+        ("CIGRE_MV", False),
+        ("MV1.101_Feeder1", False),
+        ("None", False),
+        ("", False),
+    ],
+)
+def test_a_zone_name_is_a_place_only_when_it_reads_as_one(text: str, is_place: bool) -> None:
+    assert _grid_import.reads_as_place(text) is is_place
+
+
+def test_a_bus_zone_that_is_a_place_becomes_the_area_of_what_feeds_it() -> None:
+    net = small_net()
+    net.bus["zone"] = None
+    net.bus.loc[[2, 3], "zone"] = "Linh Trung"  # what T-SW0 and T-SW1 feed
+    net.bus.loc[[5, 6, 7], "zone"] = "LV_Grid"  # a label, not a place
+    topo = import_pandapower(net, name="T").topology
+    area = dict(zip(topo.devices.ids.tolist(), topo.devices.area.tolist(), strict=True))
+    assert area["T-SW0"] == area["T-SW1"] == "Linh Trung"
+    assert area["T-S1"] == area["T-TR1"] == area["T-FU-L4"] == ""
 
 
 def test_meshed_net_is_opened_into_a_bfs_spanning_tree() -> None:
