@@ -8,42 +8,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
-from datetime import UTC, datetime
-from pathlib import Path
 
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from gridwatch.store import Database, drop_schema, migrate
-from notifier import (
-    Dispatcher,
-    DispatcherConfig,
-    OutageChange,
-    TwilioConfig,
-    TwilioSmsChannel,
-    enqueue_for_outage_change,
+from benchmarks.notify_support import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FROM,
+    URL,
+    detected,
+    seed_outage,
+    sms_channel,
+    start_standin,
+    stop_when_sent,
 )
-
-URL = os.environ.get("GRIDWATCH_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REPO = Path(__file__).resolve().parents[1]
-ACCOUNT_SID = "AC" + "0" * 32
-AUTH_TOKEN = "standin-auth-token"  # noqa: S105 - the loopback stand-in's
-T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC).timestamp()
-
-
-def _start_standin() -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "twilio_standin.py"), "--port", "0"],
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode().split()
-    return proc, f"http://127.0.0.1:{line[1]}"
+from gridwatch.store import Database, drop_schema, migrate
+from notifier import Dispatcher, DispatcherConfig, enqueue_for_outage_change
 
 
 async def _raw(base_url: str, n: int, concurrency: int) -> float:
@@ -55,7 +38,7 @@ async def _raw(base_url: str, n: int, concurrency: int) -> float:
     async def one(i: int) -> None:
         async with sem:
             await client.messages.create_async(
-                to=f"+847{i:08d}", from_="+15005550006", body="Mất điện tại Phường Bến Nghé #RAW"
+                to=f"+847{i:08d}", from_=FROM, body="Mất điện tại Phường Bến Nghé #RAW"
             )
 
     started = time.perf_counter()
@@ -70,44 +53,11 @@ async def _ours(base_url: str, n: int, lanes: int, concurrency: int, batch: int)
     db = await Database.open(URL, schema, create_schema=True, max_size=lanes + 4)
     try:
         await migrate(db)
-        ids = [f"C{i:07d}" for i in range(n)]
+        ids, outage = await seed_outage(db, n)
         async with db.connection() as conn:
-            await conn.execute(
-                "INSERT INTO devices (device_id, kind, zone) VALUES ('SUB1', 'substation', 'z1')"
-            )
-            async with conn.cursor().copy(
-                "COPY customers (customer_id, account_no, phone_e164, language) FROM STDIN"
-            ) as copy:
-                for i, cid in enumerate(ids):
-                    await copy.write_row((cid, f"A{cid}", f"+849{i:08d}", "vi"))
-            cur = await conn.execute(
-                "INSERT INTO outages (device_id, zone, state, started_at)"
-                " VALUES ('SUB1','z1','confirmed', now()) RETURNING outage_id"
-            )
-            row = await cur.fetchone()
-            assert row
-            await enqueue_for_outage_change(
-                conn,
-                OutageChange(
-                    outage_id=int(row[0]),
-                    kind="outage_detected",
-                    version=1,
-                    occurred_at_s=T0,
-                    customer_ids=ids,
-                    etr_p50_s=T0 + 3600,
-                    where="Phường Bến Nghé",
-                    why="sự cố",
-                ),
-            )
-        channel = TwilioSmsChannel(
-            TwilioConfig(
-                account_sid=ACCOUNT_SID,
-                auth_token=AUTH_TOKEN,
-                from_number="+15005550006",
-                base_url=base_url,
-                messages_per_s=100_000.0,
-                status_callback_url="https://gw.example.vn/notify/twilio/status",
-            )
+            await enqueue_for_outage_change(conn, detected(outage, ids))
+        channel = sms_channel(
+            base_url, status_callback_url="https://gw.example.vn/notify/twilio/status"
         )
         dispatcher = Dispatcher(
             db,
@@ -117,21 +67,10 @@ async def _ours(base_url: str, n: int, lanes: int, concurrency: int, batch: int)
             ),
         )
         stop = asyncio.Event()
-
-        async def watch() -> None:
-            while True:
-                async with db.connection() as conn:
-                    cur = await conn.execute(
-                        "SELECT count(*) FROM notifications WHERE status = 'sent'"
-                    )
-                    row = await cur.fetchone()
-                if row and row[0] >= n:
-                    stop.set()
-                    return
-                await asyncio.sleep(0.05)
-
         started = time.perf_counter()
-        await asyncio.gather(dispatcher.run(stop), watch())
+        await asyncio.gather(
+            dispatcher.run(stop), stop_when_sent(db, n, stop, per_customer=False, poll_s=0.05)
+        )
         elapsed = time.perf_counter() - started
         await channel.aclose()
         return elapsed
@@ -141,7 +80,7 @@ async def _ours(base_url: str, n: int, lanes: int, concurrency: int, batch: int)
 
 
 async def main(n: int, lanes: int, concurrency: int, batch: int) -> None:
-    proc, base_url = _start_standin()
+    proc, base_url = start_standin("twilio_standin.py")
     try:
         raw_s = await _raw(base_url, n, concurrency)
         ours_s = await _ours(base_url, n, lanes, concurrency, batch)

@@ -20,50 +20,32 @@ import json
 import logging
 import os
 import platform
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
+from benchmarks.notify_support import (
+    URL,
+    detected,
+    seed_outage,
+    sms_channel,
+    start_standin,
+    stop_when_sent,
+)
 from gridwatch._settings import Settings
 from gridwatch.store import Database, drop_schema, migrate
 from gridwatch.store._notify_costs import channel_days, outage_reach
-from notifier import (
-    Dispatcher,
-    DispatcherConfig,
-    DispatchStats,
-    OutageChange,
-    TwilioConfig,
-    TwilioSmsChannel,
-    enqueue_for_outage_change,
-)
+from notifier import Dispatcher, DispatcherConfig, DispatchStats, enqueue_for_outage_change
 from notifier._channel import Channel
 from notifier._costs import Prices, cost_report
 from notifier._events import NOTICE_KINDS
 from notifier._zns import ZnsChannel, ZnsConfig
 
-URL = os.environ.get("GRIDWATCH_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REPO = Path(__file__).resolve().parents[1]
-ACCOUNT_SID = "AC" + "0" * 32
-AUTH_TOKEN = "standin-auth-token"  # noqa: S105 - the loopback stand-in's
-T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC).timestamp()
 TEMPLATES = {
     (k, lang): str(300000 + i) for i, k in enumerate(NOTICE_KINDS) for lang in ("vi", "en")
 }
-
-
-def _start(script: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / script), "--port", "0", *extra],
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode().split()
-    return proc, f"http://127.0.0.1:{line[1]}"
 
 
 @dataclass
@@ -88,50 +70,12 @@ async def _run(
     channels: dict[str, Channel] = {}
     try:
         await migrate(db)
-        ids = [f"C{i:07d}" for i in range(n)]
-        entry = "zns>sms" if mode == "zns>sms" else "sms"
-        async with db.connection() as conn:
-            await conn.execute(
-                "INSERT INTO devices (device_id, kind, zone) VALUES ('SUB1', 'substation', 'z1')"
-            )
-            async with conn.cursor().copy(
-                "COPY customers (customer_id, account_no, phone_e164, language, channels)"
-                " FROM STDIN"
-            ) as copy:
-                for i, cid in enumerate(ids):
-                    await copy.write_row((cid, f"A{cid}", f"+849{i:08d}", "vi", [entry]))
-            cur = await conn.execute(
-                "INSERT INTO outages (device_id, zone, state, started_at)"
-                " VALUES ('SUB1','z1','confirmed', now()) RETURNING outage_id"
-            )
-            row = await cur.fetchone()
-            assert row
-            outage = int(row[0])
+        ids, outage = await seed_outage(db, n, channel="zns>sms" if mode == "zns>sms" else "sms")
         started = time.perf_counter()
         async with db.connection() as conn:
-            await enqueue_for_outage_change(
-                conn,
-                OutageChange(
-                    outage_id=outage,
-                    kind="outage_detected",
-                    version=1,
-                    occurred_at_s=T0,
-                    customer_ids=ids,
-                    etr_p50_s=T0 + 3600,
-                    where="Phường Bến Nghé",
-                    why="sự cố",
-                ),
-            )
+            await enqueue_for_outage_change(conn, detected(outage, ids))
         enqueue_s = time.perf_counter() - started
-        channels["sms"] = TwilioSmsChannel(
-            TwilioConfig(
-                account_sid=ACCOUNT_SID,
-                auth_token=AUTH_TOKEN,
-                from_number="+15005550006",
-                base_url=sms_url,
-                messages_per_s=100_000.0,
-            )
-        )
+        channels["sms"] = sms_channel(sms_url)
         if mode == "zns>sms":
             channels["zns"] = ZnsChannel(
                 ZnsConfig(
@@ -173,24 +117,11 @@ async def _run(
 
         dispatcher.fallback_once = timed_sweep  # type: ignore[method-assign]
         stop = asyncio.Event()
-
-        async def watch() -> None:
-            # Done when every customer has a notice accepted by a provider.
-            while True:
-                async with db.connection() as conn:
-                    cur = await conn.execute(
-                        "SELECT count(DISTINCT customer_id) FROM notifications"
-                        " WHERE status = 'sent'"
-                    )
-                    row = await cur.fetchone()
-                if row and row[0] >= n:
-                    stop.set()
-                    return
-                # Not faster: the count reads the whole outbox, and it shares the 2 cores.
-                await asyncio.sleep(0.5)
-
+        # Done when every customer has a notice accepted by a provider; polled each 0.5 s,
+        # not faster: the count reads the whole outbox, and it shares the 2 cores.
+        watch = stop_when_sent(db, n, stop, per_customer=True, poll_s=0.5)
         started = time.perf_counter()
-        await asyncio.gather(dispatcher.run(stop), watch())
+        await asyncio.gather(dispatcher.run(stop), watch)
         last_s = time.perf_counter() - started
         async with db.connection() as conn:
             cur = await conn.execute(
@@ -248,8 +179,8 @@ def _admin(url: str) -> dict[str, object]:
 async def main(
     n: int, no_zalo_pct: int, lanes: int, concurrency: int, batch: int, modes: list[str]
 ) -> None:
-    zns_proc, zns_url = _start("zns_standin.py", "--not-on-zalo-pct", str(no_zalo_pct))
-    sms_proc, sms_url = _start("twilio_standin.py")
+    zns_proc, zns_url = start_standin("zns_standin.py", "--not-on-zalo-pct", str(no_zalo_pct))
+    sms_proc, sms_url = start_standin("twilio_standin.py")
     try:
         results = []
         for mode in modes:

@@ -15,25 +15,20 @@ from typing import Any, LiteralString
 
 import httpx
 from psycopg import sql
-from test_detection_e2e import STORY
 from test_notify_support import DAY_S, enqueue_detected, seed_customers, standin
-from test_service_notify_e2e import FROM, _customers_reachable_by_sms
 from twilio.request_validator import RequestValidator
-from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
+from twilio_standin import AUTH_TOKEN, TwilioStandin
 
-from gridwatch import load_settings
-from gridwatch._clock import ReplayClock
 from gridwatch._demo import _publish_bad_examples
-from gridwatch._service import NotifyOptions, running_service
 from gridwatch.api import create_token
-from gridwatch.store import Database, save_topology
+from gridwatch.store import Database
 from gridwatch.store._api_queries import apply_outage_action
 from gridwatch.store._audit import Actor
 from gridwatch.store._outages import OutageRow, save_outages
-from notifier import DispatcherConfig
 from notifier._webhooks_router import customer_link_token
-from simulators import Simulation, publish_stream
+from simulators import Simulation
 from simulators._scenario import scenario_from_dict
+from tests.service_support import STORY, notifying_service, publish_story
 
 __all__ = ["standin"]  # the fixture, imported
 
@@ -155,50 +150,28 @@ async def test_every_stored_timestamp_lies_in_the_replayed_day(
     day_end = day_start + timedelta(days=1)
     # The point is a day far from today: wall time there would stand out.
     assert abs(datetime.now(UTC) - day_start) > timedelta(days=3)
-    await save_topology(db, sim.grid.topology)
-    reach = await _customers_reachable_by_sms(db)
-    settings = load_settings(
+    token = await create_token(db, "operator", "stamps operator")
+    async with notifying_service(
+        sim,
+        db,
+        standin,
         mqtt_url=mqtt_url,
-        mqtt_prefix=topic_prefix,
-        mqtt_client_id=f"stamps-{schema_name}",
-        database_schema=schema_name,
-        api_port=0,
-        ingest_flush_interval_s=0.05,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_from_number=FROM,
-        twilio_api_base_url=standin.base_url,
-        twilio_messages_per_s=1000.0,
+        topic_prefix=topic_prefix,
+        client_id=f"stamps-{schema_name}",
+        worker_id="stamps",
+        speed=SPEED,
         public_base_url=PUBLIC_URL,
         notify_link_secret=LINK_SECRET,
-    )
-    clock = ReplayClock(sim.start_s, SPEED, deferred=True)
-    options = NotifyOptions(dispatcher=DispatcherConfig(worker_id="stamps", poll_interval_s=0.1))
-    token = await create_token(db, "operator", "stamps operator")
-    async with running_service(settings, db, clock=clock, notify=options) as service:
-        standin.callback_base_url = service.api_url
+    ) as run:
+        service, clock, reach = run.service, run.clock, run.reach
         runner = service.detection
         assert runner is not None
-        for _ in range(300):
-            if service.ingest.ready and runner.ready:
-                break
-            await asyncio.sleep(0.1)
         clock.start()
         zone = str(sim.grid.topology.devices.zone[0])
         await _publish_bad_examples(
             mqtt_url, topic_prefix, zone, str(sim.grid.topology.meters.ids[0])
         )
-        publisher = asyncio.create_task(
-            publish_stream(
-                sim.messages(),
-                mqtt_url,
-                speed=SPEED,
-                prefix=topic_prefix,
-                pings=sim.telemetry,
-                window=(sim.start_s, sim.end_s),
-                linger_s=3.0,
-            )
-        )
+        publisher = asyncio.create_task(publish_story(sim, mqtt_url, topic_prefix, speed=SPEED))
         async with httpx.AsyncClient(base_url=service.api_url, timeout=10.0) as api:
             # Act while outages are open (the fuse and the breaker are out from ~10 min).
             while clock.now_s() < sim.start_s + 900 and not publisher.done():  # noqa: ASYNC110

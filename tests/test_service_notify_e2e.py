@@ -15,41 +15,17 @@ from collections import defaultdict
 from typing import Any
 
 from test_notify_support import standin
-from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
+from twilio_standin import TwilioStandin
 
-from gridwatch import load_settings
-from gridwatch._clock import ReplayClock
-from gridwatch._service import NotifyOptions, running_service
-from gridwatch.store import Database, save_topology
-from notifier import DispatcherConfig
-from simulators import Simulation, publish_stream
+from gridwatch.store import Database
+from simulators import Simulation
 from simulators._scenario import scenario_from_dict
 from simulators._scoring import load_recorded_db, score
-from tests.service_support import STORY
+from tests.service_support import FROM, STORY, notifying_service, publish_story
 
 __all__ = ["standin"]  # the fixture, imported
 
 SPEED = 100.0
-FROM = "+15005550006"
-
-
-def _phone(i: int) -> str:
-    return f"+8491{i:07d}"
-
-
-async def _customers_reachable_by_sms(db: Database) -> dict[str, tuple[str, str]]:
-    """Every customer on SMS with a number; languages alternate. customer -> (phone, lang)."""
-    async with db.connection() as conn:
-        cur = await conn.execute("SELECT customer_id FROM customers ORDER BY customer_id")
-        ids = [str(r[0]) for r in await cur.fetchall()]
-        out = {c: (_phone(i), "en" if i % 2 else "vi") for i, c in enumerate(ids)}
-        async with conn.cursor() as c2:
-            await c2.executemany(
-                "UPDATE customers SET phone_e164 = %s, language = %s, channels = '{sms}'"
-                " WHERE customer_id = %s",
-                [(p, lang, c) for c, (p, lang) in out.items()],
-            )
-    return out
 
 
 async def _notices(db: Database) -> list[dict[str, Any]]:
@@ -68,47 +44,21 @@ async def test_outage_to_sms_through_the_real_client(
 ) -> None:
     sim = Simulation(scenario_from_dict(STORY))
     truth = sim.truth()
-    await save_topology(db, sim.grid.topology)
-    reach = await _customers_reachable_by_sms(db)
-    settings = load_settings(
+    async with notifying_service(
+        sim,
+        db,
+        standin,
         mqtt_url=mqtt_url,
-        mqtt_prefix=topic_prefix,
-        mqtt_client_id=f"notify-e2e-{schema_name}",
-        database_schema=schema_name,
-        api_port=0,
-        ingest_flush_interval_s=0.05,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_from_number=FROM,
-        twilio_api_base_url=standin.base_url,
-        twilio_messages_per_s=1000.0,
+        topic_prefix=topic_prefix,
+        client_id=f"notify-e2e-{schema_name}",
+        worker_id="e2e",
+        speed=SPEED,
         public_base_url="https://gw.example.vn",
-    )
-    clock = ReplayClock(sim.start_s, SPEED, deferred=True)
-    # Leases run on wall time: the default lease holds at any replay speed.
-    options = NotifyOptions(dispatcher=DispatcherConfig(worker_id="e2e", poll_interval_s=0.1))
-    async with running_service(settings, db, clock=clock, notify=options) as service:
-        # Twilio's callbacks reach the service on loopback; signatures cover the public URL.
-        standin.callback_base_url = service.api_url
-        runner = service.detection
+    ) as run:
+        runner, reach = run.service.detection, run.reach
         assert runner is not None
-        assert service.dispatcher is not None
-        readiness = service.readiness
-        assert readiness is not None
-        for _ in range(600):  # /readyz's rule: every task that shapes a notice runs
-            if readiness.ready():
-                break
-            await asyncio.sleep(0.1)
-        clock.start()
-        await publish_stream(
-            sim.messages(),
-            mqtt_url,
-            speed=SPEED,
-            prefix=topic_prefix,
-            pings=sim.telemetry,
-            window=(sim.start_s, sim.end_s),
-            linger_s=3.0,
-        )
+        run.clock.start()
+        await publish_story(sim, mqtt_url, topic_prefix, speed=SPEED)
         # The last restorations judged and their notices sent (a loaded machine holds
         # detection back to ingest's watermark: it decides the same, only later).
         for _ in range(120):
