@@ -44,6 +44,7 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
     source: I8,
     since_s: F64,
     last_s: F64,
+    prev_s: F64,
     prior: F64,
     forced: I8,
     forced_onset_s: F64,
@@ -68,6 +69,10 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
     # device with no other dark evidence (w_last / w_first).
     t_last = np.full(n_dev, -np.inf)  # newest start of "off" beneath the device
     t_first = np.full(n_dev, np.inf)  # earliest (recent) start of "off" beneath it
+    # When the dark beneath began at the latest, for judging an "on": a run a ping "off"
+    # began went dark unseen, after the meter was last seen on (``prev_s``), so an "on"
+    # from between the two is no older than the fault (its answer time would hide them).
+    c_last = np.full(n_dev, -np.inf)
     w_last = np.full(n_dev, -np.inf)  # the same over ping timeouts only
     w_first = np.full(n_dev, np.inf)
     off_llr = np.zeros(n_dev)
@@ -103,6 +108,9 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
                 t_last[d] = t
             if t >= onset_from_s and t < t_first[d]:
                 t_first[d] = t
+            c = prev_s[m] if source[m] == 4 and np.isfinite(prev_s[m]) else t
+            if c > c_last[d]:
+                c_last[d] = c
     # Subtree totals (children before parents).
     for j in range(n_dev - 1, -1, -1):
         d = order[j]
@@ -113,13 +121,15 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
             off_llr[p] += off_llr[d]
             if t_last[d] > t_last[p]:
                 t_last[p] = t_last[d]
+            if c_last[d] > c_last[p]:
+                c_last[p] = c_last[d]
             if t_first[d] < t_first[p]:
                 t_first[p] = t_first[d]
             if w_last[d] > w_last[p]:
                 w_last[p] = w_last[d]
             if w_first[d] < w_first[p]:
                 w_first[p] = w_first[d]
-    # "On" newer than the dark evidence beneath a device counts against it. t_last only
+    # "On" newer than the dark evidence beneath a device counts against it. c_last only
     # grows going up, so a meter counts for a run of ancestors from its own device up to
     # (not including) the first whose dark evidence is newer: +1 there, -1 at the stop.
     for m in range(n_m):
@@ -129,14 +139,14 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
         if suppressed[d]:
             continue
         a = last_s[m]
-        if t_last[d] >= a:
+        if c_last[d] >= a:
             continue
         val = llr_on[source[m]]
         on_llr[d] += val
         n_on[d] += 1
         x = parent[d]
         while x >= 0:
-            if t_last[x] >= a:
+            if c_last[x] >= a:
                 on_llr[x] -= val
                 n_on[x] -= 1
                 break
@@ -261,6 +271,7 @@ def infer_outages(
         meter_state.source,
         meter_state.since_s,
         meter_state.last_s,
+        meter_state.prev_s,
         prior_log_odds,
         forced,
         forced_onset_s,

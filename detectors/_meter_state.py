@@ -32,6 +32,7 @@ F64 = npt.NDArray[np.float64]
 
 # Strength of each kind of evidence within a run of one state (the strongest names the
 # run's source): a customer report or a ping timeout never downgrades a last gasp.
+_PING_OFF = c.PING_OFF
 _RANK = np.array([3, 3, 3, 3, 3, 1, 2, 2], dtype=np.int8)
 
 
@@ -163,7 +164,9 @@ def _apply_meter_evidence_kernel(  # pragma: no cover - compiled
                 last_s[m] = t
             elif t < since_s[m] and t > prev_s[m]:
                 since_s[m] = t
-            if rank[k] >= rank[source[m]]:
+            # A ping "off" confirms a dark run; it never renames one that a gasp or a
+            # zero read dated (the inference reads a PING_OFF run as begun unseen).
+            if rank[k] > rank[source[m]] or (rank[k] == rank[source[m]] and k != _PING_OFF):
                 source[m] = k
             continue
         newer = t > last_s[m] or (t == last_s[m] and s == 1)

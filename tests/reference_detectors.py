@@ -84,7 +84,7 @@ def ref_apply_meter_evidence(
                 me.last_s = ts
             elif me.prev_s < ts < me.since_s:
                 me.since_s = ts
-            if RANK[kind] >= RANK[me.source]:
+            if RANK[kind] > RANK[me.source] or (RANK[kind] == RANK[me.source] and kind != 4):
                 me.source = kind
         elif ts > me.last_s or (ts == me.last_s and new == 1):
             me.prev_s, me.state, me.source = me.last_s, new, kind
@@ -134,6 +134,12 @@ def _ancestors_and_self(parent: list[int], d: int) -> list[int]:
     return out
 
 
+def _dark_from(me: RefMeter) -> float:
+    if me.source == 4 and math.isfinite(me.prev_s):
+        return me.prev_s
+    return me.since_s
+
+
 def ref_infer(
     parent: list[int],
     meter_device: list[int],
@@ -163,10 +169,13 @@ def ref_infer(
         timed = [meters[m].since_s for m in offs if meters[m].source == 5]
         dated = [meters[m].since_s for m in offs if meters[m].source != 5]
         t_last = max(dated, default=-math.inf)
+        # A run a ping "off" began went dark unseen, after the meter was last seen on.
+        seen = [_dark_from(meters[m]) for m in offs if meters[m].source != 5]
+        c_last = max(seen, default=-math.inf)
         t_first = min((t for t in dated if t >= onset_from_s), default=math.inf)
         w_last = max(timed, default=-math.inf)
         w_first = min((t for t in timed if t >= onset_from_s), default=math.inf)
-        ons = [m for m in ms if meters[m].state == 1 and meters[m].last_s > t_last]
+        ons = [m for m in ms if meters[m].state == 1 and meters[m].last_s > c_last]
         n_off[d], n_on[d], n_meters[d] = len(offs), len(ons), len(ms)
         w = prior[d] + sum(llr_off[meters[m].source] for m in offs)
         w += sum(llr_on[meters[m].source] for m in ons)

@@ -150,3 +150,38 @@ def test_a_lost_gasp_station_dark_after_the_close_is_nested_alone_not_its_lit_sw
     status = dict(zip(breaker.meters.tolist(), breaker.meter_status.tolist(), strict=True))
     assert (status[0], status[5]) == (METER_TRANSFERRED, METER_UNVERIFIED)
     assert all(status[m] == METER_RESTORED for m in LIT_2)
+
+
+# kb_extrem_landnetz's nested run: the breaker back, a fuse's 26 meters still dark (two of
+# them had lost their gasps, so their restore pings' "off" began their dark runs), the
+# transformer's one other meter back on. Judged from the answer time, those two runs made
+# the neighbour's "on" look older than the fault, and the transformer was nested instead
+# of its fuse. A run a ping "off" began went dark after the meter was last seen on.
+# Grid: 0 substation -> 1 breaker -> 2 transformer -> 3 fuse (meters 0-5), 4 fuse (meter 6).
+PARENT_3 = [-1, 0, 1, 2, 2]
+KIND_3 = [0, 1, 6, 5, 5]
+METER_DEVICE_3 = np.array([3] * 6 + [4], dtype=np.int32)
+
+
+def test_a_dark_run_begun_by_a_ping_answer_does_not_hide_a_neighbours_on() -> None:
+    eng = lit_engine(network(PARENT_3, KIND_3, METER_DEVICE_3))
+    eng.apply(scada_evidence=scada(1, T + 1, d.SCADA_LOCKOUT), now_s=T + 1)
+    eng.apply(rows([1, 2, 3, 4, 6], T + 1.5, d.LAST_GASP), now_s=T + 2)  # 0 and 5: lost
+    t = eng.now_s
+    while t < CLOSE_S - 1:
+        t += 5.0
+        eng.tick(t)
+        eng.pings_wanted()  # nobody answers while the breaker is out
+    eng.apply(scada_evidence=scada(1, CLOSE_S, d.SCADA_CLOSE), now_s=CLOSE_S)
+    eng.apply(rows([6], CLOSE_S + 1, d.POWER_RESTORE), now_s=CLOSE_S + 2)
+    changes: list[OutageChange] = []
+    t = eng.now_s
+    while t < CLOSE_S + 300:
+        t += 1.0
+        changes += eng.tick(t)
+        for p in eng.pings_wanted():
+            if p.meter != 6:  # the fuse's meters answer "off", its neighbour "on" first
+                changes += eng.apply(rows([p.meter], p.requested_s + 0.5, d.PING_OFF), now_s=t)
+    assert [c.device for c in changes if c.kind == "nested"] == [3]
+    (fuse,) = eng.open_outages()
+    assert (fuse.device, sorted(fuse.meters.tolist())) == (3, [0, 1, 2, 3, 4, 5])
