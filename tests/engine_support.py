@@ -4,13 +4,13 @@ small network whose meters all read lit ten minutes before ``T``."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 import detectors as d
-from gridwatch.outages import EngineConfig, Network, OutageEngine
+from gridwatch.outages import EngineConfig, Network, OutageChange, OutageEngine, PingRequest
 
 T = 1_795_400_000.0
 
@@ -46,3 +46,25 @@ def lit_engine(net: Network, config: EngineConfig | None = None) -> OutageEngine
     e.apply(rows(list(range(net.meter_device.size)), T - 600, d.READING, 230.0))
     e.tick(T)
     return e
+
+
+# A head-end's answer to a ping: (reply kind, seconds after it left), or None: never.
+Answer = Callable[[PingRequest], tuple[int, float] | None]
+
+
+def tick_answering(
+    eng: OutageEngine, until_s: float, answer: Answer, *, step_s: float = 1.0
+) -> list[OutageChange]:
+    """Tick every ``step_s`` event seconds to ``until_s``, handing out pings as a runner
+    does; each is answered as ``answer`` says."""
+    changes: list[OutageChange] = []
+    t = eng.now_s
+    while t < until_s:
+        t += step_s
+        changes += eng.tick(t)
+        for p in eng.pings_wanted():
+            reply = answer(p)
+            if reply is not None:
+                kind, lag_s = reply
+                changes += eng.apply(rows([p.meter], p.requested_s + lag_s, kind), now_s=t)
+    return changes

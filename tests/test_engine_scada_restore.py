@@ -24,8 +24,9 @@ from gridwatch.outages import (
     METER_UNVERIFIED,
     OutageChange,
     OutageEngine,
+    PingRequest,
 )
-from tests.engine_support import T, lit_engine, network, rows, scada
+from tests.engine_support import T, lit_engine, network, rows, scada, tick_answering
 
 PARENT = [-1, 0, 1, 1, 1]
 KIND = [0, 1, 6, 6, 6]
@@ -38,18 +39,14 @@ def run(eng: OutageEngine, until_s: float, *, dark_answers: bool) -> list[Outage
     """Tick every event second to ``until_s``. A lit meter answers a ping "on"; a dark one
     (meter 0 after the close) answers "off" when ``dark_answers`` (a head-end that reports
     a meter it cannot reach as off), else never."""
-    changes: list[OutageChange] = []
-    t = eng.now_s
-    while t < until_s:
-        t += 1.0
-        changes += eng.tick(t)
-        for p in eng.pings_wanted():
-            dark = p.meter == 0 or p.requested_s < CLOSE_S
-            if dark and not dark_answers:
-                continue
-            kind = d.PING_OFF if dark else d.PING_ON
-            changes += eng.apply(rows([p.meter], p.requested_s + 0.5, kind), now_s=t)
-    return changes
+
+    def head_end(p: PingRequest) -> tuple[int, float] | None:
+        dark = p.meter == 0 or p.requested_s < CLOSE_S
+        if dark and not dark_answers:
+            return None
+        return (d.PING_OFF if dark else d.PING_ON, 0.5)
+
+    return tick_answering(eng, until_s, head_end)
 
 
 def breaker_out_then_closed(*, dark_answers: bool) -> tuple[OutageEngine, list[OutageChange]]:
@@ -119,18 +116,14 @@ METER_DEVICE_2 = np.array([3] + [4] * 4 + [5] * 4 + [6] * 4, dtype=np.int32)
 LIT_2 = [m for m in range(13) if m not in (0, 5)]
 
 
+def head_end_2(p: PingRequest) -> tuple[int, float] | None:
+    if p.requested_s < CLOSE_S or p.meter == 5:
+        return None  # breaker out: the head-end cannot reach them
+    return (d.PING_OFF, 0.5) if p.meter == 0 else (d.PING_ON, 0.4)
+
+
 def run_2(eng: OutageEngine, until_s: float) -> list[OutageChange]:
-    changes: list[OutageChange] = []
-    t = eng.now_s
-    while t < until_s:
-        t += 1.0
-        changes += eng.tick(t)
-        for p in eng.pings_wanted():
-            if p.requested_s < CLOSE_S or p.meter == 5:
-                continue  # breaker out: the head-end cannot reach them
-            kind, lag_s = (d.PING_OFF, 0.5) if p.meter == 0 else (d.PING_ON, 0.4)
-            changes += eng.apply(rows([p.meter], p.requested_s + lag_s, kind), now_s=t)
-    return changes
+    return tick_answering(eng, until_s, head_end_2)
 
 
 def test_a_lost_gasp_station_dark_after_the_close_is_nested_alone_not_its_lit_switch() -> None:
@@ -167,21 +160,13 @@ def test_a_dark_run_begun_by_a_ping_answer_does_not_hide_a_neighbours_on() -> No
     eng = lit_engine(network(PARENT_3, KIND_3, METER_DEVICE_3))
     eng.apply(scada_evidence=scada(1, T + 1, d.SCADA_LOCKOUT), now_s=T + 1)
     eng.apply(rows([1, 2, 3, 4, 6], T + 1.5, d.LAST_GASP), now_s=T + 2)  # 0 and 5: lost
-    t = eng.now_s
-    while t < CLOSE_S - 1:
-        t += 5.0
-        eng.tick(t)
-        eng.pings_wanted()  # nobody answers while the breaker is out
+    tick_answering(eng, CLOSE_S - 1, lambda p: None, step_s=5.0)  # breaker out: no answers
     eng.apply(scada_evidence=scada(1, CLOSE_S, d.SCADA_CLOSE), now_s=CLOSE_S)
     eng.apply(rows([6], CLOSE_S + 1, d.POWER_RESTORE), now_s=CLOSE_S + 2)
-    changes: list[OutageChange] = []
-    t = eng.now_s
-    while t < CLOSE_S + 300:
-        t += 1.0
-        changes += eng.tick(t)
-        for p in eng.pings_wanted():
-            if p.meter != 6:  # the fuse's meters answer "off", its neighbour "on" first
-                changes += eng.apply(rows([p.meter], p.requested_s + 0.5, d.PING_OFF), now_s=t)
+    # The fuse's meters answer "off"; their neighbour said "on" by its restore.
+    changes = tick_answering(
+        eng, CLOSE_S + 300, lambda p: (d.PING_OFF, 0.5) if p.meter != 6 else None
+    )
     assert [c.device for c in changes if c.kind == "nested"] == [3]
     (fuse,) = eng.open_outages()
     assert (fuse.device, sorted(fuse.meters.tolist())) == (3, [0, 1, 2, 3, 4, 5])

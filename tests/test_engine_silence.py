@@ -24,8 +24,9 @@ from gridwatch.outages import (
     EngineConfig,
     OutageChange,
     OutageEngine,
+    PingRequest,
 )
-from tests.engine_support import T, lit_engine, network, rows, scada
+from tests.engine_support import T, lit_engine, network, rows, scada, tick_answering
 
 PARENT = [-1, 0, 1, 2, 3, 3, 2, 0, 7, 7]
 KIND = [0, 1, 2, 5, 6, 6, 6, 1, 6, 6]
@@ -41,15 +42,12 @@ def engine() -> OutageEngine:
 def run(eng: OutageEngine, until_s: float, *, answer: bool = False) -> list[OutageChange]:
     """Tick every event second to ``until_s``, handing out pings as a runner does; the
     head-end never answers them unless ``answer`` (then a lit meter answers "on")."""
-    changes: list[OutageChange] = []
-    t = eng.now_s
-    while t < until_s:
-        t += 1.0
-        changes += eng.tick(t)
-        for p in eng.pings_wanted():
-            if answer and eng.meter_state.state[p.meter] != d.OFF:
-                changes += eng.apply(rows([p.meter], p.requested_s + 0.5, d.PING_ON), now_s=t)
-    return changes
+
+    def lit_answers(p: PingRequest) -> tuple[int, float] | None:
+        lit = eng.meter_state.state[p.meter] != d.OFF
+        return (d.PING_ON, 0.5) if answer and lit else None
+
+    return tick_answering(eng, until_s, lit_answers)
 
 
 def predicted(changes: list[OutageChange]) -> list[tuple[int, float]]:

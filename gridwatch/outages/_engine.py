@@ -1039,24 +1039,8 @@ class OutageEngine:
             if key is not None:
                 changes += self._add_premise_meters(self.outages[key], meters)
                 continue
-            n = Outage(
-                key=uuid.uuid4().hex,
-                device=dv,
-                state="confirmed",
-                start_s=o.start_s,
-                confidence=o.confidence,
-                meters=np.sort(meters).astype(np.int32),
-                meter_status=np.zeros(meters.shape[0], dtype=np.int8),
-                meter_restored_s=np.full(meters.shape[0], np.nan),
-                customers_affected=self._customers(meters),
-                cause="nested",
-                dark_s=float(ms.since_s[meters].max()),
-                scope="premise",
-                parent_key=o.key,
-                confirmed_s=self.now_s,
-            )
-            self.outages[n.key] = n
-            self._open_by_device[dv] = n.key
+            n = self._open_premise(dv, meters, "nested", o.start_s, o.confidence)
+            n.state, n.parent_key, n.confirmed_s = "confirmed", o.key, self.now_s
             detail: dict[str, object] = {
                 "parent": o.key,
                 "scope": "premise",
@@ -1226,24 +1210,10 @@ class OutageEngine:
 
     def _declare_premise(self, device: int, meters: I32) -> list[OutageChange]:
         ms = self.meter_state
-        meters = np.sort(meters).astype(np.int32)
         llr = float(self._llr_off()[ms.source[meters]].sum())
-        o = Outage(
-            key=uuid.uuid4().hex,
-            device=device,
-            state="predicted",
-            start_s=float(ms.since_s[meters].min()),
-            confidence=1.0 / (1.0 + math.exp(-min(llr, 700.0))),
-            meters=meters,
-            meter_status=np.zeros(meters.shape[0], dtype=np.int8),
-            meter_restored_s=np.full(meters.shape[0], np.nan),
-            customers_affected=self._customers(meters),
-            cause="inferred",
-            dark_s=float(ms.since_s[meters].max()),
-            scope="premise",
-        )
-        self.outages[o.key] = o
-        self._open_by_device[device] = o.key
+        confidence = 1.0 / (1.0 + math.exp(-min(llr, 700.0)))
+        start_s = float(ms.since_s[meters].min())
+        o = self._open_premise(device, meters, "inferred", start_s, confidence)
         detail: dict[str, object] = {
             "why": "premise",
             "scope": "premise",
@@ -1252,6 +1222,29 @@ class OutageEngine:
             "confidence": round(o.confidence, 6),
         }
         return [self._log(o, self.now_s, "predicted", detail), *self._premise_confirm(o)]
+
+    def _open_premise(
+        self, device: int, meters: I32, cause: str, start_s: float, confidence: float
+    ) -> Outage:
+        """A new open (predicted) single-premise outage on ``device`` holding ``meters``."""
+        meters = np.sort(meters).astype(np.int32)
+        o = Outage(
+            key=uuid.uuid4().hex,
+            device=device,
+            state="predicted",
+            start_s=start_s,
+            confidence=confidence,
+            meters=meters,
+            meter_status=np.zeros(meters.shape[0], dtype=np.int8),
+            meter_restored_s=np.full(meters.shape[0], np.nan),
+            customers_affected=self._customers(meters),
+            cause=cause,
+            dark_s=float(self.meter_state.since_s[meters].max()),
+            scope="premise",
+        )
+        self.outages[o.key] = o
+        self._open_by_device[device] = o.key
+        return o
 
     def _add_premise_meters(self, o: Outage, meters: I32) -> list[OutageChange]:
         new = meters[~np.isin(meters, o.meters)]
