@@ -12,7 +12,13 @@ from pydantic import BaseModel, Field
 from gridwatch.api._auth import ViewerDep
 from gridwatch.api._deps import DbDep
 from gridwatch.api._errors import ERROR_RESPONSES
-from gridwatch.api._ops_models import CrewView, EtrQuantiles, Id, OutageState
+from gridwatch.api._ops_models import (
+    CrewView,
+    EtrQuantiles,
+    Id,
+    OutageState,
+    shared_outage_fields,
+)
 from gridwatch.store._dispatch import crew_status_counts, dispatch_board
 
 router = APIRouter(tags=["dispatch"])
@@ -63,23 +69,11 @@ def _item(row: dict[str, Any]) -> BoardItem:
             set_at=row["crew_set_at"],
         )
     return BoardItem(
-        outage_id=row["outage_id"],
+        **shared_outage_fields(row),
         device=BoardDevice(
             device_id=row["device_id"], kind=row["device_kind"], name=row["device_name"]
         ),
-        zone=row["zone"],
-        state=row["state"],
-        cause=row["cause"],
-        planned=row["planned"],
-        started_at=row["started_at"],
-        confirmed_at=row["confirmed_at"],
         customers_out=row["customers_out"],
-        etr=EtrQuantiles(
-            p10=row["etr_p10"],
-            p50=row["etr_p50"],
-            p90=row["etr_p90"],
-            model_version=row["etr_model_version"],
-        ),
         crew=crew,
     )
 

@@ -3,6 +3,7 @@ so a typo is a 422 naming the field rather than a silently ignored setting."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,40 @@ class EtrQuantiles(BaseModel):
     p50: datetime | None
     p90: datetime | None
     model_version: str | None
+
+    @staticmethod
+    def row_values(row: Mapping[str, Any]) -> dict[str, Any]:
+        """The quantiles of an outage row (its ``etr_*`` columns), as plain values."""
+        return {
+            "p10": row["etr_p10"],
+            "p50": row["etr_p50"],
+            "p90": row["etr_p90"],
+            "model_version": row["etr_model_version"],
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EtrQuantiles:
+        return cls(**cls.row_values(row))
+
+
+# What the outage list and the dispatch board show alike of an outage, column for field.
+_SHARED_OUTAGE_COLUMNS = (
+    "outage_id",
+    "zone",
+    "state",
+    "cause",
+    "planned",
+    "started_at",
+    "confirmed_at",
+)
+
+
+def shared_outage_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """From an outage row, the fields ``OutageSummary`` and the dispatch board's
+    ``BoardItem`` have in common, the ETR quantiles among them."""
+    fields = {name: row[name] for name in _SHARED_OUTAGE_COLUMNS}
+    fields["etr"] = EtrQuantiles.from_row(row)
+    return fields
 
 
 class OutageSummary(BaseModel):

@@ -38,6 +38,7 @@ from gridwatch.api._ops_models import (
     OutageState,
     OutageSummary,
     TimelineEntry,
+    shared_outage_fields,
 )
 from gridwatch.api._privacy import address_for, name_for, phone_for
 from gridwatch.etr import (
@@ -90,26 +91,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 def summary(row: dict[str, Any]) -> OutageSummary:
     return OutageSummary(
-        outage_id=row["outage_id"],
+        **shared_outage_fields(row),
         device_id=row["device_id"],
-        zone=row["zone"],
-        state=row["state"],
-        cause=row["cause"],
-        planned=row["planned"],
-        started_at=row["started_at"],
-        confirmed_at=row["confirmed_at"],
         restored_at=row["restored_at"],
         confidence=row["confidence"],
         meters_affected=row["meters_affected"],
         customers_affected=row["customers_affected"],
         meters_restored=row["meters_restored"],
         customers_restored=row["customers_restored"],
-        etr=EtrQuantiles(
-            p10=row["etr_p10"],
-            p50=row["etr_p50"],
-            p90=row["etr_p90"],
-            model_version=row["etr_model_version"],
-        ),
         parent_outage_id=row["parent_outage_id"],
         updated_at=row["updated_at"],
         scope=row.get("scope", "device"),
@@ -208,12 +197,7 @@ async def list_outages(
 def summary_dict(row: dict[str, Any]) -> dict[str, Any]:
     """An OutageSummary as a plain dict (tests hold the two equal)."""
     out = {name: row[name] for name in _SUMMARY_FIELDS}
-    out["etr"] = {
-        "p10": row["etr_p10"],
-        "p50": row["etr_p50"],
-        "p90": row["etr_p90"],
-        "model_version": row["etr_model_version"],
-    }
+    out["etr"] = EtrQuantiles.row_values(row)
     return out
 
 
