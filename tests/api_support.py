@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from gridwatch import ManualClock, load_settings
@@ -159,3 +161,37 @@ async def client_for(app: FastAPI, ip: str = "10.0.0.1") -> AsyncIterator[httpx.
     transport = httpx.ASGITransport(app=app, client=(ip, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
         yield http
+
+
+# What most API tests start from: a client, a token of each role, the seeded outages' ids.
+Api = tuple[httpx.AsyncClient, Tokens, dict[str, int]]
+
+
+async def seed_all(db: Database) -> tuple[dict[str, int], Tokens]:
+    """The network and its outages (their ids by key), and a token of each role."""
+    await seed_network(db)
+    ids = await seed_outages(db)
+    return ids, await make_tokens(db)
+
+
+@asynccontextmanager
+async def seeded_client(db: Database) -> AsyncIterator[Api]:
+    """``seed_all``, then an in-process client of the app over it."""
+    ids, tokens = await seed_all(db)
+    async with client_for(make_app(db)) as http:
+        yield http, tokens, ids
+
+
+@pytest.fixture
+async def api(db: Database) -> AsyncIterator[Api]:
+    """``seeded_client`` as a fixture (import it into the test module)."""
+    async with seeded_client(db) as client:
+        yield client
+
+
+def invalid_request(response: httpx.Response) -> dict[str, Any]:
+    """The body of a 422 in the API's error shape (``invalid_request`` with the fields)."""
+    assert response.status_code == 422, response.text
+    body: dict[str, Any] = response.json()
+    assert body["error"] == "invalid_request"
+    return body

@@ -3,10 +3,13 @@
 
 ``watched_page`` collects what must not happen during a test: console errors, uncaught
 page errors and 5xx answers; a test may allow the 4xx it provokes on purpose.
+``served_dashboard`` runs the app under a real uvicorn with such a page open beside it, and
+``sign_in`` opens the operator dashboard with a token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
@@ -14,8 +17,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Response, async_playwright
+
+from gridwatch.api import ApiServer, OutageFeed
+from gridwatch.store import Database
+from tests.api_support import make_app
 
 CHROMIUM = os.environ.get("GRIDWATCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -28,6 +36,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+WAIT_MS = 10_000  # how long a test waits for the page to show something
 _LOAD_FAILED = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
 
 
@@ -103,3 +112,39 @@ async def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / name
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@dataclass
+class ServedDashboard:
+    url: str  # the uvicorn server's base URL
+    http: httpx.AsyncClient  # a client of that server, for what the page does not show
+    page: Page
+    watch: PageWatch
+
+
+@asynccontextmanager
+async def served_dashboard(db: Database) -> AsyncIterator[ServedDashboard]:
+    """``make_app(db)`` under a real uvicorn, its outage feed listening (so every change
+    reaches the page live), a client of it and a watched page at 1280x900."""
+    app = make_app(db)
+    async with (
+        ApiServer(app) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        chromium() as browser,
+        watched_page(browser) as (page, watch),
+    ):
+        feed: OutageFeed = app.state.outage_feed
+        await asyncio.wait_for(feed.listening.wait(), 10)
+        yield ServedDashboard(server.url, http, page, watch)
+
+
+async def submit_token(page: Page, token: str) -> None:
+    await page.get_by_label("API token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def sign_in(page: Page, url: str, token: str) -> None:
+    """Open the dashboard at ``url`` and sign in with ``token``, until the app shows."""
+    await page.goto(f"{url}/dashboard/")
+    await submit_token(page, token)
+    await page.locator("#app").wait_for(state="visible", timeout=WAIT_MS)

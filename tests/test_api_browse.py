@@ -15,21 +15,20 @@ from tests.api_support import (
     NOW,
     NOW_S,
     SECRET,
+    Api,
     Tokens,
     client_for,
     make_app,
-    make_tokens,
+    seed_all,
     seed_network,
-    seed_outages,
 )
 
 V1 = "/api/v1"
 
 
 @pytest.fixture
-async def api(db: Database) -> AsyncIterator[tuple[httpx.AsyncClient, Tokens, dict[str, int]]]:
-    await seed_network(db)
-    ids = await seed_outages(db)
+async def api(db: Database) -> AsyncIterator[Api]:
+    ids, tokens = await seed_all(db)
     async with db.connection() as conn:
         for i, (customer, outage, status) in enumerate(
             [
@@ -44,7 +43,6 @@ async def api(db: Database) -> AsyncIterator[tuple[httpx.AsyncClient, Tokens, di
                 " 'vi', 'Mất điện', %s, %s)",
                 [f"k{i}", customer, outage, status, f"+8490000000{customer[1:]}"],
             )
-    tokens = await make_tokens(db)
     async with client_for(make_app(db)) as http:
         yield http, tokens, ids
 

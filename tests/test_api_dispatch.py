@@ -4,36 +4,17 @@ oversized input to the board's parameters and to ``PUT /outages/{id}/crew``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
 from gridwatch.api import DEFAULT_MAX_BODY_BYTES
 from gridwatch.store import Database
 from gridwatch.store._outages import OutageRow, save_outages
-from tests.api_support import (
-    NOW,
-    NOW_S,
-    Tokens,
-    client_for,
-    make_app,
-    make_tokens,
-    seed_network,
-    seed_outages,
-)
+from tests.api_support import NOW, NOW_S, Api, Tokens, api, invalid_request
+
+__all__ = ["api"]  # the fixture, imported
 
 V1 = "/api/v1"
-Api = tuple[httpx.AsyncClient, Tokens, dict[str, int]]
-
-
-@pytest.fixture
-async def api(db: Database) -> AsyncIterator[Api]:
-    await seed_network(db)
-    ids = await seed_outages(db)
-    tokens = await make_tokens(db)
-    async with client_for(make_app(db)) as http:
-        yield http, tokens, ids
 
 
 async def _set_crew(
@@ -152,9 +133,7 @@ async def test_bad_board_parameters_name_the_field(
 ) -> None:
     http, tokens, _ = api
     response = await http.get(f"{V1}/dispatch", params=params, headers=tokens.headers("viewer"))
-    assert response.status_code == 422, response.text
-    body = response.json()
-    assert body["error"] == "invalid_request"
+    body = invalid_request(response)
     assert field in [f["field"] for f in body["fields"]]
     assert body["detail"]  # a reason in words
 

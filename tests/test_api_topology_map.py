@@ -10,15 +10,7 @@ import httpx
 import pytest
 
 from gridwatch.store import Database
-from tests.api_support import (
-    DEVICES,
-    Tokens,
-    client_for,
-    make_app,
-    make_tokens,
-    seed_network,
-    seed_outages,
-)
+from tests.api_support import DEVICES, Tokens, invalid_request, seeded_client
 
 V1 = "/api/v1"
 # Around Tân Định, Hồ Chí Minh City; S2's feeder (S2, B3, T4) has no position.
@@ -44,10 +36,7 @@ async def place_devices(db: Database, positions: dict[str, tuple[float, float]])
 
 @pytest.fixture
 async def api(db: Database) -> AsyncIterator[tuple[httpx.AsyncClient, Tokens, Database]]:
-    await seed_network(db)
-    await seed_outages(db)
-    tokens = await make_tokens(db)
-    async with client_for(make_app(db)) as http:
+    async with seeded_client(db) as (http, tokens, _):
         yield http, tokens, db
 
 
@@ -133,9 +122,7 @@ async def test_map_bad_input_names_the_fields(
 ) -> None:
     http, tokens, _ = api
     response = await http.get(f"{V1}/topology/map", params=params, headers=tokens.headers("viewer"))
-    assert response.status_code == 422, response.text
-    body = response.json()
-    assert body["error"] == "invalid_request"
+    body = invalid_request(response)
     assert {f["field"] for f in body["fields"]} == fields
     assert all(f["location"] == "query" for f in body["fields"])
 

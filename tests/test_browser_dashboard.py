@@ -5,20 +5,16 @@ No console error and no 5xx anywhere."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
-from gridwatch.api import ApiServer, OutageFeed
 from gridwatch.store import Database
 from gridwatch.store._outages import OutageMeterRow, OutageRow, save_outages
-from tests.api_support import NOW_S, make_app, make_tokens, seed_network, seed_outages
-from tests.browser_support import chromium, screenshot, watched_page
+from tests.api_support import NOW_S, seed_all
+from tests.browser_support import WAIT_MS, screenshot, served_dashboard, sign_in, submit_token
 
 pytestmark = pytest.mark.timeout(240)
-WAIT_MS = 10_000
 
 
 def _new_outage(state: str, customers_restored: int = 0) -> OutageRow:
@@ -41,29 +37,18 @@ def _new_outage(state: str, customers_restored: int = 0) -> OutageRow:
 
 
 async def test_dashboard_live_list_override_and_actions(db: Database) -> None:
-    await seed_network(db)
-    ids = await seed_outages(db)
-    tokens = await make_tokens(db)
-    app = make_app(db)
-    async with (
-        ApiServer(app) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-        chromium() as browser,
-        watched_page(browser) as (page, watch),
-    ):
-        feed: OutageFeed = app.state.outage_feed
-        await asyncio.wait_for(feed.listening.wait(), 10)
+    ids, tokens = await seed_all(db)
+    async with served_dashboard(db) as ui:
+        page, watch, http = ui.page, ui.watch, ui.http
         headers = tokens.headers("operator")
 
         # Sign-in: a wrong token is refused with a message, the right one opens the app.
         watch.allowed_statuses.add(401)
-        await page.goto(f"{server.url}/dashboard")
-        await page.get_by_label("API token").fill("gw_not-a-real-token")
-        await page.get_by_role("button", name="Sign in").click()
+        await page.goto(f"{ui.url}/dashboard")
+        await submit_token(page, "gw_not-a-real-token")
         await page.locator("#login-error").filter(has_text="not valid").wait_for(timeout=WAIT_MS)
         watch.allowed_statuses.clear()
-        await page.get_by_label("API token").fill(tokens.operator)
-        await page.get_by_role("button", name="Sign in").click()
+        await submit_token(page, tokens.operator)
         await page.locator("#app").wait_for(state="visible", timeout=WAIT_MS)
         await page.locator("#live[data-state=live]").wait_for(timeout=WAIT_MS)
 
@@ -188,18 +173,10 @@ async def test_dashboard_live_list_override_and_actions(db: Database) -> None:
 
 
 async def test_dashboard_viewer_cannot_override(db: Database) -> None:
-    await seed_network(db)
-    ids = await seed_outages(db)
-    tokens = await make_tokens(db)
-    app = make_app(db)
-    async with (
-        ApiServer(app) as server,
-        chromium() as browser,
-        watched_page(browser) as (page, watch),
-    ):
-        await page.goto(f"{server.url}/dashboard/")
-        await page.get_by_label("API token").fill(tokens.viewer)
-        await page.get_by_role("button", name="Sign in").click()
+    ids, tokens = await seed_all(db)
+    async with served_dashboard(db) as ui:
+        page, watch = ui.page, ui.watch
+        await sign_in(page, ui.url, tokens.viewer)
         await page.get_by_role("button", name=f"Outage {ids['O-R1']} on R1").click()
         await page.locator("#override-reason").fill("trying as a viewer")
         watch.allowed_statuses.add(403)

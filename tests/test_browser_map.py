@@ -6,39 +6,23 @@ the API recolours the map live (no reload). No console error and no 5xx."""
 
 from __future__ import annotations
 
-import asyncio
-
-import httpx
 import pytest
 
-from gridwatch.api import ApiServer, OutageFeed
 from gridwatch.store import Database
-from tests.api_support import make_app, make_tokens, seed_network, seed_outages
-from tests.browser_support import chromium, screenshot, watched_page
+from tests.api_support import seed_all
+from tests.browser_support import WAIT_MS, screenshot, served_dashboard, sign_in
 from tests.test_api_topology_map import POSITIONS, place_devices
 
 pytestmark = pytest.mark.timeout(240)
-WAIT_MS = 10_000
 
 
 async def test_feeder_map_live(db: Database) -> None:
-    await seed_network(db)
-    ids = await seed_outages(db)
-    tokens = await make_tokens(db)
-    app = make_app(db)
-    async with (
-        ApiServer(app) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-        chromium() as browser,
-        watched_page(browser) as (page, watch),
-    ):
-        feed: OutageFeed = app.state.outage_feed
-        await asyncio.wait_for(feed.listening.wait(), 10)
+    ids, tokens = await seed_all(db)
+    async with served_dashboard(db) as ui:
+        page, watch, http = ui.page, ui.watch, ui.http
 
         # No positions yet: no Map button, a short note instead; the tree is shown.
-        await page.goto(f"{server.url}/dashboard/")
-        await page.get_by_label("API token").fill(tokens.operator)
-        await page.get_by_role("button", name="Sign in").click()
+        await sign_in(page, ui.url, tokens.operator)
         await page.locator("#map-none").wait_for(state="visible", timeout=WAIT_MS)
         assert await page.locator("#view-map").is_hidden()
         assert await page.locator("#tree").is_visible()

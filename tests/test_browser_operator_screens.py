@@ -8,22 +8,18 @@ No console error and no 5xx."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
-import httpx
 import pytest
 from playwright.async_api import Page
 
-from gridwatch.api import ApiServer, OutageFeed
 from gridwatch.store import Database
 from gridwatch.store._outages import OutageRow, TimelineRow, save_outages
-from tests.api_support import NOW_S, make_app, make_tokens, seed_network, seed_outages
-from tests.browser_support import chromium, screenshot, watched_page
+from tests.api_support import NOW_S, seed_all
+from tests.browser_support import WAIT_MS, screenshot, served_dashboard, sign_in
 from tests.test_api_topology_map import POSITIONS, place_devices
 
 pytestmark = pytest.mark.timeout(240)
-WAIT_MS = 10_000
 UNNAMED = "Z01-S01-F01-BRK"
 
 
@@ -55,25 +51,12 @@ async def _seed_unnamed_breaker(db: Database) -> int:
     return (await save_outages(db, [row], [], timeline))["O-BRK"]
 
 
-async def _sign_in(page: Page, url: str, token: str) -> None:
-    await page.goto(f"{url}/dashboard/")
-    await page.get_by_label("API token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.locator("#app").wait_for(state="visible", timeout=WAIT_MS)
-
-
 async def test_device_label_and_readable_timeline(db: Database) -> None:
-    await seed_network(db)
-    ids = await seed_outages(db)
+    ids, tokens = await seed_all(db)
     brk = await _seed_unnamed_breaker(db)
-    tokens = await make_tokens(db)
-    app = make_app(db)
-    async with (
-        ApiServer(app) as server,
-        chromium() as browser,
-        watched_page(browser) as (page, watch),
-    ):
-        await _sign_in(page, server.url, tokens.operator)
+    async with served_dashboard(db) as ui:
+        page, watch = ui.page, ui.watch
+        await sign_in(page, ui.url, tokens.operator)
         await page.get_by_role("button", name=f"Outage {brk} on {UNNAMED}").click()
         detail = page.locator("#detail")
         await detail.locator("#detail-title", has_text=f"#{brk}").wait_for(timeout=WAIT_MS)
@@ -112,19 +95,10 @@ async def test_device_label_and_readable_timeline(db: Database) -> None:
 
 
 async def test_crew_view_sets_and_shows_crew_status(db: Database) -> None:
-    await seed_network(db)
-    ids = await seed_outages(db)
-    tokens = await make_tokens(db)
-    app = make_app(db)
-    async with (
-        ApiServer(app) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-        chromium() as browser,
-        watched_page(browser) as (page, watch),
-    ):
-        feed: OutageFeed = app.state.outage_feed
-        await asyncio.wait_for(feed.listening.wait(), 10)
-        await _sign_in(page, server.url, tokens.operator)
+    ids, tokens = await seed_all(db)
+    async with served_dashboard(db) as ui:
+        page, watch = ui.page, ui.watch
+        await sign_in(page, ui.url, tokens.operator)
         board = page.locator("#crews")
         rows = board.locator("tbody tr")
         await rows.first.wait_for(timeout=WAIT_MS)
@@ -151,7 +125,7 @@ async def test_crew_view_sets_and_shows_crew_status(db: Database) -> None:
         )
         assert "operator one" in (await r1.locator("[data-field=crew-since]").text_content() or "")
         detail = (
-            await http.get(f"/api/v1/outages/{ids['O-R1']}", headers=tokens.headers("viewer"))
+            await ui.http.get(f"/api/v1/outages/{ids['O-R1']}", headers=tokens.headers("viewer"))
         ).json()
         assert detail["crew"]["status"] == "dispatched"
 
@@ -179,16 +153,10 @@ async def test_crew_view_sets_and_shows_crew_status(db: Database) -> None:
 
 
 async def test_crew_view_for_a_viewer_offers_no_action(db: Database) -> None:
-    await seed_network(db)
-    ids = await seed_outages(db)
-    tokens = await make_tokens(db)
-    app = make_app(db)
-    async with (
-        ApiServer(app) as server,
-        chromium() as browser,
-        watched_page(browser) as (page, watch),
-    ):
-        await _sign_in(page, server.url, tokens.viewer)
+    ids, tokens = await seed_all(db)
+    async with served_dashboard(db) as ui:
+        page, watch = ui.page, ui.watch
+        await sign_in(page, ui.url, tokens.viewer)
         board = page.locator("#crews")
         await board.locator(f"tbody tr[data-outage-id='{ids['O-R1']}']").wait_for(timeout=WAIT_MS)
         assert await board.get_by_role("button", name=re.compile("^Set crew")).count() == 0
@@ -215,17 +183,11 @@ async def _drawing_point(page: Page, x: float, y: float) -> list[float]:
 
 
 async def test_map_zoom_pan_and_reset(db: Database) -> None:
-    await seed_network(db)
-    ids = await seed_outages(db)
+    ids, tokens = await seed_all(db)
     await place_devices(db, POSITIONS)
-    tokens = await make_tokens(db)
-    app = make_app(db)
-    async with (
-        ApiServer(app) as server,
-        chromium() as browser,
-        watched_page(browser) as (page, watch),
-    ):
-        await _sign_in(page, server.url, tokens.operator)
+    async with served_dashboard(db) as ui:
+        page, watch = ui.page, ui.watch
+        await sign_in(page, ui.url, tokens.operator)
         await page.get_by_role("button", name="Map", exact=True).click()
         svg = page.locator("#map-svg")
         r1 = svg.locator(".mk[data-device-id='R1']")
