@@ -228,3 +228,39 @@ def test_a_meter_whose_reads_stopped_is_asked_once_and_only_its_answer_counts() 
     again = [p.meter for p in eng.pings_wanted()]
     assert 19 in again
     assert 17 not in again
+
+
+def test_an_earlier_outage_beneath_is_no_evidence_for_the_switch_above_it() -> None:
+    """1-MV-urban: two one-meter stations under one switch fail hours apart. The first is
+    a premise outage of its own; when the second gasps, the two dark meters together
+    outweighed the switch's prior and the switch was declared, holding only the second
+    meter. The first outage explains its meter already: the switch is judged on the rest
+    (one gasp: no better than its own station), and the second is a premise outage too."""
+    parent = [-1, 0, 1, 2, 2, 2]
+    kind = [0, 1, 4, 6, 6, 6]
+    eng = lit_engine(network(parent, kind, np.array([3, 4, 5], dtype=np.int32)))
+    changes = eng.apply(rows([0], T + 1, d.LAST_GASP), now_s=T + 2)
+    changes += run(eng, T + 600)
+    assert declared(changes) == [("predicted", 3)]
+    eng.apply(rows([2], T + 590, d.READING, 230.0), now_s=T + 600)  # the third station lit
+    changes = eng.apply(rows([1], T + 5000, d.LAST_GASP), now_s=T + 5001)
+    changes += run(eng, T + 5200)
+    assert declared(changes) == [("predicted", 4)]
+    assert sorted((o.device, o.scope) for o in eng.open_outages()) == [
+        (3, "premise"),
+        (4, "premise"),
+    ]
+
+
+def test_outages_beneath_that_began_together_still_merge_beside_an_earlier_one() -> None:
+    """The rule above never splits one fault: the recloser's transformers 9 and 10 gasp
+    together hours after transformer 11's own outage; the recloser is judged on 9's and
+    10's meters (not held apart), and is declared."""
+    eng = engine()
+    eng.apply(rows([19], T + 1, d.LAST_GASP), now_s=T + 2)
+    run(eng, T + 600)
+    changes = eng.apply(rows([17, 18], T + 5000, d.LAST_GASP), now_s=T + 5001)
+    changes += run(eng, T + 5200)
+    by_device = {o.device: o for o in eng.open_outages()}
+    assert sorted(by_device) == [8, 11]  # the recloser, and 11's earlier outage beneath it
+    assert sorted(by_device[8].meters.tolist()) == [17, 18]

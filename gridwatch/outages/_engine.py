@@ -440,6 +440,7 @@ class OutageEngine:
         changes: list[OutageChange] = []
         chosen = inf.out_devices.tolist()
         chosen_set = set(chosen)
+        vetoed: set[int] = set()  # chosen, but out only through outages already open
         delay = self.config.declaration_delay_s
 
         # 1. Chosen devices: declare, grow/merge, or wait out the declaration delay.
@@ -484,6 +485,19 @@ class OutageEngine:
             merging = [
                 o for o in below if o.state == "predicted" or o.start_s >= own_onset - window
             ]
+            # Separate earlier outages beneath explain their own meters: the device is
+            # judged on the rest (explaining away), else two one-meter stations failing
+            # hours apart name the switch above them. With no dark meter of its own, the
+            # outages beneath are one fault only if they began together.
+            earlier = [o for o in below if o not in merging]
+            if not math.isfinite(own_onset) and below:
+                latest_s = max(o.start_s for o in below)
+                earlier = [o for o in below if o.start_s < latest_s - window]
+                earlier = [o for o in earlier if o.state != "predicted"]
+            if earlier and forced[d] != det.FORCED_OUT and self._own_weight(d, earlier, inf) <= 0.0:
+                vetoed.add(d)
+                self._pending.pop(d, None)
+                continue
             if below and not merging:
                 onset = own_onset  # a new fault: its own delay, from its own evidence
             # Out since before its parent outage ended: judge it from that end, not from
@@ -506,6 +520,10 @@ class OutageEngine:
             held = self._held_meters(d, inf)
             if held.size and not self._all_lit_since(held, onset):
                 changes += self._declare(d, inf, sustained_scada, start_s=onset)
+
+        if vetoed:
+            chosen = [c for c in chosen if c not in vetoed]
+            chosen_set -= vetoed
 
         # 2. Candidates that vanished before the delay: momentary, or just re-explained.
         for d, onset in list(self._pending.items()):
@@ -696,6 +714,32 @@ class OutageEngine:
         dated = (ms.state[rest] == det.OFF) & (ms.source[rest] != det.PING_TIMEOUT)
         off = rest[dated & (ms.since_s[rest] >= recent)]
         return float(ms.since_s[off].min()) if off.size else -math.inf
+
+    def _own_weight(self, d: int, below: list[Outage], inf: det.Inference) -> float:
+        """The inference's weight of ``d`` out, from its meters that the open outages
+        ``below`` do not hold (their darkness is explained already)."""
+        meters = self.network.meters_under(d)
+        meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
+        held = np.zeros(meters.shape[0], dtype=np.bool_)
+        for o in below:
+            held |= np.isin(meters, o.meters[o.meter_status == METER_OUT])
+        own = meters[~held]
+        ms, model = self.meter_state, self.model
+        off = own[ms.state[own] == det.OFF]
+        dated = off[ms.source[off] != det.PING_TIMEOUT]
+        # As the kernel: a run a ping "off" began went dark after the meter was last on.
+        begun = np.where(
+            (ms.source[dated] == det.PING_OFF) & np.isfinite(ms.prev_s[dated]),
+            ms.prev_s[dated],
+            ms.since_s[dated],
+        )
+        dark_from = float(begun.max()) if begun.size else -math.inf
+        on = own[(ms.state[own] == det.ON) & (ms.last_s[own] > dark_from)]
+        weight = float(self._prior[d])
+        weight += float(self._llr_off()[ms.source[off]].sum())
+        weight += float(model.llr_on_by_source()[ms.source[on]].sum())
+        weight += float((own.size - off.size - on.size) * model.llr_unknown())
+        return weight
 
     def _dark_after_close(self, closed: list[Outage]) -> float:
         """The earliest dated "off" among the ``closed`` outages' meters still out that
