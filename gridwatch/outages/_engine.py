@@ -357,9 +357,9 @@ class OutageEngine:
         scada_ts = self._scada_ts[gate]
         trip_s = self._trip_s[gate]
         forced = np.zeros(kind.shape[0], dtype=np.int8)
-        out = np.isin(kind, (det.SCADA_OPEN, det.SCADA_LOCKOUT, det.SCADA_TRIP))
+        out = (kind == det.SCADA_OPEN) | (kind == det.SCADA_LOCKOUT) | (kind == det.SCADA_TRIP)
         forced[out] = det.FORCED_OUT
-        closed = np.isin(kind, (det.SCADA_CLOSE, det.SCADA_RECLOSE)) & (
+        closed = ((kind == det.SCADA_CLOSE) | (kind == det.SCADA_RECLOSE)) & (
             scada_ts >= self.now_s - self.config.scada_close_trust_s
         )
         forced[closed] = det.FORCED_IN
@@ -1208,11 +1208,12 @@ class OutageEngine:
     def _unexplained_dark(self, chosen: list[int], inf: det.Inference) -> I32:
         ms, net = self.meter_state, self.network
         recent = self.now_s - self.model.onset_lookback_s
-        mask = (ms.state == det.OFF) & np.isin(ms.source, _PREMISE_SOURCES)
-        mask &= ms.since_s >= recent
-        if not mask.any():
+        # Few meters are dark: select them first, then look at their sources (a scan of
+        # every meter's source with np.isin cost ~4 ms a pass on a million meters).
+        off = np.flatnonzero(ms.state == det.OFF).astype(np.int32)
+        m = off[np.isin(ms.source[off], _PREMISE_SOURCES) & (ms.since_s[off] >= recent)]
+        if not m.size:
             return np.zeros(0, dtype=np.int32)
-        m = np.flatnonzero(mask).astype(np.int32)
         dev = net.meter_device[m]
         keep = ~inf.suppressed[dev] & ~self._covered(dev, chosen)
         m = m[keep]
