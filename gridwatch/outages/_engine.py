@@ -749,7 +749,8 @@ class OutageEngine:
         for o in closed:
             close_s = float(self._scada_ts[self.network.gates[o.device]])
             out = o.meters[o.meter_status == METER_OUT]
-            fresh = out[self._dated_off()[out] & (ms.since_s[out] > close_s)]
+            dated = (ms.state[out] == det.OFF) & (ms.source[out] != det.PING_TIMEOUT)
+            fresh = out[dated & (ms.since_s[out] > close_s)]  # not a scan of every meter
             if fresh.size:
                 first = min(first, float(ms.since_s[fresh].min()))
         return first if math.isfinite(first) else -math.inf
