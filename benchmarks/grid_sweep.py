@@ -294,9 +294,17 @@ def _wait_ready(port: int, serve: subprocess.Popen[bytes]) -> None:
 
 
 def run_service(
-    spec: RunSpec, seed: int, speed: float, database_url: str, workdir: Path
+    spec: RunSpec,
+    seed: int,
+    speed: float,
+    database_url: str,
+    workdir: Path,
+    *,
+    keep_schema: bool = False,
 ) -> dict[str, Any]:
-    """One scenario through the real service (see the module docstring); the score."""
+    """One scenario through the real service (see the module docstring); the score.
+    ``keep_schema``: leave the run's schema (named in the run's ``commands.log``) for a
+    look at its outages and timeline afterwards."""
     run_id = uuid.uuid4().hex[:10]
     schema = f"gwsweep_{run_id}"
     port = _free_port()
@@ -355,7 +363,11 @@ def run_service(
         out["service_lag_warnings"] = text.count("of service-clock time behind")
         return out
     finally:
-        _drop_schema(database_url, schema)
+        if keep_schema:
+            with log.open("a") as f:
+                f.write(f"# schema kept: {schema}\n")
+        else:
+            _drop_schema(database_url, schema)
 
 
 def _drop_schema(database_url: str, schema: str) -> None:
@@ -588,7 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--until-s", type=float, default=None, help="truncate each scenario")
     parser.add_argument("--json-out", type=Path, default=None)
-    parser.add_argument("--keep", type=Path, default=None, help="keep run files in this dir")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep run files (and service schemas) here"
+    )
     parser.add_argument(
         "--merge",
         type=Path,
@@ -664,7 +678,14 @@ def main(argv: list[str] | None = None) -> int:
                                     _run_inprocess(spec, seed, database_url, args.commit_s)
                                 )
                             else:
-                                report = run_service(spec, seed, speed, database_url, workdir)
+                                report = run_service(
+                                    spec,
+                                    seed,
+                                    speed,
+                                    database_url,
+                                    workdir,
+                                    keep_schema=args.keep is not None,
+                                )
                         except Exception as exc:
                             error = f"{type(exc).__name__}: {str(exc)[-300:]}"
                         res = RunResult(

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from datetime import datetime
 
 import aiomqtt
 import numpy as np
@@ -22,6 +23,7 @@ from gridwatch.detection import (
     MqttPingSender,
     OutgoingPing,
     PersistedOutages,
+    RunnerConfig,
     ping_payload,
     ping_topic,
 )
@@ -138,6 +140,17 @@ class _Replies:
             rid = orjson.loads(p.payload)["request_id"]
             events.append(MeterEvent(meter, at_s, "ping_reply", None, self.on, rid))
         self.sent = []
+        return CommittedBatch([], events, [])
+
+    def replies_as_asked(self, sent: list[OutgoingPing]) -> CommittedBatch:
+        """Answers to ``sent``, each stamped with the time its ping asked about (the
+        contract's ping ``ts``), as a head-end answers."""
+        events = []
+        for p in sent:
+            body = orjson.loads(p.payload)
+            at_s = datetime.fromisoformat(body["ts"]).timestamp()
+            meter = p.topic.rsplit("/", 2)[-2]
+            events.append(MeterEvent(meter, at_s, "ping_reply", None, self.on, body["request_id"]))
         return CommittedBatch([], events, [])
 
 
@@ -334,3 +347,69 @@ async def test_one_long_step_judges_as_many_short_ones_would(db: Database) -> No
     fine = await outages(1.0)
     assert fine == [(FUSE, 5.0, 70.0)]
     assert await outages(100.0) == fine
+
+
+async def _outages_with_late_answers(
+    db: Database, *, step_s: float, answer_after_steps: int, transit_wall_s: float
+) -> list[tuple[str, str, float]]:
+    """Two of a transformer's meters gasp at T+5; every meter pinged answers "on" (the
+    others are lit; the two blinked and their restores were lost).
+    The runner steps ``step_s`` of event time at a time (1 s: real time; 60 s: a replay
+    at 600x on a busy machine) and an answer reaches it ``answer_after_steps`` steps
+    after its ping left. The outages it recorded: (device, what happened, start - T)."""
+    await save_topology(db, TOPO)
+    fuse_meters = _meters_under(FUSE)
+    everyone = [str(m) for m in TOPO.meters.ids.tolist()]
+    lit = CommittedBatch([Reading(m, T, 230.0, None, None) for m in everyone], [], [])
+    clock = ManualClock(T)
+    head_end = _Replies(on=True)
+    runner = DetectionRunner(
+        db,
+        TOPO,
+        clock=clock,
+        ping_sender=head_end,
+        config=RunnerConfig(ping_transit_wall_s=transit_wall_s),
+    )
+    await runner.start()
+    await runner.step([lit], horizon_s=T)
+    in_transit: list[tuple[int, list[OutgoingPing]]] = []
+    t, k = T, 0
+    while t < T + 900:
+        k += 1
+        t += step_s
+        clock.set(t)
+        due = [_gasps(fuse_meters[:2], T + 5)] if t - step_s < T + 5 <= t else []
+        due += [head_end.replies_as_asked(sent) for at_k, sent in in_transit if at_k <= k]
+        in_transit = [x for x in in_transit if x[0] > k]
+        await runner.step(due, horizon_s=t)
+        if head_end.sent:
+            in_transit.append((k + answer_after_steps, head_end.sent))
+            head_end.sent = []
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT o.device_id, extract(epoch FROM o.started_at)::float8,"
+            " string_agg(t.kind, ' ' ORDER BY t.at, t.kind) FROM outages o"
+            " JOIN outage_timeline t USING (outage_id) GROUP BY o.outage_id ORDER BY 1, 2, 3"
+        )
+        rows = [(r[0], r[2], r[1] - T) for r in await cur.fetchall()]
+        await conn.execute("DELETE FROM outages")
+    return rows
+
+
+async def test_a_ping_answer_in_transit_is_waited_for_at_any_replay_speed(db: Database) -> None:
+    """At 600x a ping's round trip of 100 ms of wall time is a minute of service clock:
+    its answer came after its deadline and the silence (strong evidence of darkness) had
+    been counted, so a replay decided what real time did not. With a watermark, event
+    time is held at the deadline of a ping whose answer may still be in transit."""
+    real_time = await _outages_with_late_answers(
+        db, step_s=1.0, answer_after_steps=2, transit_wall_s=30.0
+    )
+    fast = await _outages_with_late_answers(
+        db, step_s=60.0, answer_after_steps=2, transit_wall_s=30.0
+    )
+    assert fast == real_time
+    # Without the hold, the fast replay takes the answers in transit for silence.
+    unheld = await _outages_with_late_answers(
+        db, step_s=60.0, answer_after_steps=2, transit_wall_s=0.0
+    )
+    assert unheld != real_time

@@ -85,6 +85,13 @@ class RunnerConfig:
     # ``max_substeps`` slices a step (wider slices beyond: LagWatch already says why).
     substep_event_s: float = 5.0
     max_substeps: int = 48
+    # A ping's answer is in transit (broker, head-end, ingest) for some wall time, which a
+    # replay at 600x turns into minutes of service clock: past its deadline in event time
+    # it would count as silence (strong evidence of darkness) where a slower replay heard
+    # it. So with a watermark, event time is held (within ``max_hold_s``) at the deadline
+    # of a ping sent less than this many wall seconds ago and not answered yet. At real
+    # time it never binds (30 s of event time is 30 s of wall time).
+    ping_transit_wall_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.tick_interval_s) and self.tick_interval_s > 0):
@@ -97,6 +104,8 @@ class RunnerConfig:
             raise ValueError("substep_event_s must be a positive finite number")
         if self.max_substeps < 1:
             raise ValueError("max_substeps must be >= 1")
+        if not (math.isfinite(self.ping_transit_wall_s) and self.ping_transit_wall_s >= 0):
+            raise ValueError("ping_transit_wall_s must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -224,7 +233,8 @@ class DetectionRunner:
         # timeout (silence) where a slower replay heard it. Said, never silent.
         timeout_s = self.engine.config.ping_timeout_s
         self.ping_lag = LagWatch("pings", timeout_s / 2)
-        self._ping_sent_s: dict[str, float] = {}  # request id -> service-clock time sent
+        # request id -> (service-clock time sent, monotonic wall time sent), oldest first
+        self._ping_sent: dict[str, tuple[float, float]] = {}
 
     # ----------------------------------------------------------------- public
 
@@ -310,14 +320,15 @@ class DetectionRunner:
             await self._planned_windows.refresh(
                 self.engine, self._topology.device_index, self._clock.now_s()
             )
-            now_s = self._event_time_s(horizon_s)
             self._time_ping_answers(batches)
+            now_s = self._event_time_s(self._hold_for_pings(horizon_s))
             pre = await self.operator_actions.apply_new(self.engine)
             pre += await self.customer_reports.apply_new(self.engine, now_s)
             out = await asyncio.to_thread(self._step_sync, batches, now_s, pre)
             self._snapshot = out.snapshot
             if self._pings is not None and out.pings:
-                self._ping_sent_s.update((rid, sent_s) for rid, sent_s in out.ping_times)
+                wall_s = time.monotonic()
+                self._ping_sent.update((rid, (sent_s, wall_s)) for rid, sent_s in out.ping_times)
                 dropped = self._pings.send(out.pings)
                 self.counts["pings_sent"] += len(out.pings) - dropped
                 self.counts["pings_dropped"] += dropped
@@ -328,22 +339,41 @@ class DetectionRunner:
 
     def _time_ping_answers(self, batches: list[CommittedBatch]) -> None:
         """Observe each answer's round trip (sent -> handed to this step, service clock)."""
-        if not self._ping_sent_s:
+        if not self._ping_sent:
             return
         clock_s = self._clock.now_s()
         timeout_s = self.engine.config.ping_timeout_s
         for b in batches:
             for e in b.meter_events:
-                sent_s = self._ping_sent_s.pop(e.request_id or "", None)
-                if e.kind != "ping_reply" or sent_s is None:
+                if e.kind != "ping_reply":
                     continue
-                self.ping_lag.observe(clock_s - sent_s)
-                if clock_s - sent_s > timeout_s:
+                sent = self._ping_sent.pop(e.request_id or "", None)
+                if sent is None:
+                    continue
+                self.ping_lag.observe(clock_s - sent[0])
+                if clock_s - sent[0] > timeout_s:
                     self.counts["ping_answers_late"] += 1
         # Never answered (lost, or a head-end that cannot answer): forget them in time.
-        stale = [rid for rid, t in self._ping_sent_s.items() if clock_s - t > 10 * timeout_s]
+        stale = [rid for rid, t in self._ping_sent.items() if clock_s - t[0] > 10 * timeout_s]
         for rid in stale:
-            del self._ping_sent_s[rid]
+            del self._ping_sent[rid]
+
+    def _hold_for_pings(self, horizon_s: float | None) -> float | None:
+        """``horizon_s``, held just short of the deadline of the oldest ping whose answer may
+        still be in transit (sent under ``ping_transit_wall_s`` ago, not answered): its
+        answer is judged as a real-time service would, not taken for silence."""
+        if horizon_s is None or not self._ping_sent:
+            return horizon_s
+        wall_s = time.monotonic()
+        transit_s = self.config.ping_transit_wall_s
+        for sent_s, sent_wall_s in self._ping_sent.values():  # oldest first
+            if wall_s - sent_wall_s < transit_s:
+                deadline_s = sent_s + self.engine.config.ping_timeout_s
+                if deadline_s <= horizon_s:
+                    self.counts["ping_holds"] += 1
+                    return deadline_s - 1e-3  # a millisecond short: not yet expired
+                return horizon_s  # later pings were sent later: their deadlines are later
+        return horizon_s
 
     def _event_time_s(self, horizon_s: float | None) -> float:
         """The time this step judges at: the service clock, held back to the watermark so
