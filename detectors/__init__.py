@@ -38,7 +38,14 @@ from detectors._codes import (
     meter_evidence,
     scada_evidence,
 )
-from detectors._inference import FORCED_IN, FORCED_OUT, FREE, Inference, infer_outages
+from detectors._inference import (
+    FORCED_IN,
+    FORCED_OUT,
+    FREE,
+    Inference,
+    infer_outages,
+    subset_weight,
+)
 from detectors._meter_state import EvidenceResult, MeterState, apply_meter_evidence
 from detectors._model import DEFAULT_OUTAGE_PRIOR, DetectionModel
 from detectors._tree import TreeIndex, tree_index
@@ -88,6 +95,7 @@ __all__ = [
     "infer_outages",
     "meter_evidence",
     "scada_evidence",
+    "subset_weight",
     "tree_index",
     "warm_up",
 ]

@@ -12,6 +12,7 @@ found exactly by a bottom-up dynamic programme: best(d) = max(w(d), sum best(chi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,20 @@ FORCED_OUT = 1  # SCADA says open / tripped / locked out
 FORCED_IN = 2  # SCADA says closed: this device is not the one out
 _HUGE = 1e12
 _TIE_S = 1e-6  # prefer the single upstream device when the two explanations tie
+
+
+@njit(cache=True, nogil=True)
+def _dark_from_s(source: int, since_s: float, prev_s: float) -> float:  # pragma: no cover
+    """When a meter "off" went dark at the latest, for judging an "on" as newer than the
+    dark beneath a device. A run a ping "off" began (source 4) went dark unseen, after the
+    meter was last seen on (``prev_s``, when known): an "on" from between the two is no
+    older than the fault. A ping timeout (source 5) dates nothing (-inf): it is silence,
+    not a time the meter went dark. Else the run's start (``since_s``)."""
+    if source == 5:
+        return -np.inf
+    if source == 4 and np.isfinite(prev_s):
+        return prev_s
+    return since_s
 
 
 @njit(cache=True, nogil=True)
@@ -69,9 +84,8 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
     # device with no other dark evidence (w_last / w_first).
     t_last = np.full(n_dev, -np.inf)  # newest start of "off" beneath the device
     t_first = np.full(n_dev, np.inf)  # earliest (recent) start of "off" beneath it
-    # When the dark beneath began at the latest, for judging an "on": a run a ping "off"
-    # began went dark unseen, after the meter was last seen on (``prev_s``), so an "on"
-    # from between the two is no older than the fault (its answer time would hide them).
+    # When the dark beneath began at the latest, for judging an "on" (``_dark_from_s``,
+    # shared with ``subset_weight``: a ping "off" run dates from the last "on" before it).
     c_last = np.full(n_dev, -np.inf)
     w_last = np.full(n_dev, -np.inf)  # the same over ping timeouts only
     w_first = np.full(n_dev, np.inf)
@@ -97,6 +111,9 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
         if state[m] == 2:
             n_off[d] += 1
             off_llr[d] += llr_off[source[m]]
+            c = _dark_from_s(source[m], since_s[m], prev_s[m])
+            if c > c_last[d]:
+                c_last[d] = c
             t = since_s[m]
             if source[m] == 5:
                 if t > w_last[d]:
@@ -108,9 +125,6 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
                 t_last[d] = t
             if t >= onset_from_s and t < t_first[d]:
                 t_first[d] = t
-            c = prev_s[m] if source[m] == 4 and np.isfinite(prev_s[m]) else t
-            if c > c_last[d]:
-                c_last[d] = c
     # Subtree totals (children before parents).
     for j in range(n_dev - 1, -1, -1):
         d = order[j]
@@ -192,6 +206,43 @@ def _infer_outages_kernel(  # pragma: no cover - compiled
             onset_s[d] = w_first[d]
         else:
             onset_s[d] = w_last[d]
+
+
+@njit(cache=True, nogil=True)
+def _subset_weight_kernel(  # pragma: no cover - compiled
+    meters: I32,
+    state: I8,
+    source: I8,
+    since_s: F64,
+    last_s: F64,
+    prev_s: F64,
+    prior_d: float,
+    llr_off: F64,
+    llr_on: F64,
+    llr_unknown: float,
+) -> float:
+    # The device's weight as the inference's, over these meters only: the "on" threshold
+    # is the newest dark-from time among the subset's own dated "off" meters.
+    n = meters.shape[0]
+    dark_from = -np.inf
+    off_sum = 0.0
+    n_off = 0
+    for i in range(n):
+        m = meters[i]
+        if state[m] == 2:
+            n_off += 1
+            off_sum += llr_off[source[m]]
+            c = _dark_from_s(source[m], since_s[m], prev_s[m])
+            if c > dark_from:
+                dark_from = c
+    on_sum = 0.0
+    n_on = 0
+    for i in range(n):
+        m = meters[i]
+        if state[m] == 1 and last_s[m] > dark_from:
+            n_on += 1
+            on_sum += llr_on[source[m]]
+    return float(prior_d + off_sum + on_sum + (n - n_off - n_on) * llr_unknown)
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,6 +340,70 @@ def infer_outages(
         out.suppressed,
     )
     return out
+
+
+def subset_weight(
+    meters: I32,
+    meter_state: MeterState,
+    prior_d: float,
+    *,
+    llr_off: F64,
+    llr_on: F64,
+    llr_unknown: float,
+) -> float:
+    """The weight (log-odds) of "this device is out" judged on ``meters`` only, by the
+    inference's own per-device rule: ``prior_d`` + the "off" llr of each meter off (by its
+    source; a ping timeout counts, at ``llr_off[PING_TIMEOUT]``) + the "on" llr of each
+    meter on by evidence newer than the newest dark-from time among the subset's dated
+    "off" meters (a ping "off" run from its last "on"; a ping timeout dates nothing) +
+    ``llr_unknown`` for each other meter. Over every unsuppressed meter beneath an
+    unforced device it is that device's weight in ``infer_outages``; the engine uses it
+    on the meters that open outages beneath do not explain. O(len(meters)).
+
+    ``meters`` are indices into ``meter_state`` (a meter listed twice counts twice);
+    ``llr_off`` / ``llr_on`` are per-source tables (``DetectionModel.llr_off_by_source``,
+    ``llr_on_by_source``). Raises ValueError on a bad dtype, shape or index."""
+    n_m = len(meter_state)
+    if (
+        not isinstance(meters, np.ndarray)
+        or meters.dtype != np.int32
+        or meters.ndim != 1
+        or not meters.flags.c_contiguous
+    ):
+        raise ValueError("meters must be a contiguous 1-d int32 array of meter indices")
+    if meters.size and (int(meters.min()) < 0 or int(meters.max()) >= n_m):
+        raise ValueError(f"meters has an index outside the meter table (0..{n_m - 1})")
+    _check(meter_state.state, np.int8, n_m, "meter_state.state")
+    _check(meter_state.source, np.int8, n_m, "meter_state.source")
+    _check(meter_state.since_s, np.float64, n_m, "meter_state.since_s")
+    _check(meter_state.last_s, np.float64, n_m, "meter_state.last_s")
+    _check(meter_state.prev_s, np.float64, n_m, "meter_state.prev_s")
+    _check(llr_off, np.float64, N_METER_KINDS, "llr_off")
+    _check(llr_on, np.float64, N_METER_KINDS, "llr_on")
+    if meters.size:
+        src = meter_state.source[meters]
+        if int(src.min()) < 0 or int(src.max()) >= N_METER_KINDS:
+            raise ValueError("meter_state.source has a code outside the evidence kinds")
+    prior = float(prior_d)
+    unknown = float(llr_unknown)
+    if math.isnan(prior):
+        raise ValueError("prior_d is NaN")
+    if not math.isfinite(unknown):
+        raise ValueError("llr_unknown must be finite")
+    return float(
+        _subset_weight_kernel(
+            meters,
+            meter_state.state,
+            meter_state.source,
+            meter_state.since_s,
+            meter_state.last_s,
+            meter_state.prev_s,
+            prior,
+            llr_off,
+            llr_on,
+            unknown,
+        )
+    )
 
 
 def _check(arr: npt.NDArray[np.generic], dtype: type, n: int, name: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detectors import _codes as c
-from detectors._inference import FORCED_OUT, infer_outages
+from detectors._inference import FORCED_OUT, infer_outages, subset_weight
 from detectors._meter_state import MeterState, apply_meter_evidence
 from detectors._model import DetectionModel
 from detectors._tree import tree_index
@@ -34,4 +34,12 @@ def warm_up() -> None:
         now_s=20.0,
         forced=forced,
         forced_onset_s=np.full(3, 12.0),
+    )
+    subset_weight(
+        np.array([0, 1, 2], dtype=np.int32),
+        state,
+        -8.5,
+        llr_off=model.llr_off_by_source(),
+        llr_on=model.llr_on_by_source(),
+        llr_unknown=model.llr_unknown(),
     )

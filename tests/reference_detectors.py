@@ -231,3 +231,40 @@ def brute_force_best_score(parent: list[int], weight: list[float]) -> float:
                 continue
             best = max(best, sum(weight[d] for d in chosen))
     return best
+
+
+def subset_weight_reference(
+    subset: list[int],
+    meters: list[RefMeter],
+    prior_d: float,
+    llr_off: list[float],
+    llr_on: list[float],
+    llr_unknown: float,
+) -> float:
+    """The weight of "this device is out" judged on the meters ``subset`` only (indices
+    into ``meters``; one listed twice counts twice): the prior, the "off" llr of each meter
+    off, the "on" llr of each meter on by evidence newer than the newest dark-from time
+    among the subset's dated "off" meters, ``llr_unknown`` for every other meter."""
+    # When the dark among these meters began at the latest. A ping timeout (source 5)
+    # dates nothing; a run a ping "off" began dates from the last "on" before it.
+    dark_from = -math.inf
+    for m in subset:
+        me = meters[m]
+        if me.state == 2 and me.source != 5:
+            dark_from = max(dark_from, _dark_from(me))
+    weight = prior_d
+    for m in subset:
+        me = meters[m]
+        if me.state == 2:
+            weight += llr_off[me.source]
+    for m in subset:
+        me = meters[m]
+        if me.state == 1 and me.last_s > dark_from:
+            weight += llr_on[me.source]
+    for m in subset:
+        me = meters[m]
+        off = me.state == 2
+        counted_on = me.state == 1 and me.last_s > dark_from
+        if not off and not counted_on:
+            weight += llr_unknown
+    return weight

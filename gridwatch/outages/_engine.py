@@ -723,23 +723,14 @@ class OutageEngine:
         held = np.zeros(meters.shape[0], dtype=np.bool_)
         for o in below:
             held |= np.isin(meters, o.meters[o.meter_status == METER_OUT])
-        own = meters[~held]
-        ms, model = self.meter_state, self.model
-        off = own[ms.state[own] == det.OFF]
-        dated = off[ms.source[off] != det.PING_TIMEOUT]
-        # As the kernel: a run a ping "off" began went dark after the meter was last on.
-        begun = np.where(
-            (ms.source[dated] == det.PING_OFF) & np.isfinite(ms.prev_s[dated]),
-            ms.prev_s[dated],
-            ms.since_s[dated],
+        return det.subset_weight(
+            meters[~held],
+            self.meter_state,
+            float(self._prior[d]),
+            llr_off=self._llr_off(),
+            llr_on=self.model.llr_on_by_source(),
+            llr_unknown=self.model.llr_unknown(),
         )
-        dark_from = float(begun.max()) if begun.size else -math.inf
-        on = own[(ms.state[own] == det.ON) & (ms.last_s[own] > dark_from)]
-        weight = float(self._prior[d])
-        weight += float(self._llr_off()[ms.source[off]].sum())
-        weight += float(model.llr_on_by_source()[ms.source[on]].sum())
-        weight += float((own.size - off.size - on.size) * model.llr_unknown())
-        return weight
 
     def _dark_after_close(self, closed: list[Outage]) -> float:
         """The earliest dated "off" among the ``closed`` outages' meters still out that
