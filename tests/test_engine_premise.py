@@ -264,3 +264,59 @@ def test_outages_beneath_that_began_together_still_merge_beside_an_earlier_one()
     by_device = {o.device: o for o in eng.open_outages()}
     assert sorted(by_device) == [8, 11]  # the recloser, and 11's earlier outage beneath it
     assert sorted(by_device[8].meters.tolist()) == [17, 18]
+
+
+def test_a_premise_outage_merges_into_a_fault_found_later_by_ping() -> None:
+    """1-LV-rural1: fuse 2 (meter 0 on switch 3 beneath it, meters 1-3 on the fuse) fails.
+    Meter 0's gasp makes a premise outage; the other three lost theirs and are found
+    dark by the read-overdue pings twenty minutes later. Their "off" runs may have begun
+    any time after they were last read lit, so the premise outage is not provably an
+    earlier fault: one outage on the fuse, from the gasp, keeping the premise's key."""
+    parent = [-1, 0, 1, 2]
+    kind = [0, 1, 5, 4]
+    meter_device = np.array([3, 2, 2, 2, 1, 1, 1, 1], dtype=np.int32)
+    cfg = EngineConfig(read_overdue_s=1200.0, overdue_check_s=60.0)
+    eng = lit_engine(network(parent, kind, meter_device), cfg)
+    eng.apply(rows(list(range(8)), T, d.READING, 230.0), now_s=T)
+    talking = [4, 5, 6, 7]
+    changes = eng.apply(rows([0], T + 100, d.LAST_GASP), now_s=T + 101)
+    t = T + 101
+    while t < T + 1600:
+        t += 1.0
+        if int(t - T) % 300 == 0:  # the breaker's other meters keep reading lit
+            changes += eng.apply(rows(talking, t, d.READING, 230.0), now_s=t)
+        changes += eng.tick(t)
+        for p in eng.pings_wanted():
+            if p.meter in (1, 2, 3):
+                changes += eng.apply(rows([p.meter], t + 0.5, d.PING_OFF), now_s=t + 1)
+    assert declared(changes) == [("predicted", 3)]  # the premise outage, then it grew
+    o = only_open(eng)
+    assert (o.device, o.scope, o.start_s) == (2, "device", T + 100)
+    assert sorted(o.meters.tolist()) == [0, 1, 2, 3]
+
+
+def test_an_outage_beneath_older_than_the_last_lit_read_stays_apart() -> None:
+    """The same grid, but meter 0's premise outage began before meters 1-3 were last read
+    lit: an earlier fault, provably. The fuse found later by ping is a new outage and the
+    premise outage stays open beneath it."""
+    parent = [-1, 0, 1, 2]
+    kind = [0, 1, 5, 4]
+    meter_device = np.array([3, 2, 2, 2, 1, 1, 1, 1], dtype=np.int32)
+    cfg = EngineConfig(read_overdue_s=1200.0, overdue_check_s=60.0)
+    eng = lit_engine(network(parent, kind, meter_device), cfg)
+    changes = eng.apply(rows([0], T + 100, d.LAST_GASP), now_s=T + 101)
+    changes += run(eng, T + 299, send_pings=False)
+    eng.apply(rows([1, 2, 3, 4, 5, 6, 7], T + 300, d.READING, 230.0), now_s=T + 300)
+    t = T + 300
+    while t < T + 1900:
+        t += 1.0
+        if int(t - T) % 300 == 0:
+            changes += eng.apply(rows([4, 5, 6, 7], t, d.READING, 230.0), now_s=t)
+        changes += eng.tick(t)
+        for p in eng.pings_wanted():
+            if p.meter in (1, 2, 3):
+                changes += eng.apply(rows([p.meter], t + 0.5, d.PING_OFF), now_s=t + 1)
+    assert declared(changes) == [("predicted", 3), ("predicted", 2)]
+    by_device = {o.device: o for o in eng.open_outages()}
+    assert sorted(by_device) == [2, 3]
+    assert by_device[2].start_s > T + 300

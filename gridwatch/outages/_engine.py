@@ -481,10 +481,12 @@ class OutageEngine:
             # separate, earlier faults: they stay open (nested under it). The rest merge,
             # and so does any still unconfirmed one (a hypothesis, e.g. one meter whose
             # restore after a momentary was lost makes its transformer look out earlier).
+            # "Well before" is judged against the earliest this device could have gone
+            # out: meters found dark by a ping went dark unseen, any time after they were
+            # last seen on (an outage beneath from then is not provably a separate fault).
             window = self.config.merge_window_s
-            merging = [
-                o for o in below if o.state == "predicted" or o.start_s >= own_onset - window
-            ]
+            could_s = min(own_onset, self._own_onset(d, below, forced, forced_onset, earliest=True))
+            merging = [o for o in below if o.state == "predicted" or o.start_s >= could_s - window]
             # Separate earlier outages beneath explain their own meters: the device is
             # judged on the rest (explaining away), else two one-meter stations failing
             # hours apart name the switch above them. With no dark meter of its own, the
@@ -695,11 +697,15 @@ class OutageEngine:
         below: list[Outage],
         forced: npt.NDArray[np.int8],
         forced_onset: npt.NDArray[np.float64],
+        *,
+        earliest: bool = False,
     ) -> float:
         """When ``d`` itself went out, leaving aside the dark meters that the open
         outages ``below`` already explain: the SCADA time (first trip) if SCADA says so,
         else the earliest recent "off" among the other meters beneath it; -inf when
-        nothing but the open outages' meters is dark (their merge is all there is)."""
+        nothing but the open outages' meters is dark (their merge is all there is).
+        ``earliest``: the earliest it could have gone out instead: a run a ping "off"
+        began counts from when its meter was last seen on (the answer only found it)."""
         if forced[d] == det.FORCED_OUT and math.isfinite(float(forced_onset[d])):
             return float(forced_onset[d])
         if not below:
@@ -713,7 +719,13 @@ class OutageEngine:
         recent = self.now_s - self.model.onset_lookback_s
         dated = (ms.state[rest] == det.OFF) & (ms.source[rest] != det.PING_TIMEOUT)
         off = rest[dated & (ms.since_s[rest] >= recent)]
-        return float(ms.since_s[off].min()) if off.size else -math.inf
+        if not off.size:
+            return -math.inf
+        begun = ms.since_s[off]
+        if earliest:
+            found = (ms.source[off] == det.PING_OFF) & np.isfinite(ms.prev_s[off])
+            begun = np.where(found, np.minimum(ms.prev_s[off], begun), begun)
+        return float(begun.min())
 
     def _own_weight(self, d: int, below: list[Outage], inf: det.Inference) -> float:
         """The inference's weight of ``d`` out, from its meters that the open outages
