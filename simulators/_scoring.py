@@ -282,19 +282,25 @@ def observable_from_s(t: TruthOutage, chain: dict[str, list[TruthOutage]]) -> fl
 
 
 def unobservable(
-    t: TruthOutage, chain: dict[str, list[TruthOutage]], grid: SimGrid | None = None
+    t: TruthOutage,
+    chain: dict[str, list[TruthOutage]],
+    grid: SimGrid | None = None,
+    end_s: float = math.inf,
 ) -> bool:
     """A fault wholly inside an outage that was already dark: it began after an enclosing
     outage began and was repaired before that one ended, so its customers' supply never
-    depended on it while anything could be seen. When the enclosing outage switched part of
+    depended on it while anything could be seen. Only the scored window counts: a fault
+    whose enclosing outage is still dark at the scenario's ``end_s`` was never visible in
+    it, however long it outlasts the end. When the enclosing outage switched part of
     its area onto a tie before the repair, the fault counts as unobservable only if its
     section stayed dark: no other meter of the enclosing outage in the same section (under
     the faulted device's parent) had supply back before the repair. Without the grid, any
     such switching makes it observable (the conservative side)."""
+    seen_until_s = min(t.end_s, end_s)
     for o in chain.get(t.outage_id, []):
-        if not (o.start_s <= t.start_s and t.end_s <= o.end_s):
+        if not (o.start_s <= t.start_s and seen_until_s <= o.end_s):
             continue
-        if o.switched_s is None or o.switched_s >= t.end_s:
+        if o.switched_s is None or o.switched_s >= seen_until_s:
             return True
         if grid is not None and _section_stayed_dark(t, o, grid):
             return True
@@ -487,7 +493,7 @@ def _score(
     lookup = _CustomerLookup(truth, grid)
     chain = _outer_chain(truth.outages)
     mute = {t.outage_id for t in true_o if silent(t, truth.comm_silent_from_s)}
-    hidden = [t for t in true_o if t.outage_id in mute or unobservable(t, chain, grid)]
+    hidden = [t for t in true_o if t.outage_id in mute or unobservable(t, chain, grid, truth.end_s)]
     hidden_ids = {t.outage_id for t in hidden}
     matched_ids = {t.outage_id for t, _ in pairs}
     observable = [t for t in true_o if t.outage_id not in hidden_ids]

@@ -96,6 +96,29 @@ def test_a_fault_wholly_inside_a_dark_outage_is_unobservable_and_reported() -> N
     assert r.outage_precision == pytest.approx(1.0)
 
 
+def test_a_fault_inside_an_outage_that_outlasts_the_scenario_is_unobservable() -> None:
+    """1-LV-rural3, development seed 3: a fuse fails under a breaker that is out until
+    after the scenario ends. Both outlast the scored window, so nothing in it could show
+    the fuse: unobservable, not a miss. A fault whose outer outage ends inside the window
+    is observable after that end, as before."""
+    truth = GroundTruth(
+        "t",
+        1,
+        0.0,
+        10_000.0,
+        [
+            _t("T1", "BRK", 1000.0, 12_000.0),
+            _t("T2", "FU-A", 2000.0, 15_000.0, "T1"),  # still inside at the end: unobservable
+            _t("T3", "BRK2", 1000.0, 9_000.0),
+            _t("T4", "FU-B", 2000.0, 15_000.0, "T3"),  # seen from 9,000 s: observable
+        ],
+    )
+    rec = Recorded([RecordedOutage("1", "BRK", 1000.0, 1010.0, None)])
+    r = score(truth, rec)
+    assert r.unobservable_ids == ["T2"]
+    assert r.missed_ids == ["T3 (BRK2)", "T4 (FU-B)"]
+
+
 def test_switching_before_the_repair_makes_the_fault_observable_without_a_grid() -> None:
     truth = GroundTruth(
         "t",
