@@ -20,10 +20,11 @@ from gridwatch.outages import (
     Outage,
     OutageChange,
     OutageEngine,
+    PingRequest,
     outage_row,
 )
 from gridwatch.outages._rows import Names
-from tests.engine_support import T, lit_engine, network, rows, scada
+from tests.engine_support import T, lit_engine, network, rows, scada, tick_answering
 
 PARENT = [-1, 0, 1, 2, 2, 2, 1, 6, 0, 8, 8, 8]
 KIND = [0, 1, 5, 6, 6, 6, 4, 6, 2, 6, 6, 6]
@@ -320,3 +321,40 @@ def test_an_outage_beneath_older_than_the_last_lit_read_stays_apart() -> None:
     by_device = {o.device: o for o in eng.open_outages()}
     assert sorted(by_device) == [2, 3]
     assert by_device[2].start_s > T + 300
+
+
+def test_an_open_outage_moves_down_when_its_own_meters_say_a_child_is_out() -> None:
+    """lv_schutterwald, development seed 2: fuse 5 under transformer 2 is out (an earlier
+    fault). Hours later fuse 3 fails; meter 5 on fuse 4, read lit before the fault, is
+    unknown, and the transformer (likelier than a fuse) is declared on the meters fuse 5
+    does not hold. When meter 5 reads lit after the fault, the transformer is out only
+    through fuse 5's old darkness: judged on its own meters, fuse 3 explains them, so
+    the outage moves down to it (its start kept); fuse 5's outage stays as it was."""
+    parent = [-1, 0, 1, 2, 2, 2, 1]
+    kind = [0, 1, 6, 5, 5, 5, 6]
+    meter_device = np.array([3] * 5 + [4] + [5] * 2 + [6] * 4, dtype=np.int32)
+    eng = lit_engine(network(parent, kind, meter_device))
+    dark: set[int] = set()
+
+    def answer(p: PingRequest) -> tuple[int, float] | None:
+        return (d.PING_OFF, 0.5) if p.meter in dark else None
+
+    eng.apply(rows(list(range(12)), T, d.READING, 230.0), now_s=T)
+    dark |= {6, 7}
+    changes = eng.apply(rows([6, 7], T + 100, d.LAST_GASP), now_s=T + 101)
+    changes += tick_answering(eng, T + 2700, answer)
+    eng.apply(rows([0, 1, 2, 3, 4, 5, 8, 9, 10, 11], T + 2700, d.READING, 230.0), now_s=T + 2701)
+    dark |= {0, 1, 2, 3, 4}
+    changes += eng.apply(rows([0, 1, 2, 3, 4], T + 3000, d.LAST_GASP), now_s=T + 3001)
+    changes += tick_answering(eng, T + 3100, answer)
+    assert declared(changes) == [("predicted", 5), ("predicted", 2)]  # as the service did
+    first = {o.device: o for o in eng.open_outages()}[2]
+    changes = eng.apply(rows([5, 8, 9, 10, 11], T + 3600, d.READING, 230.0), now_s=T + 3601)
+    changes += tick_answering(eng, T + 3700, answer)
+    by_device = {o.device: o for o in eng.open_outages()}
+    assert sorted(by_device) == [3, 5]
+    moved = by_device[3]
+    assert moved is first
+    assert (moved.start_s, sorted(moved.meters.tolist())) == (T + 3000, [0, 1, 2, 3, 4])
+    assert [c.kind for c in changes if c.device == 3] == ["moved"]
+    assert sorted(by_device[5].meters.tolist()) == [6, 7]

@@ -553,6 +553,11 @@ class OutageEngine:
                 continue
             if any(a in chosen_set for a in net.ancestors(o.device)):
                 continue  # an upstream candidate explains it now: grows or vanishes later
+            if o.device in chosen_set and forced[o.device] != det.FORCED_OUT:
+                out_below = self._children_explaining(o, inf)
+                if out_below:
+                    changes += self._move_down(o, out_below, inf)
+                    continue
             if o.device in chosen_set:
                 # Judged out again after looking restored: a later restoration must ping
                 # (and verify) afresh, never close the leftovers as "unverified" at once.
@@ -964,6 +969,35 @@ class OutageEngine:
             changes.append(OutageChange(n.key, "split", self.now_s, n.state, c, {"from": o.key}))
             self._request_confirm_pings(n)
         return changes
+
+    def _children_explaining(self, o: Outage, inf: det.Inference) -> list[int]:
+        """Explaining away for an open outage: with separate earlier outages beneath it
+        open, ``o``'s device may be chosen only through their old darkness. Judged on
+        the meters they do not hold, if its children out explain those better than the
+        device itself (with its open outage's sticky bonus), they are returned: the
+        outage belongs to them. Else (or with no earlier outage beneath) nothing."""
+        net, d = self.network, o.device
+        window = self.config.merge_window_s
+        earlier = [
+            x
+            for x in self._open()
+            if x is not o
+            and x.state != "predicted"
+            and net.is_under(x.device, d)
+            and x.start_s < o.start_s - window
+        ]
+        if not earlier:
+            return []
+        own = self._own_weight(d, earlier, inf) + self.config.sticky_log_odds
+        weights = {
+            int(c): self._own_weight(int(c), earlier, inf)
+            for c in np.flatnonzero(net.parent == d)
+            if int(c) not in self._open_by_device and not inf.suppressed[c]
+        }
+        out = [c for c, w in weights.items() if w > 0.0]
+        if not out or own >= sum(weights[c] for c in out):
+            return []
+        return out
 
     def _topmost(self, devices: list[int]) -> list[int]:
         s = set(devices)
