@@ -358,3 +358,42 @@ def test_an_open_outage_moves_down_when_its_own_meters_say_a_child_is_out() -> N
     assert (moved.start_s, sorted(moved.meters.tolist())) == (T + 3000, [0, 1, 2, 3, 4])
     assert [c.kind for c in changes if c.device == 3] == ["moved"]
     assert sorted(by_device[5].meters.tolist()) == [6, 7]
+
+
+def test_a_device_vetoed_for_its_children_leaves_them_declared_and_the_old_outage_open() -> None:
+    """As above, with a second earlier outage beneath (fuse 7), and meter 5 reads lit
+    before the declaration delay is over. Two old fuse faults make the transformer the
+    inference's cheaper explanation even then (lv_schutterwald, seed 2); the engine
+    vetoes it (fuse 3 explains its own meters better) and declares fuse 3 in its place.
+    The earlier outages are not taken for restored meanwhile: their meters are still
+    dark (never a restore ping for what the inference still sees out)."""
+    parent = [-1, 0, 1, 2, 2, 2, 1, 2]
+    kind = [0, 1, 6, 5, 5, 5, 6, 5]
+    meter_device = np.array([3] * 5 + [4] + [5] * 2 + [6] * 4 + [7] * 2, dtype=np.int32)
+    eng = lit_engine(network(parent, kind, meter_device))
+    dark: set[int] = set()
+
+    def answer(p: PingRequest) -> tuple[int, float] | None:
+        return (d.PING_OFF, 0.5) if p.meter in dark else None
+
+    eng.apply(rows(list(range(12)), T, d.READING, 230.0), now_s=T)
+    dark |= {6, 7}
+    changes = eng.apply(rows([6, 7], T + 100, d.LAST_GASP), now_s=T + 101)
+    changes += tick_answering(eng, T + 200, answer)
+    dark |= {12, 13}
+    changes += eng.apply(rows([12, 13], T + 200, d.LAST_GASP), now_s=T + 201)
+    changes += tick_answering(eng, T + 2700, answer)
+    eng.apply(rows([0, 1, 2, 3, 4, 5, 8, 9, 10, 11], T + 2700, d.READING, 230.0), now_s=T + 2701)
+    dark |= {0, 1, 2, 3, 4}
+    changes += eng.apply(rows([0, 1, 2, 3, 4], T + 3000, d.LAST_GASP), now_s=T + 3001)
+    changes += tick_answering(eng, T + 3010, answer)
+    changes += eng.apply(rows([5], T + 3010, d.READING, 230.0), now_s=T + 3011)
+    changes += tick_answering(eng, T + 3600, answer)
+    assert declared(changes) == [("predicted", 5), ("predicted", 7), ("predicted", 3)]
+    assert eng.last_inference is not None
+    assert eng.last_inference.chosen[2]  # the inference alone still names the transformer
+    by_device = {o.device: o for o in eng.open_outages()}
+    assert sorted(by_device) == [3, 5, 7]
+    assert by_device[3].start_s == T + 3000
+    assert (by_device[5].state, by_device[7].state) == ("confirmed", "confirmed")
+    assert not any(c.kind == "restore_pings" for c in changes)

@@ -445,7 +445,12 @@ class OutageEngine:
 
         # 1. Chosen devices: declare, grow/merge, or wait out the declaration delay.
         self._widen_since = {d: t for d, t in self._widen_since.items() if d in chosen_set}
-        for d in sorted(chosen, key=lambda x: (float(inf.onset_s[x]), x)):
+        work = sorted(chosen, key=lambda x: (float(inf.onset_s[x]), x))
+        stand_ins: list[int] = []  # judged out in place of a vetoed device (below)
+        i = 0
+        while i < len(work):
+            d = work[i]
+            i += 1
             if d in self._open_by_device:
                 o = self.outages[self._open_by_device[d]]
                 o.confidence = inf.confidence(d)
@@ -496,9 +501,26 @@ class OutageEngine:
                 latest_s = max(o.start_s for o in below)
                 earlier = [o for o in below if o.start_s < latest_s - window]
                 earlier = [o for o in earlier if o.state != "predicted"]
-            if earlier and forced[d] != det.FORCED_OUT and self._own_weight(d, earlier, inf) <= 0.0:
+                merging = [o for o in merging if o not in earlier]
+            # Vetoed when, on its own meters, it is no outage at all, or its children out
+            # explain them better (a transformer chosen over one lit fuse-way and one
+            # dark one only through older outages beneath). What made it look out is
+            # still so: the earlier outages stay chosen, and the children are judged in
+            # its place (never a "device back" for what is still dark).
+            explaining = (
+                self._children_explaining(d, earlier, inf)
+                if earlier and forced[d] != det.FORCED_OUT
+                else []
+            )
+            if explaining or (
+                earlier and forced[d] != det.FORCED_OUT and self._own_weight(d, earlier, inf) <= 0.0
+            ):
                 vetoed.add(d)
                 self._pending.pop(d, None)
+                for c in [o.device for o in earlier if o.scope == "device"] + explaining:
+                    if c not in chosen_set and c not in stand_ins:
+                        stand_ins.append(c)
+                        work.append(c)
                 continue
             if below and not merging:
                 onset = own_onset  # a new fault: its own delay, from its own evidence
@@ -524,8 +546,8 @@ class OutageEngine:
                 changes += self._declare(d, inf, sustained_scada, start_s=onset)
 
         if vetoed:
-            chosen = [c for c in chosen if c not in vetoed]
-            chosen_set -= vetoed
+            chosen = [c for c in chosen if c not in vetoed] + stand_ins
+            chosen_set = set(chosen)
 
         # 2. Candidates that vanished before the delay: momentary, or just re-explained.
         for d, onset in list(self._pending.items()):
@@ -554,8 +576,17 @@ class OutageEngine:
             if any(a in chosen_set for a in net.ancestors(o.device)):
                 continue  # an upstream candidate explains it now: grows or vanishes later
             if o.device in chosen_set and forced[o.device] != det.FORCED_OUT:
-                out_below = self._children_explaining(o, inf)
-                if out_below:
+                # Chosen only through separate earlier outages' old darkness beneath it:
+                # the outage belongs to the children its own meters name.
+                earlier = self._earlier_beneath(o)
+                out_below = (
+                    self._children_explaining(
+                        o.device, earlier, inf, bonus=self.config.sticky_log_odds
+                    )
+                    if earlier
+                    else []
+                )
+                if out_below and not any(c in self._open_by_device for c in out_below):
                     changes += self._move_down(o, out_below, inf)
                     continue
             if o.device in chosen_set:
@@ -970,29 +1001,31 @@ class OutageEngine:
             self._request_confirm_pings(n)
         return changes
 
-    def _children_explaining(self, o: Outage, inf: det.Inference) -> list[int]:
-        """Explaining away for an open outage: with separate earlier outages beneath it
-        open, ``o``'s device may be chosen only through their old darkness. Judged on
-        the meters they do not hold, if its children out explain those better than the
-        device itself (with its open outage's sticky bonus), they are returned: the
-        outage belongs to them. Else (or with no earlier outage beneath) nothing."""
-        net, d = self.network, o.device
-        window = self.config.merge_window_s
-        earlier = [
+    def _earlier_beneath(self, o: Outage) -> list[Outage]:
+        """Open outages beneath ``o``'s device that began well before it: separate
+        faults (predicted ones are hypotheses still, never held apart)."""
+        net, window = self.network, self.config.merge_window_s
+        return [
             x
             for x in self._open()
             if x is not o
             and x.state != "predicted"
-            and net.is_under(x.device, d)
+            and net.is_under(x.device, o.device)
             and x.start_s < o.start_s - window
         ]
-        if not earlier:
-            return []
-        own = self._own_weight(d, earlier, inf) + self.config.sticky_log_odds
+
+    def _children_explaining(
+        self, d: int, earlier: list[Outage], inf: det.Inference, *, bonus: float = 0.0
+    ) -> list[int]:
+        """Explaining away: judged on the meters the separate ``earlier`` outages beneath
+        do not hold, the children of ``d`` that are out, when together they explain those
+        meters better than ``d`` itself (plus ``bonus``: an open outage's stickiness).
+        Empty when ``d`` explains them as well or better."""
+        own = self._own_weight(d, earlier, inf) + bonus
         weights = {
             int(c): self._own_weight(int(c), earlier, inf)
-            for c in np.flatnonzero(net.parent == d)
-            if int(c) not in self._open_by_device and not inf.suppressed[c]
+            for c in np.flatnonzero(self.network.parent == d)
+            if not inf.suppressed[c]
         }
         out = [c for c, w in weights.items() if w > 0.0]
         if not out or own >= sum(weights[c] for c in out):
