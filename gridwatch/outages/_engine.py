@@ -566,6 +566,7 @@ class OutageEngine:
                 )
 
         # 3. Open outages: restoration meter by meter, moves, nests, confirmation.
+        beneath = self._open_beneath()
         for o in list(self._open()):
             if inf.suppressed[o.device]:
                 continue  # inside a planned window or an open switch: frozen deliberately
@@ -578,7 +579,7 @@ class OutageEngine:
             if o.device in chosen_set and forced[o.device] != det.FORCED_OUT:
                 # Chosen only through separate earlier outages' old darkness beneath it:
                 # the outage belongs to the children its own meters name.
-                earlier = self._earlier_beneath(o)
+                earlier = self._earlier(o, beneath.get(o.device, []))
                 out_below = (
                     self._children_explaining(
                         o.device, earlier, inf, bonus=self.config.sticky_log_odds
@@ -1001,16 +1002,26 @@ class OutageEngine:
             self._request_confirm_pings(n)
         return changes
 
-    def _earlier_beneath(self, o: Outage) -> list[Outage]:
-        """Open outages beneath ``o``'s device that began well before it: separate
-        faults (predicted ones are hypotheses still, never held apart)."""
-        net, window = self.network, self.config.merge_window_s
+    def _open_beneath(self) -> dict[int, list[Outage]]:
+        """Per device with an open outage, the open outages beneath it: one walk up from
+        each open outage (O(open x depth), not open x open)."""
+        out: dict[int, list[Outage]] = {}
+        for x in self._open():
+            for a in self.network.ancestors(x.device):
+                if a in self._open_by_device:
+                    out.setdefault(a, []).append(x)
+        return out
+
+    def _earlier(self, o: Outage, beneath: list[Outage]) -> list[Outage]:
+        """Of the open outages ``beneath`` ``o``'s device, those that began well before
+        it: separate faults (predicted ones are hypotheses still, never held apart)."""
+        window = self.config.merge_window_s
         return [
             x
-            for x in self._open()
+            for x in beneath
             if x is not o
+            and x.is_open
             and x.state != "predicted"
-            and net.is_under(x.device, o.device)
             and x.start_s < o.start_s - window
         ]
 
