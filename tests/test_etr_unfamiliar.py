@@ -35,8 +35,9 @@ def _outages() -> list[OpenOutage]:
 
 
 def _log_remaining(model: SurvivalModel) -> np.ndarray:
-    """(n, 3) ln remaining seconds at P10 / P50 / P90."""
-    batch = estimate_etrs(model, "v", _outages(), NOW, config=EtrConfig())
+    """(n, 3) ln remaining seconds at P10 / P50 / P90, with the provenance widening alone
+    (the crew queue's own allowance on no local history: test_etr_unknown_crews)."""
+    batch = estimate_etrs(model, "v", _outages(), NOW, config=EtrConfig(queue_log_sd=0.0))
     return np.log([[e.p10_s - NOW, e.p50_s - NOW, e.p90_s - NOW] for e in batch.estimates])
 
 
@@ -49,10 +50,17 @@ def test_the_bundled_prior_says_it_is_the_prior_and_survives_storage() -> None:
     assert model_provenance(prior).source == "prior"
     assert model_provenance(_copy(prior)).source == "prior"  # the stored JSON keeps it
     batch = estimate_etrs(prior, "v", _outages(), NOW)
-    shown = batch.estimates[0].inputs["provenance"]
-    assert shown["source"] == "prior"
-    assert shown["local_restored_of_kind"] == 0
-    assert shown["widening_log_sd"] == pytest.approx(FOREIGN_LOG_SD["prior"])
+    for e in batch.estimates:
+        shown = e.inputs["provenance"]
+        assert shown["source"] == "prior"
+        assert shown["local_restored_of_kind"] == 0
+        # A crew-queue ETR adds the queue's own allowance (EtrConfig.queue_log_sd).
+        queue = EtrConfig().queue_log_sd if e.source == "backlog" else 0.0
+        assert shown["queue_log_sd"] == queue
+        assert shown["widening_log_sd"] == pytest.approx(
+            (FOREIGN_LOG_SD["prior"] ** 2 + queue**2) ** 0.5, abs=1e-4
+        )
+    assert {e.source for e in batch.estimates} == {"backlog"}  # 8 outages, 4 crews
 
 
 def test_the_prior_and_a_foreign_fit_widen_around_the_same_p50() -> None:

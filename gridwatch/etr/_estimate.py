@@ -20,6 +20,7 @@ import numpy as np
 from detectors.etr import (
     DEFAULT_PROBS,
     DEVICE_KINDS,
+    BacklogResult,
     StormThresholds,
     SurvivalModel,
     backlog_etr,
@@ -45,6 +46,17 @@ class EtrConfig:
     # includes the crew's travel (1800 here double-counted it on the development seeds).
     travel_s: float = 0.0
     backlog_runs: int = 200
+    # Where no crew status is known in a queue (no OMS feed), which outages crews are
+    # working on is unknown: mix the crew queue run with the highest-priority outages in
+    # work and the run with the oldest in work (no crew is pulled off a job). False: the
+    # highest-priority ones only.
+    unknown_crews_mix: bool = True
+    # Log-time sd added to a crew-queue (backlog) interval whose inputs come from no local
+    # history (the bundled prior or another grid's fit) and whose backlog scale was not
+    # measured: the queue's per-job times and storm classes are not the grid's, and a storm
+    # on an unfamiliar grid outlasts the queue's arrival forecast. Chosen on the storm's
+    # development seeds through the service (docs/accuracy-etr.md, third session).
+    queue_log_sd: float = 0.4
     seed: int = 0
     zone_fraction: float = 0.9
     # Outages still to come in a backlogged zone: the rate of the open outages that started
@@ -272,6 +284,75 @@ def priority_score(
     return float(customers_affected) + critical_weight * float(critical_customers)
 
 
+def _oldest_in_work(
+    in_work: np.ndarray, started: np.ndarray, zone_index: np.ndarray, crews: np.ndarray
+) -> np.ndarray:
+    """Crews on the oldest open outages of every queue where no crew status is known."""
+    out = in_work.copy()
+    reported = np.bincount(zone_index[in_work], minlength=crews.size) > 0
+    for z in np.flatnonzero(~reported):
+        members = np.flatnonzero(zone_index == z)
+        out[members[np.argsort(started[members], kind="stable")][: int(crews[z])]] = True
+    return out
+
+
+def _backlog_mixture(
+    hypotheses: Sequence[np.ndarray],
+    model: SurvivalModel,
+    codes: np.ndarray,
+    elapsed: np.ndarray,
+    zone_index: np.ndarray,
+    priority: np.ndarray,
+    customers: np.ndarray,
+    crews: np.ndarray,
+    *,
+    cfg: EtrConfig,
+    arrival_rate: np.ndarray,
+) -> BacklogResult:
+    """The crew queue simulated once per hypothesis of which outages are in work, the runs
+    split evenly between them and pooled: quantiles of the mixture."""
+    k = len(hypotheses)
+    runs = max(cfg.backlog_runs // k, 1)
+    if k == 1:
+        probs = DEFAULT_PROBS
+    else:  # every run's own value (order statistics), to pool the hypotheses' runs
+        probs = np.linspace(0.0, 1.0, runs) if runs > 1 else np.array([0.5])
+    got = [
+        backlog_etr(
+            model,
+            codes,
+            elapsed,
+            zone_index,
+            priority,
+            customers,
+            crews,
+            runs=runs,
+            seed=cfg.seed + h,
+            travel_s=cfg.travel_s,
+            zone_fraction=cfg.zone_fraction,
+            probs=probs,
+            in_work=in_work,
+            arrival_rate_per_s=arrival_rate,
+            arrival_horizon_s=cfg.arrival_horizon_s,
+        )
+        for h, in_work in enumerate(hypotheses)
+    ]
+    if k == 1:
+        return got[0]
+
+    def pooled(parts: list[np.ndarray]) -> np.ndarray:
+        both = np.concatenate(parts, axis=1)
+        return np.asarray(np.quantile(both, DEFAULT_PROBS, axis=1).T, dtype=np.float64)
+
+    return BacklogResult(
+        pooled([g.outage_remaining_s for g in got]),
+        pooled([g.zone_remaining_s for g in got]),
+        DEFAULT_PROBS,
+        runs * k,
+        cfg.seed,
+    )
+
+
 def estimate_etrs(
     model: SurvivalModel,
     model_version: str,
@@ -323,7 +404,13 @@ def estimate_etrs(
     window_s = max(cfg.arrival_window_s, 1.0)
     recent = (started > now_s - window_s) & (started <= now_s)
     arrival_rate = np.bincount(zone_index[recent], minlength=len(zone_names)) / window_s
-    backlog = backlog_etr(
+    in_work = np.array([o.crew_assigned for o in outages], dtype=np.bool_)
+    oldest_in_work = _oldest_in_work(in_work, started, zone_index, crews)
+    hypotheses = [in_work]
+    if cfg.unknown_crews_mix and not np.array_equal(oldest_in_work, in_work):
+        hypotheses.append(oldest_in_work)
+    backlog = _backlog_mixture(
+        hypotheses,
         model,
         codes,
         elapsed,
@@ -331,13 +418,8 @@ def estimate_etrs(
         priority,
         customers,
         crews,
-        runs=cfg.backlog_runs,
-        seed=cfg.seed,
-        travel_s=cfg.travel_s,
-        zone_fraction=cfg.zone_fraction,
-        in_work=np.array([o.crew_assigned for o in outages], dtype=np.bool_),
-        arrival_rate_per_s=arrival_rate.astype(np.float64),
-        arrival_horizon_s=cfg.arrival_horizon_s,
+        cfg=cfg,
+        arrival_rate=arrival_rate.astype(np.float64),
     )
     per_zone_open = np.bincount(zone_index, minlength=len(zone_names))
     backlogged = per_zone_open[zone_index] > crews[zone_index]
@@ -406,14 +488,18 @@ def estimate_etrs(
             q = _scaled(now_s, q, scale, cfg.min_remaining_s)
             inputs["interval_scale"] = scale.to_list()
         local_n = float(local_by_kind[kind_code(o.device_kind)])
-        log_sd = widening_log_sd(
-            provenance, local_n, scale is not None and scale.n >= CALIBRATED_MIN_ITEMS
-        )
+        calibrated = scale is not None and scale.n >= CALIBRATED_MIN_ITEMS
+        log_sd = widening_log_sd(provenance, local_n, calibrated)
+        # A crew queue run on no local history: the queue's own allowance on top.
+        unfamiliar_queue = source == "backlog" and not calibrated and provenance.source != "local"
+        queue_sd = cfg.queue_log_sd if unfamiliar_queue else 0.0
+        log_sd = math.sqrt(log_sd**2 + queue_sd**2)
         if log_sd > 0.0:
             q = _widened(now_s, q, log_sd, cfg.min_remaining_s)
         inputs["provenance"] = provenance.to_dict() | {
             "local_restored_of_kind": int(local_n),
             "widening_log_sd": round(log_sd, 4),
+            "queue_log_sd": queue_sd,
         }
         estimates.append(
             EtrEstimate(

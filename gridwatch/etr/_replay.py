@@ -39,7 +39,7 @@ from gridwatch.store import Database, drop_schema, load_topology, migrate, save_
 from gridwatch.store import _etr as store
 from ingest import KnownIds
 from notifier import NotifyPolicy, load_templates
-from simulators import Simulation, load_scenario
+from simulators import Simulation, load_scenario, simulation_on_network
 from simulators._cli_commands import cmd_history
 from simulators._history import generate_history, median_duration_s
 from simulators._scoring import _match, etr_scored, load_recorded_db
@@ -75,6 +75,9 @@ class OutageEtr:
     messages: int  # ETR messages its customers got (first notice + updates)
     source: str
     inputs: dict[str, Any]
+    # When the fault could first be seen (a hidden fault: when the line above came back);
+    # NaN where the truth does not say.
+    true_found_s: float = math.nan
 
 
 @dataclass
@@ -207,18 +210,30 @@ def _fit_history_path(scenario: str, years: float, directory: Path) -> Path:
     return path
 
 
+def _simulation(scenario: str, seed: int, network: str | None) -> Simulation:
+    """The scenario on its own grid, or on a published ``network`` (as ``gridwatch
+    simulate --network`` runs it)."""
+    if network is None:
+        return Simulation(load_scenario(scenario), seed=seed)
+    return simulation_on_network(load_scenario(scenario), network, seed=seed)
+
+
 async def replay_seed(
     scenario: str,
     seed: int,
     *,
     database_url: str,
-    history_csv: Path,
+    history_csv: Path | None,
     options: EtrTaskOptions,
     commit_s: float = COMMIT_S,
     poll_s: float = POLL_S,
     crew_reports: bool = True,
+    network: str | None = None,
 ) -> list[OutageEtr]:
-    sim = Simulation(load_scenario(scenario), seed=seed)
+    """One seed through the service path. ``history_csv`` None: no history is fitted, so
+    the ETR task starts on the bundled prior, as ``gridwatch serve`` does on a new
+    database (the grid sweep's service runs)."""
+    sim = _simulation(scenario, seed, network)
     topo = sim.grid.topology
     db = await Database.open(
         database_url, f"etrsvc_{uuid.uuid4().hex[:10]}", create_schema=True, max_size=4
@@ -229,8 +244,9 @@ async def replay_seed(
         # The service's runner works on the topology as stored (``gridwatch serve`` loads it),
         # which differs from the simulator's in-memory one (owners without names, for one).
         topo = await load_topology(db, owners=True)
-        # ``gridwatch etr fit``: the model is fitted before the service starts.
-        await fit_history_file(db, history_csv, as_of_s=sim.start_s, config=options.etr)
+        if history_csv is not None:
+            # ``gridwatch etr fit``: the model is fitted before the service starts.
+            await fit_history_file(db, history_csv, as_of_s=sim.start_s, config=options.etr)
         clock = ManualClock(sim.start_s)
         pings = LoopbackPings(sim.telemetry)
         bridge = NotifyBridge(load_templates(None), NotifyPolicy(etr_min_change_s=0.0))
@@ -267,6 +283,7 @@ async def replay_seed(
         # ``gridwatch score``'s baseline: the median of a 3-year history (seed + 1).
         median_s = median_duration_s(generate_history(sim.grid, seed=gt.seed + 1, end_s=gt.start_s))
         rec = [r for r in recorded.outages if r.state != "cancelled"]
+        found_s = {o.outage_id: o.found_s for o in sim.world.outages}
         out: list[OutageEtr] = []
         for e in etr_scored(_match(gt.sustained, rec, 900.0)):
             oid = int(e.recorded.outage_id)
@@ -291,6 +308,7 @@ async def replay_seed(
                     messages=0 if notice is None else notice.updates_sent + 1,
                     source=first_row.source,
                     inputs=first_row.inputs,
+                    true_found_s=float(found_s.get(e.truth.outage_id, math.nan)),
                 )
             )
         return out
@@ -310,11 +328,13 @@ async def run(
     crew_reports: bool = True,
     commit_s: float = COMMIT_S,
     verbose: bool = False,
+    network: str | None = None,
+    prior: bool = False,
 ) -> ServiceEtrReport:
     await asyncio.to_thread(warm_up)
     report = ServiceEtrReport(scenario, list(seeds))
     with tempfile.TemporaryDirectory() as tmp:
-        csv = _fit_history_path(scenario, years, Path(tmp))
+        csv = None if prior else _fit_history_path(scenario, years, Path(tmp))
         for seed in seeds:
             got = await replay_seed(
                 scenario,
@@ -325,6 +345,7 @@ async def run(
                 poll_s=poll_s,
                 crew_reports=crew_reports,
                 commit_s=commit_s,
+                network=network,
             )
             report.outages += got
             if verbose:
@@ -350,6 +371,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="post no crew status (dispatched / on site with cause) to the service",
     )
+    ap.add_argument(
+        "--network",
+        default=None,
+        help="run the scenario on this published grid (as `gridwatch simulate --network`)",
+    )
+    ap.add_argument(
+        "--prior",
+        action="store_true",
+        help="fit no history: the service starts on the bundled prior (a new utility, and"
+        " the grid sweep's service runs)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="per-outage rows + summary")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -366,6 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             crew_reports=not args.no_crew_reports,
             commit_s=args.commit_s,
             verbose=args.verbose,
+            network=args.network,
+            prior=args.prior,
         )
     )
     summary = report.summary()
