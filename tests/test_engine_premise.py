@@ -10,6 +10,7 @@ Grid: 0 substation -> 1 breaker -> 2 fuse -> transformers 3 (meter 0), 4 (meters
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -323,6 +324,37 @@ def test_an_outage_beneath_older_than_the_last_lit_read_stays_apart() -> None:
     assert by_device[2].start_s > T + 300
 
 
+def fuse_fault_beside_earlier_ones(
+    second_earlier: bool,
+) -> tuple[OutageEngine, Callable[[PingRequest], tuple[int, float] | None], list[OutageChange]]:
+    """Transformer 2 feeds fuses 3 (meters 0-4), 4 (meter 5) and 5 (meters 6-7), and with
+    ``second_earlier`` fuse 7 (meters 12-13); transformer 6 (meters 8-11) is a lit
+    neighbour. Fuse 5 fails at T+100 (and fuse 7 at T+200); all others read lit at
+    T+2700; fuse 3 fails at T+3000. Dark meters answer their pings "off", the rest never
+    answer. Returns the engine at T+3001, the answerer and the changes so far."""
+    parent = [-1, 0, 1, 2, 2, 2, 1] + ([2] if second_earlier else [])
+    kind = [0, 1, 6, 5, 5, 5, 6] + ([5] if second_earlier else [])
+    devices = [3] * 5 + [4] + [5] * 2 + [6] * 4 + ([7] * 2 if second_earlier else [])
+    eng = lit_engine(network(parent, kind, np.array(devices, dtype=np.int32)))
+    dark: set[int] = set()
+
+    def answer(p: PingRequest) -> tuple[int, float] | None:
+        return (d.PING_OFF, 0.5) if p.meter in dark else None
+
+    eng.apply(rows(list(range(len(devices))), T, d.READING, 230.0), now_s=T)
+    dark |= {6, 7}
+    changes = eng.apply(rows([6, 7], T + 100, d.LAST_GASP), now_s=T + 101)
+    if second_earlier:
+        changes += tick_answering(eng, T + 200, answer)
+        dark |= {12, 13}
+        changes += eng.apply(rows([12, 13], T + 200, d.LAST_GASP), now_s=T + 201)
+    changes += tick_answering(eng, T + 2700, answer)
+    eng.apply(rows([0, 1, 2, 3, 4, 5, 8, 9, 10, 11], T + 2700, d.READING, 230.0), now_s=T + 2701)
+    dark |= {0, 1, 2, 3, 4}
+    changes += eng.apply(rows([0, 1, 2, 3, 4], T + 3000, d.LAST_GASP), now_s=T + 3001)
+    return eng, answer, changes
+
+
 def test_an_open_outage_moves_down_when_its_own_meters_say_a_child_is_out() -> None:
     """lv_schutterwald, development seed 2: fuse 5 under transformer 2 is out (an earlier
     fault). Hours later fuse 3 fails; meter 5 on fuse 4, read lit before the fault, is
@@ -330,22 +362,7 @@ def test_an_open_outage_moves_down_when_its_own_meters_say_a_child_is_out() -> N
     does not hold. When meter 5 reads lit after the fault, the transformer is out only
     through fuse 5's old darkness: judged on its own meters, fuse 3 explains them, so
     the outage moves down to it (its start kept); fuse 5's outage stays as it was."""
-    parent = [-1, 0, 1, 2, 2, 2, 1]
-    kind = [0, 1, 6, 5, 5, 5, 6]
-    meter_device = np.array([3] * 5 + [4] + [5] * 2 + [6] * 4, dtype=np.int32)
-    eng = lit_engine(network(parent, kind, meter_device))
-    dark: set[int] = set()
-
-    def answer(p: PingRequest) -> tuple[int, float] | None:
-        return (d.PING_OFF, 0.5) if p.meter in dark else None
-
-    eng.apply(rows(list(range(12)), T, d.READING, 230.0), now_s=T)
-    dark |= {6, 7}
-    changes = eng.apply(rows([6, 7], T + 100, d.LAST_GASP), now_s=T + 101)
-    changes += tick_answering(eng, T + 2700, answer)
-    eng.apply(rows([0, 1, 2, 3, 4, 5, 8, 9, 10, 11], T + 2700, d.READING, 230.0), now_s=T + 2701)
-    dark |= {0, 1, 2, 3, 4}
-    changes += eng.apply(rows([0, 1, 2, 3, 4], T + 3000, d.LAST_GASP), now_s=T + 3001)
+    eng, answer, changes = fuse_fault_beside_earlier_ones(second_earlier=False)
     changes += tick_answering(eng, T + 3100, answer)
     assert declared(changes) == [("predicted", 5), ("predicted", 2)]  # as the service did
     first = {o.device: o for o in eng.open_outages()}[2]
@@ -367,25 +384,7 @@ def test_a_device_vetoed_for_its_children_leaves_them_declared_and_the_old_outag
     vetoes it (fuse 3 explains its own meters better) and declares fuse 3 in its place.
     The earlier outages are not taken for restored meanwhile: their meters are still
     dark (never a restore ping for what the inference still sees out)."""
-    parent = [-1, 0, 1, 2, 2, 2, 1, 2]
-    kind = [0, 1, 6, 5, 5, 5, 6, 5]
-    meter_device = np.array([3] * 5 + [4] + [5] * 2 + [6] * 4 + [7] * 2, dtype=np.int32)
-    eng = lit_engine(network(parent, kind, meter_device))
-    dark: set[int] = set()
-
-    def answer(p: PingRequest) -> tuple[int, float] | None:
-        return (d.PING_OFF, 0.5) if p.meter in dark else None
-
-    eng.apply(rows(list(range(12)), T, d.READING, 230.0), now_s=T)
-    dark |= {6, 7}
-    changes = eng.apply(rows([6, 7], T + 100, d.LAST_GASP), now_s=T + 101)
-    changes += tick_answering(eng, T + 200, answer)
-    dark |= {12, 13}
-    changes += eng.apply(rows([12, 13], T + 200, d.LAST_GASP), now_s=T + 201)
-    changes += tick_answering(eng, T + 2700, answer)
-    eng.apply(rows([0, 1, 2, 3, 4, 5, 8, 9, 10, 11], T + 2700, d.READING, 230.0), now_s=T + 2701)
-    dark |= {0, 1, 2, 3, 4}
-    changes += eng.apply(rows([0, 1, 2, 3, 4], T + 3000, d.LAST_GASP), now_s=T + 3001)
+    eng, answer, changes = fuse_fault_beside_earlier_ones(second_earlier=True)
     changes += tick_answering(eng, T + 3010, answer)
     changes += eng.apply(rows([5], T + 3010, d.READING, 230.0), now_s=T + 3011)
     changes += tick_answering(eng, T + 3600, answer)

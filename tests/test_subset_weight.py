@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import detectors as d
 from detectors._codes import N_METER_KINDS
 from tests.reference_detectors import RefMeter, subset_weight_reference
+from tests.test_detect_kernels import trees
 
 pytestmark = pytest.mark.kernel
 
@@ -56,18 +57,6 @@ def to_state(ref: list[RefMeter]) -> d.MeterState:
         last_s=np.array([r.last_s for r in ref], dtype=np.float64),
         prev_s=np.array([r.prev_s for r in ref], dtype=np.float64),
     )
-
-
-@st.composite
-def trees(draw: st.DrawFn, max_devices: int = 15) -> list[int]:
-    n = draw(st.integers(1, max_devices))
-    parent = [-1] + [draw(st.integers(-1 if i % 5 == 0 else 0, i - 1)) for i in range(1, n)]
-    perm = draw(st.permutations(range(n)))  # so index order is not a tree order
-    inverse = {old: new for new, old in enumerate(perm)}
-    shuffled = [0] * n
-    for old, p in enumerate(parent):
-        shuffled[inverse[old]] = -1 if p < 0 else inverse[p]
-    return shuffled
 
 
 @SETTINGS
@@ -119,7 +108,7 @@ def test_subset_weight_is_order_free_and_empty_is_the_prior(
 
 
 @SETTINGS
-@given(data=st.data(), parent=trees())
+@given(data=st.data(), parent=trees(max_devices=15))
 def test_subset_weight_over_a_subtree_is_the_inference_weight(
     data: st.DataObject, parent: list[int]
 ) -> None:
