@@ -413,3 +413,36 @@ async def test_a_ping_answer_in_transit_is_waited_for_at_any_replay_speed(db: Da
         db, step_s=60.0, answer_after_steps=2, transit_wall_s=0.0
     )
     assert unheld != real_time
+
+
+async def test_evidence_stamped_after_the_engines_time_waits_for_it(db: Database) -> None:
+    """Synthetic storm at 600x: a restore ping goes out stamped with the clock, ahead of
+    an engine held at the watermark, and is answered as of then. Judged at once, its "on"
+    restored the customers at the engine's (earlier) time: told "restored" 40 s before
+    their supply came back. Evidence stamped after the step's time now waits for it."""
+    await save_topology(db, TOPO)
+    clock = ManualClock(T)
+    runner = DetectionRunner(db, TOPO, clock=clock, ping_sender=_Replies(on=False))
+    await runner.start()
+    everyone = [str(m) for m in TOPO.meters.ids.tolist()]
+    await runner.step(
+        [CommittedBatch([Reading(m, T, 230.0, None, None) for m in everyone], [], [])]
+    )
+    fuse_meters = _meters_under(FUSE)
+    clock.set(T + 10)
+    await runner.step([_gasps(fuse_meters, T + 5)])
+    clock.set(T + 200)
+    await runner.step([])
+    (o,) = runner.engine.open_outages()
+    clock.set(T + 1000)
+    back = CommittedBatch(
+        [], [MeterEvent(m, T + 990, "power_restore", None, None, None) for m in fuse_meters], []
+    )
+    await runner.step([back], horizon_s=T + 950)  # the engine held 40 s behind the answer
+    assert runner.engine.now_s == T + 950
+    assert o.meters_restored == 0  # not yet: it is stamped T+990
+    assert runner.counts["evidence_held_ahead"] == len(fuse_meters)
+    await runner.step([], horizon_s=T + 995)
+    assert o.state == "restored"
+    restored_at = [e.at_s for e in o.timeline if e.kind == "restored"]
+    assert restored_at == [T + 990]  # at its own time, in the slice that reaches it

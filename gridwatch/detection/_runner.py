@@ -235,6 +235,10 @@ class DetectionRunner:
         self.ping_lag = LagWatch("pings", timeout_s / 2)
         # request id -> (service-clock time sent, monotonic wall time sent), oldest first
         self._ping_sent: dict[str, tuple[float, float]] = {}
+        # Evidence stamped after the step's event time (a ping answered as of the clock,
+        # ahead of a held engine): applied once event time reaches it, never judged early.
+        self._ahead_meter = det.meter_evidence(0)
+        self._ahead_scada = det.scada_evidence(0)
 
     # ----------------------------------------------------------------- public
 
@@ -402,10 +406,17 @@ class DetectionRunner:
             self.counts["ping_replies"] += ev.ping_replies
             for r in ev.rejects:
                 self._count_reject(f"{r.source}:{r.reason}", r.item_id)
-            if not ev.empty:
-                changes += self._apply_in_slices(ev.meter, ev.scada, now_s)
-            if ev.scada.size and self.config.follow_switching:
-                changes += self._follow_switching(ev.scada, switched)
+            meter, scada = self._with_ahead(ev.meter, ev.scada, now_s)
+            if meter.size or scada.size:
+                changes += self._apply_in_slices(meter, scada, now_s)
+            if scada.size and self.config.follow_switching:
+                changes += self._follow_switching(scada, switched)
+        elif self._ahead_meter.size or self._ahead_scada.size:
+            meter, scada = self._with_ahead(self._ahead_meter[:0], self._ahead_scada[:0], now_s)
+            if meter.size or scada.size:
+                changes += self._apply_in_slices(meter, scada, now_s)
+            if scada.size and self.config.follow_switching:
+                changes += self._follow_switching(scada, switched)
         changes += eng.tick(now_s)
         # Stamped when they leave (the clock, ahead of a held engine): each is answered as
         # of then, and times out only once the watermark has passed its deadline.
@@ -434,6 +445,22 @@ class DetectionRunner:
             else replace(self._snapshot, event_time_s=eng.now_s)
         )
         return _StepOut(persisted, pings, switched, snapshot, ping_times)
+
+    def _with_ahead(
+        self, meter: npt.NDArray[np.void], scada: npt.NDArray[np.void], now_s: float
+    ) -> tuple[npt.NDArray[np.void], npt.NDArray[np.void]]:
+        """This step's evidence plus what earlier steps held back, less what is stamped
+        after ``now_s`` (within the engine's future skew): that waits for its time. A
+        restore answered as of the clock, 40 s ahead of a held engine, was judged at the
+        engine's time: customers "restored" 40 s before their supply came back (600x)."""
+        meter = np.concatenate([self._ahead_meter, meter])
+        scada = np.concatenate([self._ahead_scada, scada])
+        skew_s = self.engine.config.future_skew_s
+        wait_m = (meter["ts_s"] > now_s) & (meter["ts_s"] <= now_s + skew_s)
+        wait_s = (scada["ts_s"] > now_s) & (scada["ts_s"] <= now_s + skew_s)
+        self._ahead_meter, self._ahead_scada = meter[wait_m], scada[wait_s]
+        self.counts["evidence_held_ahead"] += int(wait_m.sum() + wait_s.sum())
+        return meter[~wait_m], scada[~wait_s]
 
     def _apply_in_slices(
         self, meter: npt.NDArray[np.void], scada: npt.NDArray[np.void], now_s: float
