@@ -207,7 +207,7 @@ def test_an_earlier_separate_fault_is_not_merged_into_a_later_upstream_outage(
     goes dark at T+200: two faults, not one from T+1. The earlier outages stay open, and
     nobody's start is moved back. The recloser (no SCADA) is out at T+200 only if its
     own meters say so: the ones 4's and 6's outages do not hold are 5's, which name
-    transformer 5 as well, and a transformer fails far more often than a recloser."""
+    transformer 5 as well, and a transformer fails four times as often as a recloser."""
     eng.apply(rows(meters_of(5), T + 30, d.READING, 230.0))
     eng.apply(rows(meters_of(4)[::2], T + 1, d.LAST_GASP))
     eng.apply(rows(meters_of(6)[::2], T + 2, d.LAST_GASP))
