@@ -160,6 +160,13 @@ def _gasps(meters: list[str], at_s: float) -> CommittedBatch:
     )
 
 
+def _all_lit(at_s: float) -> CommittedBatch:
+    """Every meter of the toy grid read lit at ``at_s``."""
+    return CommittedBatch(
+        [Reading(str(m), at_s, 230.0, None, None) for m in TOPO.meters.ids.tolist()], [], []
+    )
+
+
 async def test_outage_persists_and_is_taken_back_after_a_restart(db: Database) -> None:
     await save_topology(db, TOPO)
     clock = ManualClock(T)
@@ -171,10 +178,7 @@ async def test_outage_persists_and_is_taken_back_after_a_restart(db: Database) -
 
     runner = DetectionRunner(db, TOPO, clock=clock, ping_sender=pings, on_persisted=hook)
     await runner.start()
-    everyone = [str(m) for m in TOPO.meters.ids.tolist()]
-    await runner.step(
-        [CommittedBatch([Reading(m, T, 230.0, None, None) for m in everyone], [], [])]
-    )
+    await runner.step([_all_lit(T)])
     fuse_meters = _meters_under(FUSE)
     clock.set(T + 10)
     await runner.step([_gasps(fuse_meters[::2], T + 5)])
@@ -255,8 +259,7 @@ async def test_a_slow_ingest_never_changes_a_decision(
     them, and says it is behind (the lag gauge and a warning)."""
     await save_topology(db, TOPO)
     fuse_meters = _meters_under(FUSE)
-    everyone = [str(m) for m in TOPO.meters.ids.tolist()]
-    lit = CommittedBatch([Reading(m, T, 230.0, None, None) for m in everyone], [], [])
+    lit = _all_lit(T)
     back = CommittedBatch(
         [], [MeterEvent(m, T + 20, "power_restore", None, None, None) for m in fuse_meters], []
     )
@@ -316,8 +319,7 @@ async def test_one_long_step_judges_as_many_short_ones_would(db: Database) -> No
     evidence in event time, ``substep_event_s`` at a time."""
     await save_topology(db, TOPO)
     fuse_meters = _meters_under(FUSE)
-    everyone = [str(m) for m in TOPO.meters.ids.tolist()]
-    lit = CommittedBatch([Reading(m, T, 230.0, None, None) for m in everyone], [], [])
+    lit = _all_lit(T)
     back = CommittedBatch(
         [], [MeterEvent(m, T + 70, "power_restore", None, None, None) for m in fuse_meters], []
     )
@@ -359,8 +361,7 @@ async def _outages_with_late_answers(
     after its ping left. The outages it recorded: (device, what happened, start - T)."""
     await save_topology(db, TOPO)
     fuse_meters = _meters_under(FUSE)
-    everyone = [str(m) for m in TOPO.meters.ids.tolist()]
-    lit = CommittedBatch([Reading(m, T, 230.0, None, None) for m in everyone], [], [])
+    lit = _all_lit(T)
     clock = ManualClock(T)
     head_end = _Replies(on=True)
     runner = DetectionRunner(
@@ -424,10 +425,7 @@ async def test_evidence_stamped_after_the_engines_time_waits_for_it(db: Database
     clock = ManualClock(T)
     runner = DetectionRunner(db, TOPO, clock=clock, ping_sender=_Replies(on=False))
     await runner.start()
-    everyone = [str(m) for m in TOPO.meters.ids.tolist()]
-    await runner.step(
-        [CommittedBatch([Reading(m, T, 230.0, None, None) for m in everyone], [], [])]
-    )
+    await runner.step([_all_lit(T)])
     fuse_meters = _meters_under(FUSE)
     clock.set(T + 10)
     await runner.step([_gasps(fuse_meters, T + 5)])

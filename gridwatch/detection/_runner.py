@@ -398,6 +398,7 @@ class DetectionRunner:
         eng = self.engine
         changes: list[OutageChange] = list(pre or ())  # operator actions, customer reports
         switched: dict[str, bool] = {}
+        meter, scada = self._ahead_meter[:0], self._ahead_scada[:0]
         if batches:
             ev = self._adapter.convert(batches)
             self.counts["batches"] += len(batches)
@@ -406,17 +407,12 @@ class DetectionRunner:
             self.counts["ping_replies"] += ev.ping_replies
             for r in ev.rejects:
                 self._count_reject(f"{r.source}:{r.reason}", r.item_id)
-            meter, scada = self._with_ahead(ev.meter, ev.scada, now_s)
-            if meter.size or scada.size:
-                changes += self._apply_in_slices(meter, scada, now_s)
-            if scada.size and self.config.follow_switching:
-                changes += self._follow_switching(scada, switched)
-        elif self._ahead_meter.size or self._ahead_scada.size:
-            meter, scada = self._with_ahead(self._ahead_meter[:0], self._ahead_scada[:0], now_s)
-            if meter.size or scada.size:
-                changes += self._apply_in_slices(meter, scada, now_s)
-            if scada.size and self.config.follow_switching:
-                changes += self._follow_switching(scada, switched)
+            meter, scada = ev.meter, ev.scada
+        meter, scada = self._with_ahead(meter, scada, now_s)
+        if meter.size or scada.size:
+            changes += self._apply_in_slices(meter, scada, now_s)
+        if scada.size and self.config.follow_switching:
+            changes += self._follow_switching(scada, switched)
         changes += eng.tick(now_s)
         # Stamped when they leave (the clock, ahead of a held engine): each is answered as
         # of then, and times out only once the watermark has passed its deadline.
