@@ -45,6 +45,7 @@ from detectors._inference import (
     Inference,
     infer_outages,
     subset_weight,
+    subset_weights,
 )
 from detectors._meter_state import EvidenceResult, MeterState, apply_meter_evidence
 from detectors._model import DEFAULT_OUTAGE_PRIOR, DetectionModel
@@ -96,6 +97,7 @@ __all__ = [
     "meter_evidence",
     "scada_evidence",
     "subset_weight",
+    "subset_weights",
     "tree_index",
     "warm_up",
 ]

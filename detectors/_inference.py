@@ -25,6 +25,7 @@ from detectors._model import DetectionModel
 from detectors._tree import TreeIndex
 
 I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
 I8 = npt.NDArray[np.int8]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -245,6 +246,37 @@ def _subset_weight_kernel(  # pragma: no cover - compiled
     return float(prior_d + off_sum + on_sum + (n - n_off - n_on) * llr_unknown)
 
 
+@njit(cache=True, nogil=True)
+def _subset_weights_kernel(  # pragma: no cover - compiled
+    meters: I32,
+    starts: I64,
+    ends: I64,
+    state: I8,
+    source: I8,
+    since_s: F64,
+    last_s: F64,
+    prev_s: F64,
+    priors: F64,
+    llr_off: F64,
+    llr_on: F64,
+    llr_unknown: float,
+    out: F64,
+) -> None:
+    for k in range(starts.shape[0]):
+        out[k] = _subset_weight_kernel(
+            meters[starts[k] : ends[k]],
+            state,
+            source,
+            since_s,
+            last_s,
+            prev_s,
+            priors[k],
+            llr_off,
+            llr_on,
+            llr_unknown,
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Inference:
     """One inference pass. Per device: ``chosen`` (out, and not under another chosen
@@ -363,6 +395,35 @@ def subset_weight(
     ``meters`` are indices into ``meter_state`` (a meter listed twice counts twice);
     ``llr_off`` / ``llr_on`` are per-source tables (``DetectionModel.llr_off_by_source``,
     ``llr_on_by_source``). Raises ValueError on a bad dtype, shape or index."""
+    ends = np.array([meters.shape[0] if isinstance(meters, np.ndarray) else 0], dtype=np.int64)
+    weights = subset_weights(
+        meters,
+        np.zeros(1, dtype=np.int64),
+        ends,
+        np.array([prior_d], dtype=np.float64),
+        meter_state,
+        llr_off=llr_off,
+        llr_on=llr_on,
+        llr_unknown=llr_unknown,
+    )
+    return float(weights[0])
+
+
+def subset_weights(
+    meters: I32,
+    starts: I64,
+    ends: I64,
+    priors: F64,
+    meter_state: MeterState,
+    *,
+    llr_off: F64,
+    llr_on: F64,
+    llr_unknown: float,
+) -> F64:
+    """``subset_weight`` of many subsets in one call (one validation, one kernel call): subset k is
+    ``meters[starts[k]:ends[k]]`` (subsets may overlap: a device's meters and, inside
+    them, each child's), weighed with ``priors[k]``. The engine's explaining away judges a
+    device and all its children this way on every pass. O(total subset length)."""
     n_m = len(meter_state)
     if (
         not isinstance(meters, np.ndarray)
@@ -373,6 +434,16 @@ def subset_weight(
         raise ValueError("meters must be a contiguous 1-d int32 array of meter indices")
     if meters.size and (int(meters.min()) < 0 or int(meters.max()) >= n_m):
         raise ValueError(f"meters has an index outside the meter table (0..{n_m - 1})")
+    n_sub = starts.shape[0] if isinstance(starts, np.ndarray) and starts.ndim == 1 else -1
+    _check(starts, np.int64, n_sub, "starts")
+    _check(ends, np.int64, n_sub, "ends")
+    _check(priors, np.float64, n_sub, "priors")
+    if n_sub and (
+        int(starts.min()) < 0 or int(ends.max()) > meters.shape[0] or bool((ends < starts).any())
+    ):
+        raise ValueError("each subset must be a slice of meters: 0 <= start <= end <= len")
+    if bool(np.isnan(priors).any()):
+        raise ValueError("a subset's prior (prior_d) is NaN")
     _check(meter_state.state, np.int8, n_m, "meter_state.state")
     _check(meter_state.source, np.int8, n_m, "meter_state.source")
     _check(meter_state.since_s, np.float64, n_m, "meter_state.since_s")
@@ -384,26 +455,26 @@ def subset_weight(
         src = meter_state.source[meters]
         if int(src.min()) < 0 or int(src.max()) >= N_METER_KINDS:
             raise ValueError("meter_state.source has a code outside the evidence kinds")
-    prior = float(prior_d)
     unknown = float(llr_unknown)
-    if math.isnan(prior):
-        raise ValueError("prior_d is NaN")
     if not math.isfinite(unknown):
         raise ValueError("llr_unknown must be finite")
-    return float(
-        _subset_weight_kernel(
-            meters,
-            meter_state.state,
-            meter_state.source,
-            meter_state.since_s,
-            meter_state.last_s,
-            meter_state.prev_s,
-            prior,
-            llr_off,
-            llr_on,
-            unknown,
-        )
+    out = np.empty(n_sub, dtype=np.float64)
+    _subset_weights_kernel(
+        meters,
+        starts,
+        ends,
+        meter_state.state,
+        meter_state.source,
+        meter_state.since_s,
+        meter_state.last_s,
+        meter_state.prev_s,
+        priors,
+        llr_off,
+        llr_on,
+        unknown,
+        out,
     )
+    return out
 
 
 def _check(arr: npt.NDArray[np.generic], dtype: type, n: int, name: str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 import detectors as d
 from gridwatch.outages import (
+    METER_OUT,
     METER_RESTORED,
     EngineConfig,
     Outage,
@@ -372,9 +373,41 @@ def test_an_open_outage_moves_down_when_its_own_meters_say_a_child_is_out() -> N
     assert sorted(by_device) == [3, 5]
     moved = by_device[3]
     assert moved is first
-    assert (moved.start_s, sorted(moved.meters.tolist())) == (T + 3000, [0, 1, 2, 3, 4])
+    assert (moved.start_s, moved.meters[moved.meter_status == METER_OUT].tolist()) == (
+        T + 3000,
+        [0, 1, 2, 3, 4],
+    )
+    # Meter 5's customer was told "out" by this outage: its restoration stays on record.
+    assert moved.meter_status[moved.meters == 5].tolist() == [METER_RESTORED]
     assert [c.kind for c in changes if c.device == 3] == ["moved"]
     assert sorted(by_device[5].meters.tolist()) == [6, 7]
+
+
+def test_a_confirmed_outage_that_moves_down_keeps_what_it_told_its_customers() -> None:
+    """As above, but meter 4 (on fuse 3) is back before the move. The outage was confirmed
+    and its customers told "out", so the move keeps its record whole: meter 4 stays
+    restored (never out again until a pass restores it a second time), meter 5 left behind
+    stays on record as restored, and no confirmation ping goes to a meter already seen
+    back (its unanswered ping would read as dark and undo the move)."""
+    eng, answer, changes = fuse_fault_beside_earlier_ones(second_earlier=False)
+    changes += tick_answering(eng, T + 3100, answer)
+    first = {o.device: o for o in eng.open_outages()}[2]
+    assert first.state == "confirmed"
+    eng.apply(rows([4], T + 3300, d.POWER_RESTORE), now_s=T + 3301)
+    tick_answering(eng, T + 3400, answer)
+    assert (first.device, first.state) == (2, "partially_restored")
+    eng.apply(rows([5, 8, 9, 10, 11], T + 3600, d.READING, 230.0), now_s=T + 3601)
+    assert first.device == 3
+    pinged = {p.meter for p in eng.pings_wanted()}
+    tick_answering(eng, T + 4000, answer)
+    assert first.device == 3
+    status = dict(zip(first.meters.tolist(), first.meter_status.tolist(), strict=True))
+    assert status == {0: METER_OUT, 1: METER_OUT, 2: METER_OUT, 3: METER_OUT} | {
+        4: METER_RESTORED,
+        5: METER_RESTORED,
+    }
+    assert first.state == "partially_restored"
+    assert not pinged & {4, 5}
 
 
 def test_a_device_vetoed_for_its_children_leaves_them_declared_and_the_old_outage_open() -> None:

@@ -88,6 +88,74 @@ def test_subset_weight_equals_reference(data: st.DataObject, n_meters: int) -> N
 
 
 @SETTINGS
+@given(data=st.data(), n_meters=st.integers(0, 12))
+def test_subset_weights_equal_the_reference_slice_by_slice(
+    data: st.DataObject, n_meters: int
+) -> None:
+    """The batched form: every slice (overlapping, nested, empty) weighed as the
+    reference weighs that slice alone, with its own prior."""
+    ref = data.draw(meter_states(n_meters))
+    ms = to_state(ref)
+    meters = (
+        data.draw(st.lists(st.integers(0, n_meters - 1), max_size=2 * n_meters + 3))
+        if n_meters
+        else []
+    )
+    n = len(meters)
+    bounds = data.draw(
+        st.lists(st.tuples(st.integers(0, n), st.integers(0, n)), max_size=6).map(
+            lambda pairs: [(min(a, b), max(a, b)) for a, b in pairs]
+        )
+    )
+    priors = [data.draw(st.floats(-50.0, 50.0, allow_nan=False)) for _ in bounds]
+    llr_off = [data.draw(llrs) for _ in range(N_METER_KINDS)]
+    llr_on = [data.draw(llrs) for _ in range(N_METER_KINDS)]
+    llr_unknown = data.draw(llrs)
+    got = d.subset_weights(
+        np.array(meters, dtype=np.int32),
+        np.array([a for a, _ in bounds], dtype=np.int64),
+        np.array([b for _, b in bounds], dtype=np.int64),
+        np.array(priors, dtype=np.float64),
+        ms,
+        llr_off=np.array(llr_off),
+        llr_on=np.array(llr_on),
+        llr_unknown=llr_unknown,
+    )
+    assert got.shape == (len(bounds),)
+    for (a, b), prior, w in zip(bounds, priors, got.tolist(), strict=True):
+        want = subset_weight_reference(meters[a:b], ref, prior, llr_off, llr_on, llr_unknown)
+        assert math.isclose(w, want, rel_tol=1e-9, abs_tol=1e-9), (a, b, w, want)
+
+
+def test_subset_weights_reject_slices_outside_the_meters() -> None:
+    ms, kw = _valid()
+    meters = np.array([0, 1, 2], dtype=np.int32)
+
+    def weights(starts: list[int], ends: list[int], priors: list[float]) -> object:
+        return d.subset_weights(
+            meters,
+            np.array(starts, dtype=np.int64),
+            np.array(ends, dtype=np.int64),
+            np.array(priors, dtype=np.float64),
+            ms,
+            **kw,
+        )
+
+    for starts, ends in (([0], [4]), ([-1], [2]), ([2], [1])):
+        with pytest.raises(ValueError, match="slice of meters"):
+            weights(starts, ends, [-2.0])
+    with pytest.raises(ValueError, match="ends must be"):
+        weights([0, 1], [2], [-2.0])
+    with pytest.raises(ValueError, match="priors"):
+        weights([0], [2], [-2.0, -3.0])
+    with pytest.raises(ValueError, match="is NaN"):
+        weights([0, 1], [2, 3], [-2.0, math.nan])
+    empty = weights([], [], [])
+    assert isinstance(empty, np.ndarray)
+    assert empty.shape == (0,)
+
+
+@SETTINGS
 @given(data=st.data(), n_meters=st.integers(1, 12))
 def test_subset_weight_is_order_free_and_empty_is_the_prior(
     data: st.DataObject, n_meters: int
@@ -222,7 +290,7 @@ def test_subset_weight_rejects_bad_input() -> None:
     for bad in ([0, 4], [-1]):
         with pytest.raises(ValueError, match="outside the meter table"):
             d.subset_weight(np.array(bad, dtype=np.int32), ms, -2.0, **kw)
-    with pytest.raises(ValueError, match="prior_d is NaN"):
+    with pytest.raises(ValueError, match=r"prior \(prior_d\) is NaN"):
         d.subset_weight(good, ms, math.nan, **kw)
     for unknown in (math.nan, math.inf):
         with pytest.raises(ValueError, match="llr_unknown"):

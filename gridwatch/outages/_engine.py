@@ -588,7 +588,10 @@ class OutageEngine:
                     else []
                 )
                 if out_below and not any(c in self._open_by_device for c in out_below):
-                    changes += self._move_down(o, out_below, inf)
+                    settling, waiting = self._leave_behind(o, out_below)
+                    changes += settling
+                    if not waiting:
+                        changes += self._move_down(o, out_below, inf)
                     continue
             if o.device in chosen_set:
                 # Judged out again after looking restored: a later restoration must ping
@@ -767,15 +770,28 @@ class OutageEngine:
     def _own_weight(self, d: int, below: list[Outage], inf: det.Inference) -> float:
         """The inference's weight of ``d`` out, from its meters that the open outages
         ``below`` do not hold (their darkness is explained already)."""
-        meters = self.network.meters_under(d)
-        meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
-        held = np.zeros(meters.shape[0], dtype=np.bool_)
-        for o in below:
-            held |= np.isin(meters, o.meters[o.meter_status == METER_OUT])
-        return det.subset_weight(
-            meters[~held],
+        return float(self._subtree_weights(d, below, inf, [])[0])
+
+    def _subtree_weights(
+        self, d: int, below: list[Outage], inf: det.Inference, beneath: list[int]
+    ) -> npt.NDArray[np.float64]:
+        """``_own_weight`` of ``d`` and of each device of ``beneath`` (devices under it):
+        the meters are gathered once, in pre-order, so each device's are a slice, and all
+        are weighed in one kernel call (explaining away runs on every pass)."""
+        net = self.network
+        meters, tin = net.subtree_meters(d)
+        keep = ~inf.suppressed[net.meter_device[meters]]
+        held = [o.meters[o.meter_status == METER_OUT] for o in below]
+        if held:
+            keep &= ~np.isin(meters, np.concatenate(held))
+        meters, tin = meters[keep], tin[keep]
+        devices = np.array([d, *beneath], dtype=np.int32)
+        return det.subset_weights(
+            meters,
+            np.searchsorted(tin, net.tree.tin[devices], side="left").astype(np.int64),
+            np.searchsorted(tin, net.tree.tout[devices], side="left").astype(np.int64),
+            self._prior[devices],
             self.meter_state,
-            float(self._prior[d]),
             llr_off=self._llr_off(),
             llr_on=self.model.llr_on_by_source(),
             llr_unknown=self.model.llr_unknown(),
@@ -808,20 +824,20 @@ class OutageEngine:
         lit = (ms.state[meters] == det.ON) & (ms.last_s[meters] > onset_s)
         return bool(meters.size) and bool(lit.all())
 
-    def _already_out(self, meters: I32) -> npt.NDArray[np.bool_]:
-        """Which of ``meters`` are still out in some open outage (after a topology swap
-        a device can newly cover customers an older outage already holds)."""
-        held = np.zeros(meters.shape[0], dtype=np.bool_)
-        for o in self._open():
-            held |= np.isin(meters, o.meters[o.meter_status == METER_OUT])
-        return held
+    def _already_out(self, meters: I32, *, but: Outage | None = None) -> npt.NDArray[np.bool_]:
+        """Which of ``meters`` are still out in some open outage other than ``but`` (after
+        a topology swap a device can newly cover customers an older outage holds)."""
+        out = [o.meters[o.meter_status == METER_OUT] for o in self._open() if o is not but]
+        if not out:
+            return np.zeros(meters.shape[0], dtype=np.bool_)
+        return np.isin(meters, np.concatenate(out))  # one pass, not one per open outage
 
-    def _held_meters(self, d: int, inf: det.Inference) -> I32:
-        """The meters a new outage on ``d`` would hold: beneath it, not suppressed, not
-        already out in another open outage."""
+    def _held_meters(self, d: int, inf: det.Inference, *, but: Outage | None = None) -> I32:
+        """The meters an outage on ``d`` would hold: beneath it, not suppressed, not out in
+        another open outage (than ``but``, the one moving there)."""
         meters = self.network.meters_under(d)
         meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
-        return meters[~self._already_out(meters)]
+        return meters[~self._already_out(meters, but=but)]
 
     def _newest_off_s(self, meters: I32) -> float:
         """Newest start of dated "off" among ``meters`` (a ping timeout dates nothing)."""
@@ -875,8 +891,8 @@ class OutageEngine:
         return changes
 
     def _request_confirm_pings(self, o: Outage) -> None:
-        st = self.meter_state.state[o.meters]
-        candidates = o.meters[st != det.OFF]
+        out = o.meters[o.meter_status == METER_OUT]
+        candidates = out[self.meter_state.state[out] != det.OFF]
         n = min(self.config.ping_sample, int(candidates.shape[0]))
         if n == 0:
             return
@@ -970,36 +986,74 @@ class OutageEngine:
         )
         return changes
 
+    def _leave_behind(self, o: Outage, below: list[int]) -> tuple[list[OutageChange], bool]:
+        """Before a confirmed outage moves down to ``below``: its meters that stay behind
+        and are still out were told "out", so they are settled first, as when a device
+        comes back (restore pings, then restored, nested or "unverified"). Returns the
+        changes and whether their pings are still being waited for. A predicted outage
+        told nobody: it moves at once."""
+        if o.state == "predicted":
+            return [], False
+        under = np.zeros(o.meters.shape[0], dtype=np.bool_)
+        for c in below:
+            under |= np.isin(o.meters, self.network.meters_under(c))
+        left = o.meters[(o.meter_status == METER_OUT) & ~under]
+        if not left.size:
+            return [], False
+        changes = self._start_restore_pings(o, only=left)
+        if self._restore_waiting(o, only=left):
+            return changes, True
+        changes += self._close_silent(o, (o.meter_status == METER_OUT) & np.isin(o.meters, left))
+        return changes, False
+
     def _move_down(self, o: Outage, below: list[int], inf: det.Inference) -> list[OutageChange]:
-        """A predicted outage whose device turned out lit: it moves to the devices still
-        out beneath it (the first keeps the outage, the rest split off as new ones)."""
+        """An open outage whose device turned out lit moves to the devices still out beneath
+        it: the first keeps the outage, the rest split off as new ones. What it knew of each
+        meter there stays (a meter seen back is not out again). A confirmed outage keeps
+        its settled meters left behind (``_leave_behind``) on record, and what it holds
+        under the split-off devices is transferred to them as nested outages: their
+        customers were told "out" already, so they hear "still out", not a second "out"."""
         below = self._topmost(below)
         below.sort(key=lambda c: (float(inf.onset_s[c]), c))
         first, rest = below[0], below[1:]
+        told = o.state != "predicted"
         changes: list[OutageChange] = []
         old = o.device
         del self._open_by_device[old]
-        meters = self.network.meters_under(first)
-        meters = meters[~inf.suppressed[self.network.meter_device[meters]]]
-        o.device, o.meters = first, meters
-        o.meter_status = np.zeros(meters.shape[0], dtype=np.int8)
-        o.meter_restored_s = np.full(meters.shape[0], np.nan)
-        o.customers_affected = self._customers(meters)
+        if told:
+            for c in rest:
+                moved = np.isin(o.meters, self.network.meters_under(c))
+                o.meter_status[moved & (o.meter_status == METER_OUT)] = METER_TRANSFERRED
+        meters = self._held_meters(first, inf, but=o)
+        if not told:
+            keep = np.isin(o.meters, meters)
+            o.meters, o.meter_status = o.meters[keep], o.meter_status[keep]
+            o.meter_restored_s = o.meter_restored_s[keep]
+        self._take_meters(o, meters)
+        o.device = first
         o.dark_s = self._newest_off_s(meters)
         o.confidence = inf.confidence(first)
+        # The outage on ``first`` is not back: a later restoration asks afresh.
+        o.device_restored_s = None
+        o.restore_pings.clear()
+        o.restore_asked.clear()
         self._open_by_device[first] = o.key
         o.confirm_pings.clear()
-        self._request_confirm_pings(o)
+        if not told:
+            self._request_confirm_pings(o)
         changes.append(
             self._log(
                 o, self.now_s, "moved", {"from_device": old, "why": "meters seen on upstream"}
             )
         )
         for c in rest:
-            n = self._new_outage(c, inf, "inferred", float(inf.onset_s[c]))
+            n = self._new_outage(c, inf, "nested" if told else "inferred", float(inf.onset_s[c]))
             n.timeline.append(TimelineEntry(self.now_s, "split", {"from": o.key}))
+            if told:
+                n.parent_key, n.state, n.confirmed_s = o.key, "confirmed", self.now_s
             changes.append(OutageChange(n.key, "split", self.now_s, n.state, c, {"from": o.key}))
-            self._request_confirm_pings(n)
+            if not told:
+                self._request_confirm_pings(n)
         return changes
 
     def _open_beneath(self) -> dict[int, list[Outage]]:
@@ -1032,12 +1086,10 @@ class OutageEngine:
         do not hold, the children of ``d`` that are out, when together they explain those
         meters better than ``d`` itself (plus ``bonus``: an open outage's stickiness).
         Empty when ``d`` explains them as well or better."""
-        own = self._own_weight(d, earlier, inf) + bonus
-        weights = {
-            int(c): self._own_weight(int(c), earlier, inf)
-            for c in np.flatnonzero(self.network.parent == d)
-            if not inf.suppressed[c]
-        }
+        kids = [c for c in self.network.children(d) if not inf.suppressed[c]]
+        w = self._subtree_weights(d, earlier, inf, kids)
+        own = float(w[0]) + bonus
+        weights = dict(zip(kids, w[1:].tolist(), strict=True))
         out = [c for c, w in weights.items() if w > 0.0]
         if not out or own >= sum(weights[c] for c in out):
             return []
@@ -1115,11 +1167,18 @@ class OutageEngine:
             # answered "on" are not a restoration of an outage nobody was told about.
             return [self._set_state(o, "cancelled", "cancelled", {"why": "evidence withdrawn"})]
         changes = self._start_restore_pings(o)
-        still = o.meter_status == METER_OUT
         if self._restore_waiting(o):
             if o.state in ("predicted", "confirmed") and o.meters_restored:
                 changes.append(self._set_state(o, "partially_restored", "partially_restored", {}))
             return changes
+        changes += self._close_silent(o, o.meter_status == METER_OUT)
+        changes.append(self._set_state(o, "restored", "restored", {"why": "device back"}))
+        return changes
+
+    def _close_silent(self, o: Outage, still: npt.NDArray[np.bool_]) -> list[OutageChange]:
+        """Meters of ``o`` (``still`` out) once their device is back and the wait for their
+        pings is over: those that answered dark are nested, the silent ones "unverified"."""
+        changes: list[OutageChange] = []
         if still.any():
             changes += self._nest_premises(o, still)
             still &= o.meter_status == METER_OUT
@@ -1134,7 +1193,6 @@ class OutageEngine:
             # again. Left "off", it re-declared the device (or a premise outage) at once.
             back = o.device_restored_s if o.device_restored_s is not None else self.now_s
             self._refute_dark_evidence(o, back, meters=o.meters[still])
-        changes.append(self._set_state(o, "restored", "restored", {"why": "device back"}))
         return changes
 
     def _nest_premises(self, o: Outage, still: npt.NDArray[np.bool_]) -> list[OutageChange]:
@@ -1185,25 +1243,27 @@ class OutageEngine:
             return max(self.now_s, ts)
         return self.now_s
 
-    def _start_restore_pings(self, o: Outage) -> list[OutageChange]:
+    def _start_restore_pings(self, o: Outage, *, only: I32 | None = None) -> list[OutageChange]:
         """Once per restoration of ``o``'s device: note when it is back, then ping the
-        meters not yet seen on (``_ask_restore``)."""
+        meters not yet seen on (``_ask_restore``), or only those of ``only``."""
         if o.device_restored_s is None:
             o.device_restored_s = self._back_s(o)
             o.restore_asked.clear()
-        return self._ask_restore(o)
+        return self._ask_restore(o, only=only)
 
-    def _stale_out(self, o: Outage) -> I32:
-        """Meters of ``o`` still out with no evidence since its device came back: their
-        "off" says how things were before the restore, not after."""
+    def _stale_out(self, o: Outage, *, only: I32 | None = None) -> I32:
+        """Meters of ``o`` (or of ``only``) still out with no evidence since its device came
+        back: their "off" says how things were before the restore, not after."""
         back = o.device_restored_s
         out: I32 = o.meters[o.meter_status == METER_OUT]
+        if only is not None:
+            out = out[np.isin(out, only)]
         if back is None:
             return out
         stale: I32 = out[self.meter_state.last_s[out] <= back]
         return stale
 
-    def _ask_restore(self, o: Outage) -> list[OutageChange]:
+    def _ask_restore(self, o: Outage, *, only: I32 | None = None) -> list[OutageChange]:
         """Ping, once each, the meters of ``o`` still out with no evidence since its device
         came back; never before that instant: a ping answered before the SCADA close says
         "off" truthfully, and that answer would nest the whole feeder (an MQTT replay
@@ -1211,7 +1271,7 @@ class OutageEngine:
         back = o.device_restored_s
         if back is None or self.now_s < back:
             return []
-        new = [m for m in self._stale_out(o).tolist() if m not in o.restore_asked]
+        new = [m for m in self._stale_out(o, only=only).tolist() if m not in o.restore_asked]
         if not new:
             return []
         for m in new:
@@ -1225,7 +1285,7 @@ class OutageEngine:
         o.restore_pings = {m for m in o.restore_pings if m in waiting and self._ping_pending(m)}
         return bool(o.restore_pings)
 
-    def _restore_waiting(self, o: Outage) -> bool:
+    def _restore_waiting(self, o: Outage, *, only: I32 | None = None) -> bool:
         """Whether the restoration of ``o``'s device is still being judged: restore pings
         are out, or meters still out have said nothing since it came back (their restore,
         a read or a ping answer may be on its way). Bounded: after ``ping_timeout_s`` +
@@ -1237,7 +1297,7 @@ class OutageEngine:
             return False
         if self.now_s >= back + self.config.ping_timeout_s + self.config.restore_allowance_s:
             return False
-        return bool(self._stale_out(o).size)
+        return bool(self._stale_out(o, only=only).size)
 
     def _expire_pings(self) -> None:
         """Pings unanswered ``ping_timeout_s`` after they left become PING_TIMEOUT

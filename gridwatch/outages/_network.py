@@ -26,6 +26,7 @@ class Network:
     gate: npt.NDArray[np.int32] | None = None
     _meters_by_tin: npt.NDArray[np.int32] = field(init=False, repr=False)
     _meter_tin_sorted: npt.NDArray[np.int32] = field(init=False, repr=False)
+    _device_by_tin: npt.NDArray[np.int32] = field(init=False, repr=False)
 
     @classmethod
     def build(
@@ -114,10 +115,28 @@ class Network:
 
     def meters_under(self, device: int) -> npt.NDArray[np.int32]:
         """Meters beneath ``device`` (sorted), O(log meters + answer)."""
+        return np.sort(self.subtree_meters(device)[0])
+
+    def subtree_meters(self, device: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+        """Meters beneath ``device`` in the pre-order of their devices, and those devices'
+        pre-order numbers (ascending): the meters beneath any device under it are the
+        slice whose numbers lie in its [tin, tout). O(log meters) (views, no copy)."""
         t = self.tree
         lo = np.searchsorted(self._meter_tin_sorted, t.tin[device], side="left")
         hi = np.searchsorted(self._meter_tin_sorted, t.tout[device], side="left")
-        return np.sort(self._meters_by_tin[lo:hi])
+        return self._meters_by_tin[lo:hi], self._meter_tin_sorted[lo:hi]
+
+    def children(self, device: int) -> list[int]:
+        """Devices whose parent is ``device``, ascending, O(children) (pre-order jumps,
+        not a scan of the parent array)."""
+        t = self.tree
+        out = []
+        x, end = int(t.tin[device]) + 1, int(t.tout[device])
+        while x < end:
+            c = int(self._device_by_tin[x])
+            out.append(c)
+            x = int(t.tout[c])
+        return sorted(out)
 
     @property
     def gates(self) -> npt.NDArray[np.int32]:
@@ -136,3 +155,6 @@ class Network:
         by_tin = np.argsort(keys, kind="stable").astype(np.int32)
         object.__setattr__(self, "_meters_by_tin", by_tin)
         object.__setattr__(self, "_meter_tin_sorted", keys[by_tin])
+        device_by_tin = np.empty(self.tree.tin.shape[0], dtype=np.int32)
+        device_by_tin[self.tree.tin] = np.arange(self.tree.tin.shape[0], dtype=np.int32)
+        object.__setattr__(self, "_device_by_tin", device_by_tin)
