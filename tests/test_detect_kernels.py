@@ -16,6 +16,7 @@ from tests.reference_detectors import (
     ref_apply_meter_evidence,
     ref_infer,
 )
+from tests.tree_strategies import trees
 
 pytestmark = pytest.mark.kernel
 
@@ -23,20 +24,6 @@ NOW_S = 1_000_000.0
 HORIZON_S = 500.0
 SKEW_S = 30.0
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@st.composite
-def trees(draw: st.DrawFn, max_devices: int = 25) -> list[int]:
-    n = draw(st.integers(1, max_devices))
-    parent = [-1]
-    for i in range(1, n):
-        parent.append(draw(st.integers(-1 if draw(st.booleans()) and i % 7 == 0 else 0, i - 1)))
-    perm = draw(st.permutations(range(n)))  # so index order is not a tree order
-    inverse = {old: new for new, old in enumerate(perm)}
-    shuffled = [0] * n
-    for old, p in enumerate(parent):
-        shuffled[inverse[old]] = -1 if p < 0 else inverse[p]
-    return shuffled
 
 
 TIMES = [

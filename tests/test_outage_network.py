@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridwatch.outages import Network
-from tests.test_detect_kernels import trees
+from tests.tree_strategies import trees
 
 
 def _beneath(parent: list[int], d: int) -> set[int]:

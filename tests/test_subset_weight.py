@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import detectors as d
 from detectors._codes import N_METER_KINDS
 from tests.reference_detectors import RefMeter, subset_weight_reference
-from tests.test_detect_kernels import trees
+from tests.tree_strategies import trees
 
 pytestmark = pytest.mark.kernel
 
