@@ -195,3 +195,24 @@ def invalid_request(response: httpx.Response) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["error"] == "invalid_request"
     return body
+
+
+# Around Tân Định, Hồ Chí Minh City; S2's feeder (S2, B3, T4) has no position.
+POSITIONS = {
+    "S1": (10.7890, 106.6900),
+    "B1": (10.7920, 106.6950),
+    "R1": (10.7950, 106.7000),
+    "T1": (10.7990, 106.6980),
+    "T2": (10.7980, 106.7060),
+    "B2": (10.7850, 106.6960),
+    "T3": (10.7820, 106.7010),
+}
+
+
+async def place_devices(db: Database, positions: dict[str, tuple[float, float]]) -> None:
+    async with db.connection() as conn:
+        for device_id, (lat, lon) in positions.items():
+            await conn.execute(
+                "UPDATE devices SET lat = %s, lon = %s WHERE device_id = %s",
+                [lat, lon, device_id],
+            )

@@ -68,3 +68,21 @@ def tick_answering(
                 kind, lag_s = reply
                 changes += eng.apply(rows([p.meter], p.requested_s + lag_s, kind), now_s=t)
     return changes
+
+
+# The feeder most engine tests share: substation 0 -> breaker 1 -> recloser 2 -> fuse 3 ->
+# transformers 4, 5; recloser 2 -> transformer 6; substation 0 -> breaker 7 ->
+# transformers 8, 9. Six meters on each transformer.
+FEEDER_PARENT = [-1, 0, 1, 2, 3, 3, 2, 0, 7, 7]
+FEEDER_KIND = [0, 1, 2, 5, 6, 6, 6, 1, 6, 6]
+FEEDER_METER_DEVICE = np.repeat([4, 5, 6, 8, 9], 6).astype(np.int32)
+
+
+def feeder_meters(tx: int) -> list[int]:
+    """The meters of transformer ``tx`` on the shared feeder."""
+    return np.flatnonzero(tx == FEEDER_METER_DEVICE).tolist()
+
+
+def feeder_network(parent: Sequence[int] = FEEDER_PARENT) -> Network:
+    """The shared feeder (``parent`` may re-hang it, e.g. after a tie)."""
+    return network(parent, FEEDER_KIND, FEEDER_METER_DEVICE)

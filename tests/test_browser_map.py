@@ -9,9 +9,8 @@ from __future__ import annotations
 import pytest
 
 from gridwatch.store import Database
-from tests.api_support import seed_all
+from tests.api_support import POSITIONS, place_devices, seed_all
 from tests.browser_support import WAIT_MS, screenshot, served_dashboard, sign_in
-from tests.test_api_topology_map import POSITIONS, place_devices
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -15,9 +15,8 @@ from playwright.async_api import Page
 
 from gridwatch.store import Database
 from gridwatch.store._outages import OutageRow, TimelineRow, save_outages
-from tests.api_support import NOW_S, seed_all
+from tests.api_support import NOW_S, POSITIONS, place_devices, seed_all
 from tests.browser_support import WAIT_MS, screenshot, served_dashboard, sign_in
-from tests.test_api_topology_map import POSITIONS, place_devices
 
 pytestmark = pytest.mark.timeout(240)
 UNNAMED = "Z01-S01-F01-BRK"

@@ -23,26 +23,16 @@ from gridwatch.outages import (
     OutageEngine,
     PlannedOutage,
 )
+from tests.engine_support import FEEDER_METER_DEVICE as METER_DEVICE
+from tests.engine_support import FEEDER_PARENT as PARENT
 from tests.engine_support import T, lit_engine, rows, scada
-from tests.engine_support import network as feeder
-
-PARENT = [-1, 0, 1, 2, 3, 3, 2, 0, 7, 7]
-KIND = [0, 1, 2, 5, 6, 6, 6, 1, 6, 6]
-TX = [4, 5, 6, 8, 9]
-METER_DEVICE = np.repeat(TX, 6).astype(np.int32)
+from tests.engine_support import feeder_meters as meters_of
+from tests.engine_support import feeder_network as network
 
 
 def state_of(o: Outage) -> str:
     """The state read afresh (an earlier ``assert o.state == ...`` narrows it for mypy)."""
     return o.state
-
-
-def meters_of(tx: int) -> list[int]:
-    return np.flatnonzero(tx == METER_DEVICE).tolist()
-
-
-def network(parent: list[int] = PARENT) -> Network:
-    return feeder(parent, KIND, METER_DEVICE)
 
 
 @pytest.fixture

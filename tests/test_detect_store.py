@@ -25,7 +25,10 @@ from gridwatch.store._outages import (
     record_momentaries,
     save_outages,
 )
-from tests.test_detect_engine import METER_DEVICE, T, meters_of, network, rows
+from tests.engine_support import FEEDER_METER_DEVICE as METER_DEVICE
+from tests.engine_support import T, rows
+from tests.engine_support import feeder_meters as meters_of
+from tests.engine_support import feeder_network as network
 
 NAMES = Names(
     device_ids=np.array([f"D{i}" for i in range(10)], dtype=object),
