@@ -8,11 +8,12 @@ Model (documented in docs/etr-model.md):
   * Every other outage waits for the next free crew, then takes ``travel_s`` plus a repair
     time drawn from the quiet-day (storm level 0) model of its class: in quiet times there
     is no queue, so quiet-day durations are the best history of "crew time per job".
-  * Outages still to come (``arrival_rate_per_s`` per zone, over ``arrival_horizon_s``):
-    a Poisson number per run, at uniform times, each a copy (priority and class) of one of
-    the zone's open outages drawn at random. A free crew takes the waiting job of highest
-    priority, so a large outage that starts later is served before a small one waiting now
-    (the way a utility dispatches in a storm).
+  * Outages still to come (``arrival_rate_per_s`` per zone, lasting ``arrival_horizons_s``
+    [run, zone] from the caller's storm forecast, else an exponential time of mean
+    ``arrival_horizon_s``): a Poisson number per run, at uniform times, each a copy
+    (priority and class) of one of the zone's open outages drawn at random. A free crew
+    takes the waiting job of highest priority, so a large outage that starts later is
+    served before a small one waiting now (the way a utility dispatches in a storm).
   * A zone's global ETR is the time by which ``zone_fraction`` of its affected customers
     are restored, per run; quantiles are taken over runs.
 Draws are inverse-CDF from uniforms the wrapper generates with ``numpy.random.default_rng
@@ -206,6 +207,7 @@ def _draw_arrivals(
     rate_per_s: npt.NDArray[np.float64],
     horizon_s: float,
     max_arrivals: int,
+    horizons_s: npt.NDArray[np.float64] | None = None,
 ) -> tuple[
     npt.NDArray[np.int64],
     npt.NDArray[np.float64],
@@ -215,13 +217,18 @@ def _draw_arrivals(
 ]:
     """Future outages per run, grouped by zone and sorted by time within a zone: (zone
     offsets [runs, n_zones + 1], time, priority, class, repair uniform [runs, width]).
-    A run over ``max_arrivals`` has its zones' counts scaled down to fit."""
+    A run over ``max_arrivals`` has its zones' counts scaled down to fit. ``horizons_s``
+    [runs, n_zones]: how long the rate lasts in each run and zone (the caller's storm
+    forecast); None: exponential with mean ``horizon_s``, one per run."""
     n_zones = rate_per_s.shape[0]
-    # How long the recent rate lasts is unknown: exponential with mean ``horizon_s`` per run
-    # (a fixed horizon gave intervals too narrow on the development seeds).
-    run_horizon_s = (
-        rng.exponential(horizon_s, size=(runs, 1)) if horizon_s > 0 else np.zeros((runs, 1))
-    )
+    if horizons_s is not None:
+        run_horizon_s = horizons_s
+    else:
+        # How long the recent rate lasts is unknown: exponential with mean ``horizon_s`` per
+        # run (a fixed horizon gave intervals too narrow on the development seeds).
+        run_horizon_s = (
+            rng.exponential(horizon_s, size=(runs, 1)) if horizon_s > 0 else np.zeros((runs, 1))
+        )
     counts = rng.poisson(rate_per_s[None, :] * run_horizon_s).astype(np.int64)
     # A zone with no open outage has nothing to copy a size from.
     counts[:, np.bincount(zone_index, minlength=n_zones) == 0] = 0
@@ -243,7 +250,8 @@ def _draw_arrivals(
             if c == 0:
                 continue
             lo = int(zone_off[r, z])
-            t[r, lo : lo + c] = np.sort(rng.uniform(0.0, float(run_horizon_s[r, 0]), c))
+            h = float(run_horizon_s[r, z if run_horizon_s.shape[1] > 1 else 0])
+            t[r, lo : lo + c] = np.sort(rng.uniform(0.0, h, c))
             pick = members[z][rng.integers(0, members[z].size, c)]
             prio[r, lo : lo + c] = priority[pick]
             cls[r, lo : lo + c] = repair_class[pick]
@@ -268,6 +276,7 @@ def backlog_etr(
     in_work: npt.NDArray[np.bool_] | None = None,
     arrival_rate_per_s: npt.NDArray[np.float64] | None = None,
     arrival_horizon_s: float = 0.0,
+    arrival_horizons_s: npt.NDArray[np.float64] | None = None,
     max_arrivals: int = 5000,
 ) -> BacklogResult:
     """Simulate the crew queues; see the module docstring for the model."""
@@ -305,13 +314,27 @@ def backlog_etr(
         raise ValueError("arrival_rate_per_s must be finite and >= 0")
     if not (0.0 <= arrival_horizon_s <= 7 * 86400.0) or not (0 <= max_arrivals <= 1_000_000):
         raise ValueError("arrival_horizon_s in [0, 7 days], max_arrivals in 0..1000000")
+    if arrival_horizons_s is not None:
+        h = arrival_horizons_s
+        if h.dtype != np.float64 or h.shape != (runs, n_zones):
+            raise ValueError(f"arrival_horizons_s must be float64[{runs}, {n_zones}]")
+        if not np.all(np.isfinite(h) & (h >= 0.0) & (h <= 7 * 86400.0)):
+            raise ValueError("arrival_horizons_s must be finite, in [0, 7 days]")
     order, zone_start = queue_order(zone_index, priority, elapsed_s, n_zones, in_work)
     rng = np.random.default_rng(seed)
     # Kept off the exact 0/1 ends where a quantile is infinite.
     uniforms = np.clip(rng.random((runs, n)), 1e-9, 1.0 - 1e-9)
     repair_class = with_storm_level(class_code, 0)
     arrivals = _draw_arrivals(
-        rng, runs, zone_index, priority, repair_class, rate, arrival_horizon_s, max_arrivals
+        rng,
+        runs,
+        zone_index,
+        priority,
+        repair_class,
+        rate,
+        arrival_horizon_s,
+        max_arrivals,
+        arrival_horizons_s,
     )
     # Zones where nobody is counted as a customer fall back to one per outage.
     weights = customers.copy()

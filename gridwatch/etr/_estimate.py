@@ -59,9 +59,23 @@ class EtrConfig:
     queue_log_sd: float = 0.4
     seed: int = 0
     zone_fraction: float = 0.9
-    # Outages still to come in a backlogged zone: the rate of the open outages that started
-    # in the last ``arrival_window_s``, lasting an exponential time of mean
-    # ``arrival_horizon_s`` (0 = no arrivals). Chosen on the development seeds.
+    # Outages still to come in a backlogged queue, the storm-length forecast
+    # (``storm_forecast``, docs/etr-model.md "Storm length"): the storm's rate is the queue's
+    # open outages over the time since the first of them started (at least
+    # ``storm_min_age_s``); the storm, having lasted A (first to last start, at least
+    # ``storm_min_age_s``), goes on past its last outage for R with P(R > r) = 1 / (1 + r /
+    # (storm_remaining_ratio * A)) (median ratio * A: 0.5, half as long again as it has
+    # lasted; 1 would be as long again), capped at ``storm_max_remaining_s``; the quiet time
+    # since the last outage weighs each R by the Poisson chance of that silence,
+    # exp(-rate * min(R, quiet)). Ratio chosen on the storm's development seeds through the
+    # service (docs/accuracy-etr.md, fourth session); the rest are not tuned.
+    storm_forecast: bool = True
+    storm_min_age_s: float = 3600.0
+    storm_remaining_ratio: float = 0.5
+    storm_max_remaining_s: float = 86400.0
+    # The previous forecast (``storm_forecast`` False): the rate of the open outages that
+    # started in the last ``arrival_window_s``, lasting an exponential time of mean
+    # ``arrival_horizon_s`` (0 = no arrivals), chosen on the simulator's own storm grid.
     arrival_window_s: float = 3600.0
     arrival_horizon_s: float = 5400.0
     critical_weight: float = 50.0  # one critical load counts like 50 ordinary customers
@@ -296,6 +310,65 @@ def _oldest_in_work(
     return out
 
 
+@dataclass(frozen=True)
+class StormForecast:
+    """Outages still to come, per crew queue: the storm's rate, and per run how long it goes
+    on from now (0: it is over)."""
+
+    rate_per_s: np.ndarray  # [queues]
+    horizons_s: np.ndarray  # [runs, queues]
+    lasted_s: np.ndarray  # [queues] the storm's length so far: first to last start, floored
+    quiet_s: np.ndarray  # [queues] since the last outage started
+
+
+def storm_forecast(
+    started: np.ndarray,
+    zone_index: np.ndarray,
+    n_zones: int,
+    now_s: float,
+    runs: int,
+    cfg: EtrConfig,
+    *,
+    seed: int,
+) -> StormForecast:
+    """The storm-length forecast of ``EtrConfig`` (``storm_forecast``), per queue. The
+    storm is the queue's open outages: its rate is their number over the time since the
+    first started; it has lasted A = last start - first start (both floored at
+    ``storm_min_age_s``). Its remaining length past the last outage is drawn per run from
+    P(R > r) = 1 / (1 + r / (ratio * A)): median ratio * A, a heavy tail (with ratio 1, a
+    storm seen at a random moment of its life is as likely to go on longer than it has
+    lasted as shorter), capped at ``storm_max_remaining_s``. 4 x runs candidates are weighted
+    by exp(-rate * min(R, quiet)), the chance of the silence since the last outage had the
+    storm gone on, and ``runs`` drawn from them. Horizon from now: max(R - quiet, 0). The
+    queue sees only open outages: restored ones of the same storm are not counted."""
+    rng = np.random.default_rng(seed)
+    floor_s = max(cfg.storm_min_age_s, 1.0)
+    rate = np.zeros(n_zones)
+    lasted = np.zeros(n_zones)
+    quiet = np.zeros(n_zones)
+    horizons = np.zeros((runs, n_zones))
+    for z in range(n_zones):
+        s = np.minimum(started[zone_index == z], now_s)
+        if s.size == 0:
+            continue
+        first, last = float(s.min()), float(s.max())
+        rate[z] = s.size / max(now_s - first, floor_s)
+        lasted[z] = max(last - first, floor_s)
+        quiet[z] = now_s - last
+        if cfg.storm_remaining_ratio <= 0.0 or cfg.storm_max_remaining_s <= 0.0:
+            continue
+        u = np.clip(rng.random(4 * runs), 1e-9, 1.0 - 1e-9)
+        left = np.minimum(
+            cfg.storm_remaining_ratio * lasted[z] * u / (1.0 - u), cfg.storm_max_remaining_s
+        )
+        w = np.exp(-rate[z] * np.minimum(left, quiet[z]))
+        if not (np.isfinite(w.sum()) and w.sum() > 0.0):
+            continue
+        pick = rng.choice(left.size, size=runs, p=w / w.sum())
+        horizons[:, z] = np.maximum(left[pick] - quiet[z], 0.0)
+    return StormForecast(rate, horizons, lasted, quiet)
+
+
 def _backlog_mixture(
     hypotheses: Sequence[np.ndarray],
     model: SurvivalModel,
@@ -308,6 +381,7 @@ def _backlog_mixture(
     *,
     cfg: EtrConfig,
     arrival_rate: np.ndarray,
+    arrival_horizons: np.ndarray | None,
 ) -> BacklogResult:
     """The crew queue simulated once per hypothesis of which outages are in work, the runs
     split evenly between them and pooled: quantiles of the mixture."""
@@ -334,6 +408,7 @@ def _backlog_mixture(
             in_work=in_work,
             arrival_rate_per_s=arrival_rate,
             arrival_horizon_s=cfg.arrival_horizon_s,
+            arrival_horizons_s=arrival_horizons,
         )
         for h, in_work in enumerate(hypotheses)
     ]
@@ -401,14 +476,22 @@ def estimate_etrs(
         ],
         dtype=np.float64,
     )
-    window_s = max(cfg.arrival_window_s, 1.0)
-    recent = (started > now_s - window_s) & (started <= now_s)
-    arrival_rate = np.bincount(zone_index[recent], minlength=len(zone_names)) / window_s
     in_work = np.array([o.crew_assigned for o in outages], dtype=np.bool_)
     oldest_in_work = _oldest_in_work(in_work, started, zone_index, crews)
     hypotheses = [in_work]
     if cfg.unknown_crews_mix and not np.array_equal(oldest_in_work, in_work):
         hypotheses.append(oldest_in_work)
+    forecast: StormForecast | None = None
+    if cfg.storm_forecast:
+        runs = max(cfg.backlog_runs // len(hypotheses), 1)
+        forecast = storm_forecast(
+            started, zone_index, len(zone_names), now_s, runs, cfg, seed=cfg.seed + 7919
+        )
+        arrival_rate = forecast.rate_per_s
+    else:
+        window_s = max(cfg.arrival_window_s, 1.0)
+        recent = (started > now_s - window_s) & (started <= now_s)
+        arrival_rate = np.bincount(zone_index[recent], minlength=len(zone_names)) / window_s
     backlog = _backlog_mixture(
         hypotheses,
         model,
@@ -420,6 +503,7 @@ def estimate_etrs(
         crews,
         cfg=cfg,
         arrival_rate=arrival_rate.astype(np.float64),
+        arrival_horizons=None if forecast is None else forecast.horizons_s,
     )
     per_zone_open = np.bincount(zone_index, minlength=len(zone_names))
     backlogged = per_zone_open[zone_index] > crews[zone_index]
@@ -477,8 +561,17 @@ def estimate_etrs(
                 "seed": backlog.seed,
                 "travel_s": cfg.travel_s,
                 "arrivals_per_h": round(float(arrival_rate[z]) * 3600.0, 3),
-                "arrival_horizon_s": cfg.arrival_horizon_s,
             }
+            if forecast is None:
+                inputs["backlog"]["arrival_horizon_s"] = cfg.arrival_horizon_s
+            else:
+                left = np.quantile(forecast.horizons_s[:, z], [0.5, 0.9])
+                inputs["backlog"]["storm"] = {
+                    "lasted_s": float(forecast.lasted_s[z]),
+                    "quiet_s": float(forecast.quiet_s[z]),
+                    "left_p50_s": round(float(left[0]), 1),
+                    "left_p90_s": round(float(left[1]), 1),
+                }
             q = backlog_etr_s[i]
         else:
             q = model_etr[i]
