@@ -6,7 +6,9 @@ expected a 20-minute burst to go on and a storm of many hours to end within 1.5 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from detectors.etr import backlog_etr
 from gridwatch.etr import EtrConfig, OpenOutage, estimate_etrs
 from gridwatch.etr._task import default_prior_model
 
@@ -122,10 +124,6 @@ def test_the_old_forecast_is_kept_behind_the_switch_and_recorded() -> None:
 def test_backlog_takes_the_forecasts_horizons_per_run() -> None:
     """``backlog_etr(arrival_horizons_s=...)``: zero horizons are no arrivals; long ones delay
     the small outage; a wrong shape or a negative horizon is refused."""
-    import pytest
-
-    from detectors.etr import backlog_etr
-
     _, prior = default_prior_model()
     n = 4
     args = (

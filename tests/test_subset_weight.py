@@ -49,6 +49,20 @@ def meter_states(draw: st.DrawFn, n_meters: int) -> list[RefMeter]:
     return out
 
 
+def draw_meter_list(data: st.DataObject, n_meters: int) -> list[int]:
+    """Any list of meter indices: empty, partial, with meters listed more than once."""
+    if not n_meters:
+        return []
+    return data.draw(st.lists(st.integers(0, n_meters - 1), max_size=2 * n_meters + 3))
+
+
+def draw_llr_tables(data: st.DataObject) -> tuple[list[float], list[float], float]:
+    """Per-source "off" and "on" llr tables and the unknown llr, any finite values."""
+    llr_off = [data.draw(llrs) for _ in range(N_METER_KINDS)]
+    llr_on = [data.draw(llrs) for _ in range(N_METER_KINDS)]
+    return llr_off, llr_on, data.draw(llrs)
+
+
 def to_state(ref: list[RefMeter]) -> d.MeterState:
     return d.MeterState(
         state=np.array([r.state for r in ref], dtype=np.int8),
@@ -64,15 +78,8 @@ def to_state(ref: list[RefMeter]) -> d.MeterState:
 def test_subset_weight_equals_reference(data: st.DataObject, n_meters: int) -> None:
     ref = data.draw(meter_states(n_meters))
     ms = to_state(ref)
-    # Any subset: empty, partial, with meters listed more than once.
-    subset = (
-        data.draw(st.lists(st.integers(0, n_meters - 1), max_size=2 * n_meters + 3))
-        if n_meters
-        else []
-    )
-    llr_off = [data.draw(llrs) for _ in range(N_METER_KINDS)]
-    llr_on = [data.draw(llrs) for _ in range(N_METER_KINDS)]
-    llr_unknown = data.draw(llrs)
+    subset = draw_meter_list(data, n_meters)
+    llr_off, llr_on, llr_unknown = draw_llr_tables(data)
     prior = data.draw(st.floats(-50.0, 50.0, allow_nan=False))
     got = d.subset_weight(
         np.array(subset, dtype=np.int32),
@@ -96,11 +103,7 @@ def test_subset_weights_equal_the_reference_slice_by_slice(
     reference weighs that slice alone, with its own prior."""
     ref = data.draw(meter_states(n_meters))
     ms = to_state(ref)
-    meters = (
-        data.draw(st.lists(st.integers(0, n_meters - 1), max_size=2 * n_meters + 3))
-        if n_meters
-        else []
-    )
+    meters = draw_meter_list(data, n_meters)
     n = len(meters)
     bounds = data.draw(
         st.lists(st.tuples(st.integers(0, n), st.integers(0, n)), max_size=6).map(
@@ -108,9 +111,7 @@ def test_subset_weights_equal_the_reference_slice_by_slice(
         )
     )
     priors = [data.draw(st.floats(-50.0, 50.0, allow_nan=False)) for _ in bounds]
-    llr_off = [data.draw(llrs) for _ in range(N_METER_KINDS)]
-    llr_on = [data.draw(llrs) for _ in range(N_METER_KINDS)]
-    llr_unknown = data.draw(llrs)
+    llr_off, llr_on, llr_unknown = draw_llr_tables(data)
     got = d.subset_weights(
         np.array(meters, dtype=np.int32),
         np.array([a for a, _ in bounds], dtype=np.int64),
