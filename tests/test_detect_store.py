@@ -78,6 +78,32 @@ async def test_engine_changes_persist_through_the_lifecycle(db: Database) -> Non
     assert [r["engine_key"] for r in await load_open_outages(db)] == [nested_key]
 
 
+async def test_an_outage_that_moved_keeps_no_row_for_meters_it_left(db: Database) -> None:
+    """A predicted outage on fuse 3 moves down to transformer 4 when transformer 5's meters
+    answer "on": transformer 5's rows go with it. Left "out", an ETR update (sent to the
+    meters out) would reach customers the outage no longer holds."""
+    eng = OutageEngine(network(), now_s=T - 600)
+    eng.apply(rows(list(range(METER_DEVICE.size)), T - 600, d.READING, 230.0))
+    eng.tick(T)
+    changes = eng.apply(rows(meters_of(4)[:3] + meters_of(5)[:1], T + 1, d.LAST_GASP))
+    changes += eng.tick(T + 50)
+    ids = await save_outages(db, *rows_for_changes(eng.outages, changes, NAMES))
+    (key,) = ids
+    before = await load_outage_meters(db, ids[key])
+    assert {m for m, _, _ in before} == {f"M-{m:04d}" for m in meters_of(4) + meters_of(5)}
+    lit = [p.meter for p in eng.pings_wanted() if METER_DEVICE[p.meter] == 5]
+    later = eng.apply(rows(lit, T + 52, d.PING_ON))
+    later += eng.apply(rows(meters_of(5)[1:], T + 53, d.READING, 229.0))
+    assert "moved" in [c.kind for c in later]
+    await save_outages(db, *rows_for_changes(eng.outages, later, NAMES))
+    after = await load_outage_meters(db, ids[key])
+    assert sorted(m for m, _, _ in after) == [f"M-{m:04d}" for m in meters_of(4)]
+    # A step with no move never drops a row (the upsert writes what it is given).
+    out_rows, meter_rows, _ = rows_for_changes(eng.outages, later, NAMES)
+    await save_outages(db, out_rows, meter_rows[:2], [])
+    assert len(await load_outage_meters(db, ids[key])) == len(meters_of(4))
+
+
 async def test_momentaries_planned_and_reports(db: Database) -> None:
     eng = OutageEngine(network(), now_s=T)
     eng.apply(

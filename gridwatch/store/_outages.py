@@ -129,6 +129,11 @@ ON CONFLICT (outage_id, meter_id) DO UPDATE SET
 """
 
 
+_DROP_METERS_LEFT = (
+    "DELETE FROM outage_meters WHERE outage_id = %s AND NOT (meter_id = ANY(%s::text[]))"
+)
+
+
 async def save_outages(
     db: Database,
     outages: Sequence[OutageRow],
@@ -160,7 +165,8 @@ async def save_outages_in(
 
     An outage an operator closed through the control API is not rewritten, nor are its
     meters: its row keeps the operator's state. Its timeline entries are still added
-    (the timeline is a log) and its id is still returned."""
+    (the timeline is a log) and its id is still returned. An outage with a ``moved``
+    entry in ``timeline`` holds exactly the meters given for it in ``meters``."""
     ids: dict[str, int] = {}
     refused: set[str] = set()
     updated = _ts(now_s if now_s is not None else _latest_event_s(outages, timeline))
@@ -222,6 +228,12 @@ async def save_outages_in(
                     [_ts(m.restored_s) for m in meters],
                 ],
             )
+            # An outage that moved holds exactly the meters given for it: the rows of those
+            # it left behind would still read "out" (and ETR updates go to meters out).
+            for key in {t.engine_key for t in timeline if t.kind == "moved"} - refused:
+                held = [m.meter_id for m in meters if m.engine_key == key]
+                if held:
+                    await conn.execute(_DROP_METERS_LEFT, [known[key], held])
         if timeline:
             async with conn.cursor() as cur:
                 await cur.executemany(
