@@ -226,9 +226,8 @@ def _draw_arrivals(
     else:
         # How long the recent rate lasts is unknown: exponential with mean ``horizon_s`` per
         # run (a fixed horizon gave intervals too narrow on the development seeds).
-        run_horizon_s = (
-            rng.exponential(horizon_s, size=(runs, 1)) if horizon_s > 0 else np.zeros((runs, 1))
-        )
+        one = rng.exponential(horizon_s, size=(runs, 1)) if horizon_s > 0 else np.zeros((runs, 1))
+        run_horizon_s = np.broadcast_to(one, (runs, n_zones))  # one horizon a run, every zone
     counts = rng.poisson(rate_per_s[None, :] * run_horizon_s).astype(np.int64)
     # A zone with no open outage has nothing to copy a size from.
     counts[:, np.bincount(zone_index, minlength=n_zones) == 0] = 0
@@ -250,8 +249,7 @@ def _draw_arrivals(
             if c == 0:
                 continue
             lo = int(zone_off[r, z])
-            h = float(run_horizon_s[r, z if run_horizon_s.shape[1] > 1 else 0])
-            t[r, lo : lo + c] = np.sort(rng.uniform(0.0, h, c))
+            t[r, lo : lo + c] = np.sort(rng.uniform(0.0, float(run_horizon_s[r, z]), c))
             pick = members[z][rng.integers(0, members[z].size, c)]
             prio[r, lo : lo + c] = priority[pick]
             cls[r, lo : lo + c] = repair_class[pick]

@@ -485,7 +485,14 @@ def estimate_etrs(
     if cfg.storm_forecast:
         runs = max(cfg.backlog_runs // len(hypotheses), 1)
         forecast = storm_forecast(
-            started, zone_index, len(zone_names), now_s, runs, cfg, seed=cfg.seed + 7919
+            # its own stream: the queue's draws (seeded with cfg.seed) stay as they were
+            started,
+            zone_index,
+            len(zone_names),
+            now_s,
+            runs,
+            cfg,
+            seed=cfg.seed + 7919,
         )
         arrival_rate = forecast.rate_per_s
     else:
