@@ -36,7 +36,7 @@ import psycopg
 
 from gridwatch.api import create_token
 from gridwatch.store import Database, drop_schema, migrate
-from gridwatch.store._api_queries import OutageFilter, list_outages
+from gridwatch.store.outage_queries import OutageFilter, list_outages
 
 DATABASE_URL = os.environ.get(
     "GRIDWATCH_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -314,7 +314,7 @@ def start_server(schema: str, port: int, cache_s: float) -> subprocess.Popen[str
 
 
 async def main(args: argparse.Namespace) -> None:
-    from gridwatch._embedded import free_port
+    from gridwatch.app.embedded import free_port
 
     schema = f"gwbench_api_{uuid.uuid4().hex[:8]}"
     db = await Database.open(DATABASE_URL, schema, create_schema=True, max_size=4)

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from gridwatch._settings import load_settings
-from gridwatch.detection.__main__ import run_accuracy
+from gridwatch.core.settings import load_settings
 from simulators._scoring import ScoreReport
+from simulators.detection_accuracy import run_accuracy
 
 
 def parse_seeds(text: str) -> list[int]:

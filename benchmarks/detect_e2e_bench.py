@@ -21,10 +21,11 @@ import numpy as np
 import orjson
 
 from gridwatch import load_settings
-from gridwatch._clock import SystemClock
-from gridwatch._service import running_service
+from gridwatch.app.service import running_service
+from gridwatch.core.clock import SystemClock
 from gridwatch.detection import PersistedOutages
-from gridwatch.store import Database, drop_schema, migrate, save_topology
+from gridwatch.store import Database, drop_schema, migrate
+from gridwatch.topology import save_topology
 from simulators import generate_grid
 from simulators._publish import mqtt_client
 

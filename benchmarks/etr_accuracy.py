@@ -64,12 +64,12 @@ from gridwatch.etr import (
 from gridwatch.etr._calibration import calibrate_intervals as calibrate_intervals_fn
 from gridwatch.etr._calibration import set_interval_scales
 from gridwatch.etr._estimate import set_provenance
-from gridwatch.etr._replay import crew_dispatch_s
 from simulators import load_scenario, simulate_world
 from simulators._history import HistoryParams, generate_history, median_duration_s
 from simulators._restoration import restoration_quantiles_s
 from simulators._scenario import Scenario, build_grid
 from simulators._world import TrueOutage, WorldParams
+from simulators.etr_replay import crew_dispatch_s
 
 DECLARE_DELAY_S = 45.0
 DETECTION_LATENCY_S = 60.0  # the ground truth does not carry a detection latency

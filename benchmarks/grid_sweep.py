@@ -20,7 +20,7 @@ A grid that has no such device gets no row for that scenario (listed as skipped)
 
 Modes:
 
-- ``inprocess``: ``gridwatch.detection.__main__.run_accuracy`` (contract decoder, runner,
+- ``inprocess``: ``simulators.detection_accuracy.run_accuracy`` (contract decoder, runner,
   real PostgreSQL, pings answered by the simulator, ``--commit-s`` event seconds a commit,
   1 s by default; a larger step is faster and can add up to one step to a latency). No ETR
   task runs there, so its ETR columns are n/a.
@@ -241,7 +241,7 @@ class RunResult:
 async def _run_inprocess(
     spec: RunSpec, seed: int, database_url: str, commit_s: float
 ) -> dict[str, Any]:
-    from gridwatch.detection.__main__ import run_accuracy
+    from simulators.detection_accuracy import run_accuracy
 
     report = await run_accuracy(
         spec.scenario,
@@ -635,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"unknown mode {m!r}")
 
-    from gridwatch._settings import load_settings
+    from gridwatch.core.settings import load_settings
 
     code = code_state()
 

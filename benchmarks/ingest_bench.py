@@ -27,9 +27,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from benchmarks.ingest_support import PrivateMosquitto, publish_readings_process
-from gridwatch._clock import SystemClock
-from gridwatch._settings import load_settings
-from gridwatch.store import Database, drop_schema, migrate
+from gridwatch.app.ingest_process import ingest_config
+from gridwatch.core.clock import SystemClock
+from gridwatch.core.settings import load_settings
+from gridwatch.store import Database, PostgresTelemetrySink, drop_schema, migrate
 from ingest import IngestService, KnownIds
 
 DATABASE_URL = os.environ.get(
@@ -84,7 +85,9 @@ class Service:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> IngestService:
-        self.service = IngestService(self.settings, self.db, self.known, SystemClock())
+        self.service = IngestService(
+            ingest_config(self.settings), PostgresTelemetrySink(self.db), self.known, SystemClock()
+        )
         self.task = asyncio.create_task(self.service.run())
         while not self.service.ready:  # noqa: ASYNC110 - readiness is a property, polled
             await asyncio.sleep(0.01)

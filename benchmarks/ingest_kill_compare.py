@@ -21,7 +21,7 @@ from gridwatch.store import drop_schema
 
 REPO = Path(__file__).resolve().parent.parent
 COMMANDS = {
-    "gridwatch (ack after write)": ["-m", "ingest", "--any-id"],
+    "gridwatch (ack after write)": ["-m", "gridwatch.app.ingest_process", "--any-id"],
     "naive aiomqtt (ack on receipt)": ["-m", "benchmarks.ingest_naive_consumer"],
 }
 

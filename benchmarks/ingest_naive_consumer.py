@@ -13,8 +13,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridwatch._clock import SystemClock
-from gridwatch._settings import load_settings
+from gridwatch.core.clock import SystemClock
+from gridwatch.core.settings import load_settings
 from gridwatch.store import Database, ensure_partitions, write_telemetry
 from ingest import ContractDecoder, KnownIds, Reading
 

@@ -25,8 +25,9 @@ from benchmarks.notify_support import (
     start_standin,
     stop_when_sent,
 )
+from gridwatch.app.notify import Dispatcher, enqueue_for_outage_change
 from gridwatch.store import Database, drop_schema, migrate
-from notifier import Dispatcher, DispatcherConfig, enqueue_for_outage_change
+from notifier import DispatcherConfig
 
 
 async def _raw(base_url: str, n: int, concurrency: int) -> float:

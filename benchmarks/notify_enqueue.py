@@ -14,8 +14,9 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from gridwatch.app.notify import enqueue_for_outage_change
 from gridwatch.store import Database, drop_schema, migrate
-from notifier import OutageChange, enqueue_for_outage_change
+from notifier import OutageChange
 
 URL = os.environ.get("GRIDWATCH_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC).timestamp()

@@ -34,14 +34,20 @@ from benchmarks.notify_support import (
     start_standin,
     stop_when_sent,
 )
-from gridwatch._settings import Settings
+from gridwatch.app.notify import Dispatcher, enqueue_for_outage_change
+from gridwatch.core.settings import Settings
 from gridwatch.store import Database, drop_schema, migrate
-from gridwatch.store._notify_costs import channel_days, outage_reach
-from notifier import Dispatcher, DispatcherConfig, DispatchStats, enqueue_for_outage_change
-from notifier._channel import Channel
-from notifier._costs import Prices, cost_report
-from notifier._events import NOTICE_KINDS
-from notifier._zns import ZnsChannel, ZnsConfig
+from gridwatch.store.notification_costs import channel_days, outage_reach
+from notifier import (
+    NOTICE_KINDS,
+    Channel,
+    DispatcherConfig,
+    DispatchStats,
+    Prices,
+    ZnsChannel,
+    ZnsConfig,
+    cost_report,
+)
 
 TEMPLATES = {
     (k, lang): str(300000 + i) for i, k in enumerate(NOTICE_KINDS) for lang in ("vi", "en")

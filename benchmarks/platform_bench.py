@@ -28,9 +28,9 @@ import aiomqtt
 import httpx
 from fastapi import FastAPI
 
-from gridwatch._embedded import EmbeddedBroker, EmbeddedPostgres
-from gridwatch._settings import load_settings
 from gridwatch.api import ApiServer, FlagReadiness, create_app, create_token
+from gridwatch.app.embedded import EmbeddedBroker, EmbeddedPostgres
+from gridwatch.core.settings import load_settings
 from gridwatch.store import Database, drop_schema, ensure_partitions, migrate, write_telemetry
 
 DATABASE_URL = os.environ.get(

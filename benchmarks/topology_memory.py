@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import psutil
 
-from gridwatch.store import Database, drop_schema, load_topology, save_topology
-from gridwatch.store._migrations import available_migrations
-from gridwatch.store._topology import _copy_meters
-from gridwatch.topology import Topology, build_topology
+from gridwatch.store import Database, drop_schema
+from gridwatch.store.migrations import available_migrations
+from gridwatch.store.topology import copy_meters as _copy_meters
+from gridwatch.topology import Topology, build_topology, load_topology, save_topology
 
 _PROC = psutil.Process()
 

@@ -1,7 +1,7 @@
 """gridwatch: outage detection, restoration-time estimation and customer notification."""
 
-from gridwatch._clock import Clock, ManualClock, ReplayClock, SystemClock
-from gridwatch._errors import (
+from gridwatch.core.clock import Clock, ManualClock, ReplayClock, SystemClock
+from gridwatch.core.errors import (
     BrokerUnavailable,
     ConfigError,
     ContractError,
@@ -10,7 +10,7 @@ from gridwatch._errors import (
     StoreUnavailable,
     TopologyError,
 )
-from gridwatch._settings import Settings, load_settings
+from gridwatch.core.settings import Settings, load_settings
 
 __all__ = [
     "BrokerUnavailable",

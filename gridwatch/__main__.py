@@ -1,5 +1,5 @@
 import sys
 
-from gridwatch.cli import main
+from gridwatch.app.cli import main
 
 sys.exit(main())

@@ -1,5 +1,8 @@
 """ingest: the MQTT wire. Decodes the telemetry contract, dead-letters what breaks it,
-de-duplicates, writes telemetry in bulk, and acknowledges only after the write."""
+de-duplicates, writes telemetry in bulk, and acknowledges only after the write.
+
+It depends on gridwatch.core only: the application gives it an ``IngestConfig`` and a
+``TelemetrySink`` (the PostgreSQL one in production)."""
 
 from ingest._consumer import BrokerAddress, IngestService, OnRecords, subscription_topics
 from ingest._contract import (
@@ -12,6 +15,14 @@ from ingest._contract import (
     parse_topic,
 )
 from ingest._deadletter import DEAD_LETTER_MAX_PAYLOAD, dead_letter_message, dead_letter_topic
+from ingest._ports import (
+    DeadLetterRow,
+    EventKey,
+    IngestConfig,
+    TelemetrySink,
+    TelemetryWriteResult,
+    event_key_us,
+)
 from ingest._records import (
     METER_EVENT_TYPES,
     SCADA_EVENT_TYPES,
@@ -33,7 +44,10 @@ __all__ = [
     "BrokerAddress",
     "CommittedBatch",
     "ContractDecoder",
+    "DeadLetterRow",
     "Decoded",
+    "EventKey",
+    "IngestConfig",
     "IngestService",
     "KnownIds",
     "MeterEvent",
@@ -41,9 +55,12 @@ __all__ = [
     "Reading",
     "Reject",
     "ScadaEvent",
+    "TelemetrySink",
+    "TelemetryWriteResult",
     "Topic",
     "dead_letter_message",
     "dead_letter_topic",
+    "event_key_us",
     "parse_topic",
     "subscription_topics",
 ]

@@ -4,7 +4,7 @@ The one module that talks to aiomqtt/paho; their errors become BrokerUnavailable
 
 Flow (all on one event loop):
   broker -> aiomqtt queue -> reader (decode, dedupe, fill a batch) -> bounded batch queue
-  -> writer tasks (COPY + ON CONFLICT DO NOTHING, retried while the database is away)
+  -> writer tasks (the sink's idempotent write, retried while the store is away)
   -> acknowledger (PUBACKs in receive order, once the batch holding them has committed)
 
 Persistent session: MQTT v5, fixed client id, clean_start=False and a session expiry
@@ -23,7 +23,7 @@ import random
 import ssl
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote, urlparse
@@ -33,14 +33,13 @@ import orjson
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridwatch import _metrics as metrics
-from gridwatch._clock import Clock, wall_wait_s
-from gridwatch._errors import BrokerUnavailable, ConfigError, StoreError, StoreUnavailable
-from gridwatch._settings import Settings
-from gridwatch.store import Database, ensure_partitions, event_key_us, write_telemetry
+from gridwatch.core import metrics
+from gridwatch.core.clock import Clock, wall_wait_s
+from gridwatch.core.errors import BrokerUnavailable, ConfigError, StoreError, StoreUnavailable
 from ingest._contract import ContractDecoder, KnownIds
 from ingest._deadletter import RejectLog, clip_payload, dead_letter_message, dead_letter_topic
 from ingest._dedupe import RecentKeys
+from ingest._ports import IngestConfig, TelemetrySink, event_key_us
 from ingest._records import CommittedBatch, Decoded, MeterEvent, Reading, Reject, ScadaEvent
 
 log = logging.getLogger("gridwatch.ingest")
@@ -97,7 +96,7 @@ class BrokerAddress:
         )
 
 
-def subscription_topics(prefix: str, zones: list[str]) -> list[str]:
+def subscription_topics(prefix: str, zones: Sequence[str]) -> list[str]:
     topics: list[str] = []
     for zone in zones:
         topics += [
@@ -175,12 +174,12 @@ def _make_queue_type(
 
 
 class IngestService:
-    """Consumes the telemetry contract from MQTT into PostgreSQL until cancelled."""
+    """Consumes the telemetry contract from MQTT into a telemetry sink until cancelled."""
 
     def __init__(
         self,
-        settings: Settings,
-        db: Database,
+        config: IngestConfig,
+        sink: TelemetrySink,
         topology_lookup: KnownIds,
         clock: Clock,
         on_records: OnRecords | None = None,
@@ -193,31 +192,31 @@ class IngestService:
     ) -> None:
         if not 1 <= receive_maximum <= 65535:
             raise ConfigError("receive_maximum must be 1..65535 (MQTT v5)")
-        self._settings = settings
-        self._db = db
+        self._config = config
+        self._sink = sink
         self._clock = clock
         self._on_records = on_records
         # Called once, when the first message arrives: a replay starts its clock here.
         self._on_first_message = on_first_message
-        self._prefix = settings.mqtt_prefix
-        self._broker = BrokerAddress.parse(settings.mqtt_url.get_secret_value())
-        self._topics = subscription_topics(self._prefix, settings.mqtt_zones)
+        self._prefix = config.mqtt_prefix
+        self._broker = BrokerAddress.parse(config.mqtt_url)
+        self._topics = subscription_topics(self._prefix, config.mqtt_zones)
         self._decoder = ContractDecoder(
             self._prefix,
             topology_lookup,
             clock,
-            max_future_skew_s=settings.max_future_skew_s,
-            max_age_s=settings.max_age_s,
+            max_future_skew_s=config.max_future_skew_s,
+            max_age_s=config.max_age_s,
         )
         self._receive_maximum = receive_maximum
         self._writers = writers
-        self._batch_records_max = settings.ingest_batch_max
+        self._batch_records_max = config.batch_max
         # Flush on message count too: the broker stops sending at Receive Maximum un-acked
         # messages, so a batch must close well before that or it would only close on timer.
         self._batch_messages_max = max(1, receive_maximum // (writers + 2))
         # In service-clock seconds (a replay at 600x flushes 600 times as often in wall
         # time, down to _FLUSH_MIN_WALL_S), and never later than this in wall time.
-        self._flush_interval_s = settings.ingest_flush_interval_s
+        self._flush_interval_s = config.flush_interval_s
         self._qos0_queue_limit = qos0_queue_limit
         self._recent = RecentKeys(dedupe_capacity)
         self._reject_log = RejectLog(log)
@@ -293,9 +292,9 @@ class IngestService:
 
     def _new_client(self) -> tuple[aiomqtt.Client, asyncio.Queue[aiomqtt.Message]]:
         holder: list[_IncomingQueue] = []
-        if self._settings.mqtt_protocol == "5":
+        if self._config.mqtt_protocol == "5":
             connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            connect_props.SessionExpiryInterval = self._settings.mqtt_session_expiry_s
+            connect_props.SessionExpiryInterval = self._config.mqtt_session_expiry_s
             connect_props.ReceiveMaximum = self._receive_maximum
             # clean_start=False keeps the session (and its queue) across restarts.
             session: dict[str, Any] = {
@@ -312,7 +311,7 @@ class IngestService:
             self._broker.port,
             username=self._broker.username,
             password=self._broker.password,
-            identifier=self._settings.mqtt_client_id,
+            identifier=self._config.mqtt_client_id,
             keepalive=30,
             timeout=10,
             tls_context=ssl.create_default_context() if self._broker.tls else None,
@@ -357,7 +356,7 @@ class IngestService:
                 self._subscribed = True
                 log.info(
                     "ingest subscribed",
-                    extra={"topics": self._topics, "client_id": self._settings.mqtt_client_id},
+                    extra={"topics": self._topics, "client_id": self._config.mqtt_client_id},
                 )
                 await self._read(client, queue)
         except aiomqtt.MqttError as exc:
@@ -565,8 +564,8 @@ class IngestService:
             return CommittedBatch([], [], [])  # only duplicates: nothing to write
         await self._ensure_partitions(readings, meter_events, scada_events)
         started = time.perf_counter()
-        result = await write_telemetry(
-            self._db, readings, meter_events, scada_events, dead_letters, received_s=received_s
+        result = await self._sink.write(
+            readings, meter_events, scada_events, dead_letters, received_s=received_s
         )
         metrics.BATCH_WRITE_SECONDS.observe(time.perf_counter() - started)
         metrics.RECORDS_WRITTEN.labels(table="readings").inc(result.readings_inserted)
@@ -610,12 +609,12 @@ class IngestService:
         if not missing:
             return
         try:
-            await ensure_partitions(self._db, min(missing) * 86400.0, max(missing) * 86400.0)
+            await self._sink.ensure_partitions(min(missing) * 86400.0, max(missing) * 86400.0)
         except StoreError as exc:
             if isinstance(exc, StoreUnavailable):
                 raise
             # Two workers creating the same partition at once: the loser retries and sees it.
-            await ensure_partitions(self._db, min(missing) * 86400.0, max(missing) * 86400.0)
+            await self._sink.ensure_partitions(min(missing) * 86400.0, max(missing) * 86400.0)
         self._partition_days |= missing
 
     def _complete(self, batch: _Batch) -> None:

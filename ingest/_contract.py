@@ -17,8 +17,8 @@ from typing import Any, Final, NamedTuple, Protocol
 
 import orjson
 
-from gridwatch._clock import Clock
-from gridwatch._errors import ContractError
+from gridwatch.core.clock import Clock
+from gridwatch.core.errors import ContractError
 from ingest._records import (
     METER_EVENT_TYPES,
     SCADA_EVENT_TYPES,

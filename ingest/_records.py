@@ -1,7 +1,7 @@
 """Typed telemetry records: what a valid message of the contract becomes.
 
 NamedTuples on purpose: cheap to build by the hundred thousand per second, and each
-record is already the row shape ``gridwatch.store.write_telemetry`` copies into PostgreSQL.
+record is already the row shape a ``TelemetrySink`` writes (PostgreSQL COPYs it as is).
 Times are event times in seconds since the Unix epoch (UTC).
 """
 

@@ -1,151 +1,25 @@
-"""``python -m notifier dispatch``: one dispatcher process (run several side by side).
+"""``python -m notifier words --js``: print the customer page's generated words block.
 
-Configuration comes from gridwatch's settings (GRIDWATCH_* environment, .env) plus a few
-options; the crash test and the benchmark start it against the loopback Twilio stand-in.
+The dispatcher process needs the database, so it lives with the application:
+``python -m gridwatch.app.dispatch_process dispatch``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 
-from gridwatch._errors import GridwatchError
-from gridwatch._settings import Settings, load_settings
-from gridwatch.store import Database
-from notifier._channel import Channel
-from notifier._dispatcher import Dispatcher, DispatcherConfig
 from notifier._plain_words import web_words_js
-from notifier._twilio import TwilioConfig, TwilioSmsChannel
-from notifier._zns import ZnsChannel, zns_channel_from_settings
-
-
-async def _dispatch(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    db = await Database.open(
-        args.database_url or settings.database_url.get_secret_value(),
-        args.schema or settings.database_schema,
-        max_size=args.lanes + 2,
-    )
-    channel = TwilioSmsChannel(
-        TwilioConfig(
-            account_sid=args.account_sid or settings.twilio_account_sid,
-            auth_token=args.auth_token or settings.twilio_auth_token.get_secret_value(),
-            from_number=args.from_number,
-            messaging_service_sid=args.messaging_service_sid,
-            status_callback_url=args.status_callback_url,
-            base_url=args.twilio_base_url,
-            messages_per_s=args.messages_per_s,
-            timeout_s=args.timeout_s,
-        )
-    )
-    channels: dict[str, Channel] = {"sms": channel}
-    zns = _zns_channel(args, settings, db)
-    if zns is not None:
-        channels["zns"] = zns
-    timeout_s = (
-        args.fallback_receipt_timeout_s
-        if args.fallback_receipt_timeout_s is not None
-        else settings.notify_fallback_receipt_timeout_s
-    )
-    dispatcher = Dispatcher(
-        db,
-        channels,
-        config=DispatcherConfig(
-            batch_size=args.batch_size,
-            concurrency=args.concurrency,
-            lanes=args.lanes,
-            lease_s=args.lease_s,
-            poll_interval_s=args.poll_interval_s,
-            backoff_base_s=args.backoff_base_s,
-            fallback_receipt_timeout_s=timeout_s or None,
-        ),
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print("READY", flush=True)
-    try:
-        await dispatcher.run(stop)
-    finally:
-        for each in channels.values():
-            await each.aclose()
-        await db.close()
-    return 0
-
-
-def _zns_channel(args: argparse.Namespace, settings: Settings, db: Database) -> ZnsChannel | None:
-    """The ZNS channel when configured (options over GRIDWATCH_ZNS_* settings), else None."""
-    return zns_channel_from_settings(
-        settings,
-        db,
-        timeout_s=args.timeout_s,
-        app_id=args.zns_app_id,
-        app_secret=args.zns_app_secret,
-        oa_id=args.zns_oa_id,
-        access_token=args.zns_access_token,
-        refresh_token=args.zns_refresh_token,
-        templates=args.zns_templates,
-        base_url=args.zns_base_url,
-        oauth_url=args.zns_oauth_url,
-        messages_per_s=args.zns_messages_per_s,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m notifier")
     sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("dispatch", help="run one SMS dispatcher until SIGTERM")
-    d.add_argument("--database-url")
-    d.add_argument("--schema")
-    d.add_argument("--account-sid")
-    d.add_argument("--auth-token")
-    d.add_argument("--from-number")
-    d.add_argument("--messaging-service-sid")
-    d.add_argument("--status-callback-url")
-    d.add_argument("--twilio-base-url")
-    d.add_argument("--messages-per-s", type=float, default=100.0)
-    d.add_argument("--timeout-s", type=float, default=10.0)
-    d.add_argument("--batch-size", type=int, default=100)
-    d.add_argument("--concurrency", type=int, default=64)
-    d.add_argument("--lanes", type=int, default=4)
-    d.add_argument("--lease-s", type=float, default=60.0)
-    d.add_argument("--poll-interval-s", type=float, default=0.5)
-    d.add_argument("--backoff-base-s", type=float, default=2.0)
-    z = d.add_argument_group("ZNS (default: GRIDWATCH_ZNS_* settings; off without an app id)")
-    z.add_argument("--zns-app-id")
-    z.add_argument("--zns-app-secret")
-    z.add_argument("--zns-oa-id")
-    z.add_argument("--zns-access-token", help="first access token (else refreshed at once)")
-    z.add_argument("--zns-refresh-token")
-    z.add_argument("--zns-templates", help="kind.language=template_id,...")
-    z.add_argument("--zns-base-url")
-    z.add_argument("--zns-oauth-url")
-    z.add_argument("--zns-messages-per-s", type=float)
-    d.add_argument(
-        "--fallback-receipt-timeout-s",
-        type=float,
-        help="seconds without a ZNS receipt before the SMS fallback (0: never on silence)",
-    )
     w = sub.add_parser("words", help="print the customer page's generated words block")
     w.add_argument("--js", action="store_true", required=True, help="as JavaScript for app.js")
-    args = parser.parse_args(argv)
-    if args.command == "words":
-        print(web_words_js())
-        return 0
-    if args.from_number is None and args.messaging_service_sid is None:
-        parser.error("one of --from-number or --messaging-service-sid is required")
-    for name in ("fallback_receipt_timeout_s", "zns_messages_per_s"):
-        value = getattr(args, name)
-        if value is not None and not (0 <= value <= 7 * 86400):
-            parser.error(f"--{name.replace('_', '-')} must be within [0, 604800]")
-    try:
-        return asyncio.run(_dispatch(args))
-    except GridwatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    parser.parse_args(argv)
+    print(web_words_js())
+    return 0
 
 
 if __name__ == "__main__":

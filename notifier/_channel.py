@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Protocol
 
-from gridwatch.store._notifications import ClaimedNotification
+from notifier._ports import ClaimedNotification
 
 Notice = ClaimedNotification
 

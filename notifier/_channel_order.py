@@ -16,10 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Final
 
-from gridwatch.store._channel_policy import HeldNotification
-from gridwatch.store._notifications import NewNotification, NotifyTarget
 from notifier._events import OutageChange
 from notifier._policy import NotifyPolicy
+from notifier._ports import HeldNotification, NewNotification, NotifyTarget
 from notifier._render import notice_params
 from notifier._templates import REQUIRED, Templates
 from notifier._zns import zns_params

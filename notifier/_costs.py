@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gridwatch.store._notify_costs import ChannelDay, OutageReach, SmsKind
 from notifier._events import NOTICE_KINDS
+from notifier._ports import ChannelDay, OutageReach, SmsKind
 
 
 @dataclass(frozen=True, slots=True)

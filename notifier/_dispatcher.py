@@ -22,26 +22,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from psycopg import AsyncConnection
-
-from gridwatch._clock import Clock, SystemClock
-from gridwatch._errors import StoreError
-from gridwatch.store import Database
-from gridwatch.store._channel_policy import promote_fallbacks
-from gridwatch.store._notifications import (
-    apply_rate_limits,
-    claim_due,
-    claim_unknown,
-    record_failed,
-    record_retry,
-    record_sent,
-    record_unknown,
-)
+from gridwatch.core.clock import Clock, SystemClock
+from gridwatch.core.errors import StoreError
 from notifier._channel import Channel, Notice
 from notifier._errors import OutcomeUnknownError, PermanentSendError, TransientSendError
 from notifier._metrics import NOTICES_DISPATCHED
 from notifier._phone import mask_phone
 from notifier._policy import NotifyPolicy
+from notifier._ports import DispatchQueue, Transactions
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +91,14 @@ def backoff_s(attempts: int, base_s: float, cap_s: float, rng: random.Random) ->
 class Dispatcher:
     def __init__(
         self,
-        db: Database,
+        store: Transactions[DispatchQueue],
         channels: Mapping[str, Channel],
         *,
         config: DispatcherConfig | None = None,
         policy: NotifyPolicy | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self._db = db
+        self._store = store
         self._channels = dict(channels)
         self._config = config or DispatcherConfig()
         self._policy = policy or NotifyPolicy()
@@ -122,9 +110,8 @@ class Dispatcher:
         """Settle notices whose outcome is unknown, before anything is retried."""
         stats = DispatchStats()
         cfg = self._config
-        async with self._db.connection() as conn:
-            lost = await claim_unknown(
-                conn,
+        async with self._store.transaction() as queue:
+            lost = await queue.claim_unknown(
                 worker=cfg.worker_id,
                 limit=cfg.batch_size,
                 lease_s=cfg.lease_s,
@@ -133,28 +120,27 @@ class Dispatcher:
         if not lost:
             return stats
         results = await asyncio.gather(*(self._find(n) for n in lost))
-        async with self._db.connection() as conn:
+        async with self._store.transaction() as queue:
             found = [
                 (n.notification_id, pid)
                 for n, pid in zip(lost, results, strict=True)
                 if isinstance(pid, str)
             ]
-            stats.reconciled_sent = await record_sent(
-                conn, found, now_s=self._clock.now_s(), reconciled=True
+            stats.reconciled_sent = await queue.record_sent(
+                found, now_s=self._clock.now_s(), reconciled=True
             )
             for notice, result in zip(lost, results, strict=True):
                 if result is None:
                     stats.reconciled_resend += 1
                     await self._retry_or_fail(
-                        conn,
+                        queue,
                         notice,
                         "not in the provider's log; resending",
                         delay_s=0.0,
                         stats=stats,
                     )
                 elif isinstance(result, TransientSendError):
-                    await record_unknown(
-                        conn,
+                    await queue.record_unknown(
                         notice.notification_id,
                         reconcile_after_s=cfg.backoff_base_s,
                         error=result.reason,
@@ -170,9 +156,8 @@ class Dispatcher:
         """Decide held fallback links (idempotent; safe after any crash, from any process)."""
         stats = DispatchStats()
         cfg = self._config
-        async with self._db.connection() as conn:
-            result = await promote_fallbacks(
-                conn,
+        async with self._store.transaction() as queue:
+            result = await queue.promote_fallbacks(
                 now_s=self._clock.now_s(),
                 receipt_timeout_s=cfg.fallback_receipt_timeout_s,
                 receipt_channels=cfg.receipt_channels,
@@ -200,17 +185,15 @@ class Dispatcher:
         stats = DispatchStats()
         cfg = self._config
         now_s = self._clock.now_s()
-        async with self._db.connection() as conn:
-            claimed, skipped = await claim_due(
-                conn,
+        async with self._store.transaction() as queue:
+            claimed, skipped = await queue.claim_due(
                 worker=cfg.worker_id,
                 limit=cfg.batch_size,
                 lease_s=cfg.lease_s,
                 now_s=now_s,
                 channels=list(self._channels),
             )
-            allowed = await apply_rate_limits(
-                conn,
+            allowed = await queue.apply_rate_limits(
                 claimed,
                 max_per_window=self._policy.rate_limit_per_window,
                 window_s=self._policy.rate_limit_window_s,
@@ -226,16 +209,16 @@ class Dispatcher:
             if isinstance(o, str)
         ]
         failed_keys: list[str] = []
-        async with self._db.connection() as conn:
-            stats.sent = await record_sent(conn, sent, now_s=self._clock.now_s())
+        async with self._store.transaction() as queue:
+            stats.sent = await queue.record_sent(sent, now_s=self._clock.now_s())
             for notice, outcome in zip(allowed, outcomes, strict=True):
                 if isinstance(outcome, str):
                     continue
                 if isinstance(outcome, PermanentSendError):
                     stats.failed += 1
                     failed_keys.append(notice.idempotency_key)
-                    await record_failed(
-                        conn, notice.notification_id, code=outcome.code, error=outcome.reason
+                    await queue.record_failed(
+                        notice.notification_id, code=outcome.code, error=outcome.reason
                     )
                     log.warning(
                         "notice failed permanently",
@@ -249,28 +232,26 @@ class Dispatcher:
                     )
                 elif isinstance(outcome, OutcomeUnknownError):
                     stats.unknown += 1
-                    await record_unknown(
-                        conn,
+                    await queue.record_unknown(
                         notice.notification_id,
                         reconcile_after_s=cfg.backoff_base_s,
                         error=str(outcome),
                     )
                 elif await self._retry_or_fail(
-                    conn, notice, outcome.reason, delay_s=outcome.retry_after_s, stats=stats
+                    queue, notice, outcome.reason, delay_s=outcome.retry_after_s, stats=stats
                 ):
                     failed_keys.append(notice.idempotency_key)
             if failed_keys:
                 # The next link of each chain, in the transaction that records the failure.
-                await self._promote_after(conn, failed_keys, stats)
+                await self._promote_after(queue, failed_keys, stats)
         for name in ("sent", "failed", "unknown", "retried", "skipped"):
             NOTICES_DISPATCHED.labels("any", name).inc(getattr(stats, name))
         return stats
 
     async def _promote_after(
-        self, conn: AsyncConnection, keys: list[str], stats: DispatchStats
+        self, queue: DispatchQueue, keys: list[str], stats: DispatchStats
     ) -> None:
-        result = await promote_fallbacks(
-            conn,
+        result = await queue.promote_fallbacks(
             now_s=self._clock.now_s(),
             receipt_timeout_s=None,
             receipt_channels=self._config.receipt_channels,
@@ -283,7 +264,7 @@ class Dispatcher:
 
     async def _retry_or_fail(
         self,
-        conn: AsyncConnection,
+        queue: DispatchQueue,
         notice: Notice,
         reason: str,
         *,
@@ -294,8 +275,7 @@ class Dispatcher:
         cfg = self._config
         if notice.attempts >= cfg.max_attempts:
             stats.failed += 1
-            await record_failed(
-                conn,
+            await queue.record_failed(
                 notice.notification_id,
                 code="max_attempts",
                 error=f"gave up after {notice.attempts} attempts: {reason}",
@@ -305,8 +285,8 @@ class Dispatcher:
         wait_s = backoff_s(notice.attempts, cfg.backoff_base_s, cfg.backoff_cap_s, self._rng)
         if delay_s is not None:
             wait_s = max(wait_s, delay_s) if delay_s > 0 else 0.0
-        await record_retry(
-            conn, notice.notification_id, not_before_s=self._clock.now_s() + wait_s, error=reason
+        await queue.record_retry(
+            notice.notification_id, not_before_s=self._clock.now_s() + wait_s, error=reason
         )
         return False
 

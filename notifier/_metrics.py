@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from gridwatch._metrics import REGISTRY
+from gridwatch.core.metrics import REGISTRY
 
 NOTICES_ENQUEUED = Counter(
     "gridwatch_notices_enqueued_total",

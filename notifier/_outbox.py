@@ -9,24 +9,12 @@ import logging
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from psycopg import AsyncConnection
-
-from gridwatch.store._channel_policy import insert_held
-from gridwatch.store._notifications import (
-    NewNotification,
-    NotifyTarget,
-    OutageNoticeState,
-    fetch_notify_targets,
-    get_outage_notice_state,
-    insert_notifications,
-    put_outage_notice_state,
-    supersede_pending,
-)
 from notifier._channel_order import expand_targets, order_rows
 from notifier._errors import EventError
 from notifier._events import LANGUAGES, NoticeKind, OutageChange
 from notifier._phone import is_e164
 from notifier._policy import NotifyPolicy, quiet_release_s
+from notifier._ports import NewNotification, NotifyTarget, OutageNoticeState, OutboxWriter
 from notifier._render import render_notice
 from notifier._sms_text import sms_length
 from notifier._templates import Rendered, Templates, load_templates
@@ -194,13 +182,14 @@ def _rows_for(
 
 
 async def enqueue_for_outage_change(
-    conn: AsyncConnection,
+    outbox: OutboxWriter,
     change: OutageChange,
     *,
     templates: Templates | None = None,
     policy: NotifyPolicy | None = None,
 ) -> EnqueueResult:
-    """Write the notifications ``change`` causes, in the caller's open transaction.
+    """Write the notifications ``change`` causes, in the caller's open transaction
+    (``outbox``: the store's operations bound to that transaction).
 
     Idempotent: the same change (same version) enqueued twice inserts nothing the second
     time. A planned notice also schedules its day-before reminder. Raises EventError for
@@ -218,13 +207,13 @@ async def enqueue_for_outage_change(
                 f" Circular 22/2020/TT-BCT requires {pol.planned_min_notice_s / 86400:.0f}"
                 " (mark it emergency if it is one)"
             )
-    state = await get_outage_notice_state(conn, change.outage_id)
+    state = await outbox.get_outage_notice_state(change.outage_id)
     if change.kind == "etr_updated" and not _etr_changed(state, change, pol):
         return EnqueueResult(
             change.outage_id, change.kind, skipped_reason="ETR change below threshold"
         )
 
-    targets = await fetch_notify_targets(conn, change.customer_ids, change.meter_ids)
+    targets = await outbox.fetch_notify_targets(change.customer_ids, change.meter_ids)
     # Channel order: "zns>sms" renders both, sends ZNS, holds SMS as its fallback.
     targets, chains = expand_targets(targets, CHANNELS)
     renderer = _Renderer(tpl, pol)
@@ -239,16 +228,14 @@ async def enqueue_for_outage_change(
     customer_ids = [t.customer_id for t in targets]
     superseded = 0
     if change.kind == "restored":
-        superseded = await supersede_pending(
-            conn,
+        superseded = await outbox.supersede_pending(
             change.outage_id,
             ("outage_detected", "etr_updated", "still_out_nested"),
             customer_ids=customer_ids,
             below_version=change.version + 1,
         )
     elif change.kind == "etr_updated":
-        superseded = await supersede_pending(
-            conn,
+        superseded = await outbox.supersede_pending(
             change.outage_id,
             ("etr_updated",),
             customer_ids=None,
@@ -257,27 +244,24 @@ async def enqueue_for_outage_change(
     elif change.kind == "planned_notice":
         # Planned work moved: unsent notices and reminders of the old window must not go out
         # (the new version's reminder is inserted below, after this).
-        superseded = await supersede_pending(
-            conn,
+        superseded = await outbox.supersede_pending(
             change.outage_id,
             ("planned_notice", "planned_reminder"),
             customer_ids=None,
             below_version=change.version,
         )
     elif change.kind == "planned_cancelled":
-        superseded = await supersede_pending(
-            conn,
+        superseded = await outbox.supersede_pending(
             change.outage_id,
             ("planned_notice", "planned_reminder"),
             customer_ids=None,
             below_version=change.version + 1,
         )
     rows, held = order_rows(rows, chains, targets, change, tpl, pol)
-    inserted = await insert_notifications(conn, rows)
-    await insert_held(conn, held, now_s=change.occurred_at_s)
+    inserted = await outbox.insert_notifications(rows)
+    await outbox.insert_held(held, now_s=change.occurred_at_s)
     if change.kind not in ("planned_notice", "planned_reminder", "planned_cancelled"):
-        await put_outage_notice_state(
-            conn,
+        await outbox.put_outage_notice_state(
             OutageNoticeState(
                 outage_id=change.outage_id,
                 where_text=change.where or (state.where_text if state else ""),

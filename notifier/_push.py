@@ -17,16 +17,11 @@ from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush_async
 
-from gridwatch._clock import Clock, SystemClock
-from gridwatch.store import Database
-from gridwatch.store._notifications import (
-    delete_push_subscription,
-    mark_push_ok,
-    push_subscriptions_for,
-)
+from gridwatch.core.clock import Clock, SystemClock
 from notifier._channel import Notice
 from notifier._errors import NotifierError, PermanentSendError, TransientSendError
 from notifier._http_channel import HttpChannelBase
+from notifier._ports import PushSubscriptions, Transactions
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +77,7 @@ class WebPushChannel(HttpChannelBase):
 
     def __init__(
         self,
-        db: Database,
+        store: Transactions[PushSubscriptions],
         vapid_private_key_path: Path | str,
         *,
         subject: str,
@@ -93,7 +88,7 @@ class WebPushChannel(HttpChannelBase):
         if not subject.startswith(("mailto:", "https://")):
             raise NotifierError("VAPID subject must be a mailto: or https: URL")
         super().__init__(timeout_s=timeout_s)
-        self._db = db
+        self._store = store
         self._vapid = Vapid.from_file(str(vapid_private_key_path))
         self._subject = subject
         self._ttl_s = ttl_s
@@ -102,8 +97,8 @@ class WebPushChannel(HttpChannelBase):
         self.pruned = 0
 
     async def send(self, notice: Notice) -> str:
-        async with self._db.connection() as conn:
-            subscriptions = await push_subscriptions_for(conn, notice.customer_id)
+        async with self._store.transaction() as subs:
+            subscriptions = await subs.push_subscriptions_for(notice.customer_id)
         if not subscriptions:
             raise PermanentSendError("no_subscription", "customer has no app subscription")
         session = self._http()
@@ -135,8 +130,8 @@ class WebPushChannel(HttpChannelBase):
             except WebPushException as exc:
                 status = exc.status_code
                 if status in (404, 410):
-                    async with self._db.connection() as conn:
-                        await delete_push_subscription(conn, sub_id)
+                    async with self._store.transaction() as subs:
+                        await subs.delete_push_subscription(sub_id)
                     self.pruned += 1
                     log.info("pruned dead push subscription", extra={"subscription_id": sub_id})
                 elif status is None or status == 429 or status >= 500:
@@ -152,8 +147,8 @@ class WebPushChannel(HttpChannelBase):
                 )
                 continue
             delivered += 1
-            async with self._db.connection() as conn:
-                await mark_push_ok(conn, sub_id, now_s=self._clock.now_s())
+            async with self._store.transaction() as subs:
+                await subs.mark_push_ok(sub_id, now_s=self._clock.now_s())
         if delivered:
             return f"push:{delivered}/{len(subscriptions)}"
         if transient:

@@ -12,7 +12,7 @@ import hmac
 import aiohttp
 import orjson
 
-from gridwatch._clock import Clock, SystemClock
+from gridwatch.core.clock import Clock, SystemClock
 from notifier._channel import Notice
 from notifier._errors import NotifierError, PermanentSendError, TransientSendError
 from notifier._http_channel import HttpChannelBase

@@ -19,20 +19,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from gridwatch._clock import Clock, SystemClock
-from gridwatch.store import Database
-from gridwatch.store._notifications import (
-    clear_opt_out,
-    customer_by_phone,
-    insert_customer_report,
-    open_outage_for_customer,
-    record_delivery_event,
-    set_opt_out,
-    upsert_push_subscription,
-)
+from gridwatch.core.clock import Clock, SystemClock
 from notifier._metrics import WEBHOOKS_REJECTED
 from notifier._phone import is_e164, mask_phone
 from notifier._policy import NotifyPolicy
+from notifier._ports import CustomerReplies, Transactions
 from notifier._render import etr_window_text, local_time
 from notifier._sms_text import strip_diacritics
 from notifier._templates import Templates, load_templates
@@ -116,7 +107,7 @@ class WebhooksConfig:
 
 
 def create_webhooks_router(
-    db: Database, config: WebhooksConfig, *, clock: Clock | None = None
+    store: Transactions[CustomerReplies], config: WebhooksConfig, *, clock: Clock | None = None
 ) -> APIRouter:
     router = APIRouter()
     validator = RequestValidator(config.twilio_auth_token)
@@ -161,9 +152,8 @@ def create_webhooks_router(
             raise HTTPException(400, "ErrorCode must be digits")
         n = request.query_params.get("n")
         notification_id = int(n) if n and n.isdigit() and len(n) < 19 else None
-        async with db.connection() as conn:
-            await record_delivery_event(
-                conn,
+        async with store.transaction() as replies:
+            await replies.record_delivery_event(
                 provider_id=sid,
                 status=status,
                 error_code=code,
@@ -182,24 +172,23 @@ def create_webhooks_router(
             WEBHOOKS_REJECTED.labels("bad_sender").inc()
             raise HTTPException(400, "From is not an E.164 number")
         action, vietnamese = classify_keyword(body)
-        async with db.connection() as conn:
-            customer = await customer_by_phone(conn, sender)
+        async with store.transaction() as replies:
+            customer = await replies.customer_by_phone(sender)
             language = customer[1] if customer else ("vi" if vietnamese or action is None else "en")
             kind = "reply_unknown"
             params_out: dict[str, str] = {}
             if action == "stop":
-                await set_opt_out(conn, channel="sms", address=sender, source="sms", now_s=now())
+                await replies.set_opt_out(channel="sms", address=sender, source="sms", now_s=now())
                 kind = "reply_stop"
             elif action == "start":
-                await clear_opt_out(conn, channel="sms", address=sender)
+                await replies.clear_opt_out(channel="sms", address=sender)
                 kind = "reply_start"
             elif action == "help":
                 kind = "reply_help"
             elif action == "out":
                 # Only a known customer's report locates an outage; others still get the reply.
                 if customer:
-                    await insert_customer_report(
-                        conn,
+                    await replies.insert_customer_report(
                         customer_id=customer[0],
                         phone_e164=sender,
                         body=body,
@@ -208,7 +197,7 @@ def create_webhooks_router(
                     )
                 kind = "reply_out"
             elif action == "status":
-                outage = await open_outage_for_customer(conn, customer[0]) if customer else None
+                outage = await replies.open_outage_for_customer(customer[0]) if customer else None
                 if outage is None:
                     kind = "reply_status_none"
                 else:
@@ -239,8 +228,8 @@ def create_webhooks_router(
         customer_id = _customer_from_token(t, config.link_secret)
         if customer_id is None:
             raise HTTPException(403, "invalid link")
-        async with db.connection() as conn:
-            outage = await open_outage_for_customer(conn, customer_id)
+        async with store.transaction() as replies:
+            outage = await replies.open_outage_for_customer(customer_id)
         if outage is None:
             return JSONResponse({"outage": None})
         return JSONResponse(
@@ -286,9 +275,8 @@ def create_webhooks_router(
             or not (0 < len(auth) <= 100)
         ):
             raise HTTPException(400, "invalid push subscription")
-        async with db.connection() as conn:
-            sub_id = await upsert_push_subscription(
-                conn,
+        async with store.transaction() as replies:
+            sub_id = await replies.upsert_push_subscription(
                 customer_id=customer_id,
                 endpoint=endpoint,
                 p256dh=p256dh,

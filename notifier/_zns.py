@@ -29,10 +29,8 @@ from typing import Any, Final, Protocol
 
 import aiohttp
 
-from gridwatch._errors import ConfigError
-from gridwatch._settings import Settings
-from gridwatch.store import Database
-from gridwatch.store._channel_policy import StoredZnsToken, lock_zns_token, save_zns_token
+from gridwatch.core.errors import ConfigError
+from gridwatch.core.settings import Settings
 from notifier._channel import Notice, RateLimiter
 from notifier._errors import OutcomeUnknownError, PermanentSendError, TransientSendError
 from notifier._events import LANGUAGES, NOTICE_KINDS
@@ -421,43 +419,19 @@ def _translate(error: int, message: str) -> Exception:
     return PermanentSendError(code, f"ZNS error {error}: {message or 'unknown'}")
 
 
-class DbTokenStore:
-    """The pair in PostgreSQL, row-locked while one dispatcher refreshes: Zalo rotates the
-    refresh token on use, so dispatchers refreshing on their own would lock each other out."""
-
-    def __init__(self, db: Database, oa_id: str) -> None:
-        self._db = db
-        self._oa_id = oa_id
-
-    async def update(
-        self, change: Callable[[ZnsToken | None], Awaitable[ZnsToken | None]]
-    ) -> ZnsToken | None:
-        async with self._db.connection() as conn:
-            row = await lock_zns_token(conn, self._oa_id)
-            stored = (
-                None
-                if row is None
-                else ZnsToken(row.access_token, row.refresh_token, row.expires_at_s)
-            )
-            new = await change(stored)
-            if new is None:
-                return stored
-            await save_zns_token(
-                conn,
-                self._oa_id,
-                StoredZnsToken(new.access_token, new.refresh_token, new.expires_at_s),
-                now_s=time.time(),
-            )
-            return new
-
-
 def zns_channel_from_settings(
-    settings: Settings, db: Database, *, timeout_s: float = 10.0, **given: str | float | None
+    settings: Settings,
+    token_store_for: Callable[[str], ZnsTokenStore],
+    *,
+    timeout_s: float = 10.0,
+    **given: str | float | None,
 ) -> ZnsChannel | None:
     """The ZNS channel ``GRIDWATCH_ZNS_*`` configures, with any ``given`` value (the
     ``ZnsConfig`` field names app_id, app_secret, oa_id, access_token, refresh_token,
     templates, base_url, oauth_url, messages_per_s) winning; None without an app id.
-    The service and ``python -m notifier dispatch`` both build it here."""
+    ``token_store_for(oa_id)``: where the OA's token pair lives (the application plugs in
+    the database's, shared by every dispatcher). The service and the dispatcher process
+    (``python -m gridwatch.app.dispatch_process dispatch``) both build it here."""
 
     def pick(name: str, configured: str | float | None) -> str | float | None:
         value = given.get(name)
@@ -482,4 +456,4 @@ def zns_channel_from_settings(
         )
     except ValueError as exc:
         raise ConfigError(f"GRIDWATCH_ZNS_*: {exc}") from None
-    return ZnsChannel(config, DbTokenStore(db, oa_id))
+    return ZnsChannel(config, token_store_for(oa_id))

@@ -18,10 +18,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from gridwatch._clock import Clock, SystemClock
-from gridwatch.store import Database
-from gridwatch.store._channel_policy import record_zns_receipt
+from gridwatch.core.clock import Clock, SystemClock
 from notifier._metrics import WEBHOOKS_REJECTED
+from notifier._ports import Transactions, ZnsReceipts
 
 _MSG_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TRACKING = re.compile(r"^[\x21-\x7e]{1,48}$")
@@ -50,7 +49,7 @@ def zns_event_signature(app_id: str, body: bytes, timestamp: str, oa_secret_key:
 
 
 def create_zns_webhook_router(
-    db: Database, config: ZnsWebhookConfig, *, clock: Clock | None = None
+    store: Transactions[ZnsReceipts], config: ZnsWebhookConfig, *, clock: Clock | None = None
 ) -> APIRouter:
     router = APIRouter()
     wall = SystemClock()  # replay protection is about the sender's real clock
@@ -101,9 +100,9 @@ def create_zns_webhook_router(
             not isinstance(tracking, str) or not _TRACKING.match(tracking)
         ):
             raise refuse("malformed", 400, "message.tracking_id malformed")
-        async with db.connection() as conn:
-            await record_zns_receipt(
-                conn, msg_id=msg_id, tracking_id=tracking, status=status, now_s=now()
+        async with store.transaction() as receipts:
+            await receipts.record_zns_receipt(
+                msg_id=msg_id, tracking_id=tracking, status=status, now_s=now()
             )
         return Response(status_code=200)
 

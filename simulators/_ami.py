@@ -16,7 +16,7 @@ from typing import Final
 
 import numpy as np
 
-from gridwatch.topology._model import BoolArray, F64Array, I32Array
+from gridwatch.topology import BoolArray, F64Array, I32Array
 from simulators._errors import (
     SimulatorError,
     check_non_negative,

@@ -41,7 +41,7 @@ def message_from_row(row: dict[str, Any]) -> SimMessage:
 async def messages_from_db(db: Any, from_s: float, to_s: float) -> AsyncIterator[SimMessage]:
     """Stored telemetry in ``[from_s, to_s)`` in event-time order (``db``: a gridwatch
     ``Database``). Published at event time: the original delivery delays are not stored."""
-    from gridwatch.store._telemetry_replay import stream_telemetry
+    from gridwatch.store.telemetry import stream_telemetry
 
     async for row in stream_telemetry(db, from_s, to_s):
         yield message_from_row(row)

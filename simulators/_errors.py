@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gridwatch._errors import GridwatchError
+from gridwatch.core.errors import GridwatchError
 
 
 class SimulatorError(GridwatchError):

@@ -24,8 +24,8 @@ from typing import TypedDict, Unpack
 
 import numpy as np
 
-from gridwatch._errors import TopologyError
-from gridwatch.topology._model import (
+from gridwatch.core.errors import TopologyError
+from gridwatch.topology import (
     KIND_CODE,
     NO_PARENT,
     BoolArray,

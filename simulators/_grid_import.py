@@ -37,7 +37,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch._errors import TopologyError
+from gridwatch.core.errors import TopologyError
 from gridwatch.topology import NO_PARENT, Topology, build_topology
 from simulators._errors import SimulatorError, check_count
 from simulators._feeder import SimGrid

@@ -10,7 +10,7 @@ from typing import Final
 
 import numpy as np
 
-from gridwatch.topology._model import BoolArray, ObjArray
+from gridwatch.topology import BoolArray, ObjArray
 
 _VI_FAMILY: Final = (
     "Nguyễn",

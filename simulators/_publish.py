@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import aiomqtt
 import orjson
 
-from gridwatch._errors import BrokerUnavailable
+from gridwatch.core.errors import BrokerUnavailable
 from simulators._errors import SimulatorError
 from simulators._messages import SimMessage, ms_of, parse_time, rfc3339_ms
 

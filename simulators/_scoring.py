@@ -808,7 +808,7 @@ def load_recorded_json(path: Path | str) -> Recorded:
 
 async def load_recorded_db(db: Any, from_s: float, to_s: float) -> Recorded:
     """What gridwatch recorded in ``[from_s, to_s]`` (``db`` is a ``gridwatch.store.Database``)."""
-    from gridwatch.store import _scoring as q
+    from simulators import recorded_outages as q
 
     rows = await q.fetch_outages(db, from_s, to_s)
     ids = [int(r["outage_id"]) for r in rows]

@@ -19,7 +19,7 @@ from typing import Final, Literal, cast
 
 import numpy as np
 
-from gridwatch.topology._model import DEVICE_KINDS, KIND_CODE, BoolArray, F64Array, I32Array
+from gridwatch.topology import DEVICE_KINDS, KIND_CODE, BoolArray, F64Array, I32Array
 from simulators._errors import (
     SimulatorError,
     check_count,

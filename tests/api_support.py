@@ -15,8 +15,9 @@ from fastapi import FastAPI
 
 from gridwatch import ManualClock, load_settings
 from gridwatch.api import ApiSettings, FlagReadiness, create_app, create_token
+from gridwatch.outages import OperatorDesk
 from gridwatch.store import Database
-from gridwatch.store._outages import OutageMeterRow, OutageRow, save_outages
+from gridwatch.store.outages import OutageMeterRow, OutageRow, save_outages
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
 NOW_S = NOW.timestamp()
@@ -146,13 +147,22 @@ async def make_tokens(db: Database) -> Tokens:
     )
 
 
-def make_app(db: Database, clock: ManualClock | None = None, **api: object) -> FastAPI:
+def make_app(
+    db: Database,
+    clock: ManualClock | None = None,
+    *,
+    desk: OperatorDesk | None = None,
+    **api: object,
+) -> FastAPI:
+    """``desk``: the operator desk (one that hands actions to a runner); default one
+    that only commits."""
     return create_app(
         db=db,
         readiness=FlagReadiness(broker_connected=True),
         settings=load_settings(profile="test", api_secret=SECRET, notify_link_secret=SECRET),
         clock=clock or ManualClock(NOW_S),
         api_settings=ApiSettings(**api),  # type: ignore[arg-type]
+        desk=desk,
     )
 
 

@@ -16,12 +16,14 @@ from typing import Any
 from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
 
 from gridwatch import load_settings
-from gridwatch._clock import ReplayClock
-from gridwatch._service import NotifyOptions, RunningService, running_service
+from gridwatch.app.service import NotifyOptions, RunningService, running_service
+from gridwatch.core.clock import ReplayClock
 from gridwatch.detection import DetectionSnapshot, PersistedOutages
-from gridwatch.store import Database, save_topology
+from gridwatch.store import Database
+from gridwatch.topology import save_topology
 from notifier import DispatcherConfig
 from simulators import PublishStats, Simulation, publish_stream
+from tests.polling import wait_until
 
 FROM = "+15005550006"  # the service's SMS number at the Twilio stand-in
 
@@ -127,11 +129,12 @@ async def wait_until_ready(service: RunningService) -> None:
     replay clock only then)."""
     readiness = service.readiness
     assert readiness is not None
-    for _ in range(600):
-        if readiness.ready():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the service did not get ready: {readiness.tasks()}")
+    await wait_until(
+        readiness.ready,
+        timeout_s=60,
+        interval_s=0.1,
+        what=lambda: f"the service to get ready (tasks: {readiness.tasks()})",
+    )
 
 
 def publish_story(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from zns_standin import APP_ID, APP_SECRET, OA_ID, ZnsStandin
 
-from notifier._zns import ZnsChannel, ZnsConfig, ZnsTokenStore
+from notifier import ZnsChannel, ZnsConfig, ZnsTokenStore
 
 # Template ids for every kind in both languages (ids as Zalo issues them: digits).
 TEMPLATES = {

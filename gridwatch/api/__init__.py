@@ -27,7 +27,7 @@ from gridwatch.api._models import (
     TelemetrySummaryBody,
 )
 from gridwatch.api._planned import planned_work_problems
-from gridwatch.api._readiness import FlagReadiness, Readiness
+from gridwatch.api._readiness import FlagReadiness, Readiness, ServiceReadiness
 from gridwatch.api._server import ApiServer
 from gridwatch.api._telemetry import MAX_SUMMARY_WINDOW
 
@@ -56,6 +56,7 @@ __all__ = [
     "ReadinessDep",
     "ReadyBody",
     "Role",
+    "ServiceReadiness",
     "SettingsDep",
     "TableCounts",
     "TelemetrySummaryBody",

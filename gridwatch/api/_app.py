@@ -15,8 +15,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 
 import gridwatch
-from gridwatch._clock import Clock, SystemClock
-from gridwatch._settings import Settings
 from gridwatch.api import (
     _customer_status,
     _customers,
@@ -40,7 +38,10 @@ from gridwatch.api._models import ErrorBody
 from gridwatch.api._observe import RequestMetrics
 from gridwatch.api._readiness import Readiness
 from gridwatch.api._response_cache import ResponseCache
+from gridwatch.core.clock import Clock, SystemClock
+from gridwatch.core.settings import Settings
 from gridwatch.dashboard import dashboard_router
+from gridwatch.outages import OperatorDesk
 from gridwatch.store import Database
 
 API_V1_PREFIX = "/api/v1"
@@ -80,11 +81,15 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     api_settings: ApiSettings | None = None,
+    desk: OperatorDesk | None = None,
 ) -> FastAPI:
     """The FastAPI app over an open ``db``. The caller owns the database's lifetime.
 
     ``routers`` are mounted under ``/api/v1`` after the built-in ones, behind a viewer
     token like every operator route.
+
+    ``desk`` applies the operator actions (the service's hands them to its detection
+    runner); without one the API gets a desk of its own that only commits.
     """
     api = api_settings or ApiSettings()
     feed = OutageFeed(
@@ -114,6 +119,7 @@ def create_app(
     app.state.readiness = readiness
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
+    app.state.operator_desk = desk or OperatorDesk(db, app.state.clock)
     app.state.api_settings = api
     app.state.outage_feed = feed
     app.state.auth_limiter = FailureLimiter(api.auth_failures_max, api.auth_failure_window_s)

@@ -18,10 +18,10 @@ from typing import Annotated, Final, Literal
 
 from fastapi import Depends, HTTPException, Request
 
-from gridwatch._errors import StoreError
+from gridwatch.core.errors import StoreError
 from gridwatch.store import Database
-from gridwatch.store._audit import Actor
-from gridwatch.store._auth import ROLES, insert_api_token, token_by_digest, touch_api_token
+from gridwatch.store.audit import Actor
+from gridwatch.store.auth import ROLES, insert_api_token, token_by_digest, touch_api_token
 
 Role = Literal["viewer", "operator", "admin"]
 ROLE_RANK: Final[dict[str, int]] = {"viewer": 0, "operator": 1, "admin": 2}

@@ -21,7 +21,9 @@ from gridwatch.api._auth import FailureLimiter, client_ip, too_many
 from gridwatch.api._deps import ClockDep, DbDep, SettingsDep
 from gridwatch.api._errors import ERROR_RESPONSES
 from gridwatch.api._ops_models import RequestBody
-from gridwatch.store import _api_queries as q
+from gridwatch.store import customers as customer_store
+from gridwatch.store import outage_queries
+from gridwatch.store import planned as planned_store
 
 router = APIRouter(tags=["customer"])
 
@@ -97,7 +99,7 @@ def _limiter(request: Request) -> FailureLimiter:
 
 async def _status(db: Any, clock: Any, customer_id: str, account_no: str) -> CustomerStatus:
     now = datetime.fromtimestamp(clock.now_s(), UTC)
-    rows = await q.customer_outages(
+    rows = await outage_queries.customer_outages(
         db, customer_id, since=now - timedelta(days=HISTORY_DAYS), limit=50
     )
     outages = [
@@ -114,7 +116,7 @@ async def _status(db: Any, clock: Any, customer_id: str, account_no: str) -> Cus
         )
         for r in rows
     ]
-    planned = await q.customer_planned(db, customer_id, ends_after=now)
+    planned = await planned_store.customer_planned(db, customer_id, ends_after=now)
     return CustomerStatus(
         account_no=account_no,
         current=[o for o in outages if o.still_out],
@@ -135,7 +137,7 @@ async def status_by_account(
     db: DbDep, clock: ClockDep, request: Request, body: LookupBody
 ) -> CustomerStatus:
     limiter = _limiter(request)
-    row = await q.customer_by_account(db, body.account_no)
+    row = await customer_store.customer_by_account(db, body.account_no)
     phone = (row or {}).get("phone_e164") or ""
     # Compare even when the account is unknown: the answer time says nothing either way.
     matches = hmac.compare_digest(phone[-4:].encode(), body.phone_last4.encode())
@@ -162,7 +164,7 @@ async def status_by_link(
     # The same secret the notifier signs SMS links with (one setting, one meaning).
     secret = settings.notify_link_secret.get_secret_value().encode()
     customer_id = customer_from_token(t, secret)
-    row = await q.get_customer(db, customer_id) if customer_id else None
+    row = await customer_store.get_customer(db, customer_id) if customer_id else None
     if row is None:
         limiter.record_failure(client_ip(request))
         raise HTTPException(401, "this link is not valid")

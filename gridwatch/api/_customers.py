@@ -15,7 +15,8 @@ from gridwatch.api._errors import ERROR_RESPONSES
 from gridwatch.api._ops_models import Id, NotificationPage
 from gridwatch.api._outages import notification_item
 from gridwatch.api._privacy import name_for, phone_for
-from gridwatch.store import _api_queries as q
+from gridwatch.store import customers as customer_store
+from gridwatch.store import notification_log
 
 router = APIRouter(tags=["customers"])
 
@@ -36,7 +37,7 @@ class CustomerView(BaseModel):
 
 
 async def _customer(db: DbDep, principal: ViewerDep, customer_id: str) -> CustomerView:
-    row = await q.get_customer(db, customer_id)
+    row = await customer_store.get_customer(db, customer_id)
     if row is None:
         raise HTTPException(404, f"customer {customer_id} does not exist")
     return CustomerView(
@@ -72,7 +73,7 @@ async def get_customer(
 async def find_customer(
     db: DbDep, principal: ViewerDep, account_no: Annotated[AccountNo, Query()]
 ) -> CustomerView:
-    row = await q.customer_by_account(db, account_no)
+    row = await customer_store.customer_by_account(db, account_no)
     if row is None:
         raise HTTPException(404, "no customer with that account number")
     return await _customer(db, principal, str(row["customer_id"]))
@@ -97,7 +98,7 @@ async def notifications(
     ] = None,
 ) -> NotificationPage:
     applied = min(limit, NOTIFICATION_PAGE_MAX)
-    rows = await q.notifications_page(
+    rows = await notification_log.notifications_page(
         db, outage_id=outage_id, customer_id=customer_id, limit=applied, before_id=before
     )
     return NotificationPage(

@@ -12,12 +12,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from gridwatch._clock import Clock
-from gridwatch._settings import Settings
 from gridwatch.api._api_settings import ApiSettings
 from gridwatch.api._feed import OutageFeed
 from gridwatch.api._readiness import Readiness
 from gridwatch.api._response_cache import ResponseCache
+from gridwatch.core.clock import Clock
+from gridwatch.core.settings import Settings
+from gridwatch.outages import OperatorDesk
 from gridwatch.store import Database
 
 
@@ -36,3 +37,4 @@ ClockDep = Annotated[Clock, Depends(_from_state("clock"))]
 ApiSettingsDep = Annotated[ApiSettings, Depends(_from_state("api_settings"))]
 FeedDep = Annotated[OutageFeed, Depends(_from_state("outage_feed"))]
 ListCacheDep = Annotated[ResponseCache, Depends(_from_state("outage_list_cache"))]
+DeskDep = Annotated[OperatorDesk, Depends(_from_state("operator_desk"))]

@@ -19,7 +19,7 @@ from gridwatch.api._ops_models import (
     OutageState,
     shared_outage_fields,
 )
-from gridwatch.store._dispatch import crew_status_counts, dispatch_board
+from gridwatch.store.dispatch import crew_status_counts, dispatch_board
 
 router = APIRouter(tags=["dispatch"])
 

@@ -14,8 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gridwatch._errors import StoreError, StoreUnavailable
 from gridwatch.api._models import ErrorBody, FieldProblem
+from gridwatch.core.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

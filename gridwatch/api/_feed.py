@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from gridwatch._errors import StoreError
+from gridwatch.core.errors import StoreError
 from gridwatch.store import Database
-from gridwatch.store._outage_feed import listen_outage_changes
+from gridwatch.store.outage_feed import listen_outage_changes
 
 log = logging.getLogger(__name__)
 

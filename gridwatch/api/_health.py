@@ -8,9 +8,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gridwatch._metrics import DATABASE_UP, REGISTRY
 from gridwatch.api._deps import DbDep, ReadinessDep
 from gridwatch.api._models import HealthBody, ReadyBody
+from gridwatch.core.metrics import DATABASE_UP, REGISTRY
 
 router = APIRouter(tags=["health"])
 

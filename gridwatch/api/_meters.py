@@ -13,7 +13,7 @@ from gridwatch.api._deps import ClockDep, DbDep
 from gridwatch.api._errors import ERROR_RESPONSES
 from gridwatch.api._ops_models import Id
 from gridwatch.api._outages import _invalid
-from gridwatch.store import _api_queries as q
+from gridwatch.store import customers as customer_store
 
 router = APIRouter(tags=["meters"])
 
@@ -70,12 +70,16 @@ async def meter(
         raise _invalid("end", "must be after start")
     if end_at - start_at > MAX_WINDOW:
         raise _invalid("start", f"window longer than {MAX_WINDOW.days} days")
-    row = await q.get_meter(db, meter_id)
+    row = await customer_store.get_meter(db, meter_id)
     if row is None:
         raise HTTPException(404, f"meter {meter_id} does not exist")
     applied = min(limit, READINGS_MAX)
-    readings = await q.meter_readings(db, meter_id, start=start_at, end=end_at, limit=applied)
-    events = await q.meter_events(db, meter_id, start=start_at, end=end_at, limit=applied)
+    readings = await customer_store.meter_readings(
+        db, meter_id, start=start_at, end=end_at, limit=applied
+    )
+    events = await customer_store.meter_events(
+        db, meter_id, start=start_at, end=end_at, limit=applied
+    )
     last = ReadingView(**readings[0]) if readings else None
     if row["open_outage_id"] is not None:
         state: Literal["out", "on", "unknown"] = "out"

@@ -7,7 +7,7 @@ import time
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gridwatch._metrics import API_REQUEST_SECONDS, API_REQUESTS
+from gridwatch.core.metrics import API_REQUEST_SECONDS, API_REQUESTS
 
 
 class RequestMetrics:

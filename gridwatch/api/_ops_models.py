@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-# "scheduled": planned work announced, not begun (gridwatch/_planned_notices.py).
+# "scheduled": planned work announced, not begun (gridwatch/notices/planned_notices.py).
 OutageState = Literal[
     "scheduled", "predicted", "confirmed", "partially_restored", "restored", "cancelled"
 ]

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
 from gridwatch.api._auth import OperatorDep, ViewerDep
-from gridwatch.api._deps import ClockDep, DbDep, FeedDep, ListCacheDep
+from gridwatch.api._deps import DbDep, DeskDep, FeedDep, ListCacheDep
 from gridwatch.api._errors import ERROR_RESPONSES
 from gridwatch.api._ops_models import (
     ActionResult,
@@ -41,17 +41,23 @@ from gridwatch.api._ops_models import (
     shared_outage_fields,
 )
 from gridwatch.api._privacy import address_for, name_for, phone_for
-from gridwatch.etr import (
-    CrewStatusRefused,
-    OverrideRefused,
-    clear_override,
-    set_crew_status,
-    set_override,
+from gridwatch.etr import CrewStatusRefused, OverrideRefused
+from gridwatch.outages import (
+    CancelOutage,
+    ClearEtrOverride,
+    ConfirmOutage,
+    LifecycleCommand,
+    MergeOutage,
+    OperatorDesk,
+    OutageMissing,
+    RestoreOutage,
+    SetCrewStatus,
+    SetEtrOverride,
 )
-from gridwatch.store import Database
-from gridwatch.store import _api_queries as q
-from gridwatch.store._audit import AuditNote
-from gridwatch.store._dispatch import outage_crew
+from gridwatch.store import Database, notification_log, outage_queries
+from gridwatch.store import etr as etr_store
+from gridwatch.store.etr import outage_crew
+from gridwatch.store.outages import ActionRefused
 
 router = APIRouter(tags=["outages"])
 
@@ -157,7 +163,7 @@ async def list_outages(
         applied,
         after,
     )
-    flt = q.OutageFilter(
+    flt = outage_queries.OutageFilter(
         states=tuple(state or ()),
         active=active,
         planned=planned,
@@ -171,7 +177,7 @@ async def list_outages(
     )
 
     async def build() -> bytes:
-        rows = await q.list_outages(db, flt, limit=applied, after=after)
+        rows = await outage_queries.list_outages(db, flt, limit=applied, after=after)
         last = rows[-1] if len(rows) == applied else None
         # Straight from rows to JSON (OutagePage's shape): the list is the hot path, and
         # building 100 pydantic models per request costs more than the query.
@@ -219,7 +225,7 @@ def _meter(principal: Any, row: dict[str, Any]) -> AffectedMeter:
 async def _meter_page(
     db: Database, principal: Any, outage_id: int, limit: int, after: str | None
 ) -> AffectedMeterPage:
-    rows = await q.outage_meters_page(db, outage_id, limit=limit, after_meter=after)
+    rows = await outage_queries.outage_meters_page(db, outage_id, limit=limit, after_meter=after)
     return AffectedMeterPage(
         items=[_meter(principal, r) for r in rows],
         limit=limit,
@@ -238,15 +244,15 @@ def notification_item(principal: Any, row: dict[str, Any]) -> NotificationItem:
     responses={**ERROR_RESPONSES, 404: {"description": "No such outage"}},
 )
 async def get_outage(db: DbDep, principal: ViewerDep, outage_id: OutageIdPath) -> OutageDetail:
-    row = await q.get_outage(db, outage_id)
+    row = await outage_queries.get_outage(db, outage_id)
     if row is None:
         raise HTTPException(404, f"outage {outage_id} does not exist")
     meters = await _meter_page(db, principal, outage_id, 100, None)
-    timeline = await q.outage_timeline(db, outage_id, limit=1000)
-    etrs = await q.outage_etrs(db, outage_id, limit=20)
-    override = await q.active_override(db, outage_id)
-    counts = await q.notification_counts(db, outage_id)
-    notices = await q.notifications_page(db, outage_id=outage_id, limit=50)
+    timeline = await outage_queries.outage_timeline(db, outage_id, limit=1000)
+    etrs = await etr_store.outage_etrs(db, outage_id, limit=20)
+    override = await etr_store.active_override(db, outage_id)
+    counts = await notification_log.notification_counts(db, outage_id)
+    notices = await notification_log.notifications_page(db, outage_id=outage_id, limit=50)
     crew = await outage_crew(db, outage_id)
     return OutageDetail(
         **summary(row).model_dump(),
@@ -280,56 +286,53 @@ async def get_outage_meters(
     limit: Annotated[int, Query(ge=1, description=f"Above {METER_PAGE_MAX} is capped")] = 500,
     after: Annotated[Id | None, Query(description="next_after of the previous page")] = None,
 ) -> AffectedMeterPage:
-    if await q.get_outage(db, outage_id) is None:
+    if await outage_queries.get_outage(db, outage_id) is None:
         raise HTTPException(404, f"outage {outage_id} does not exist")
     return await _meter_page(db, principal, outage_id, min(limit, METER_PAGE_MAX), after)
 
 
-def _now(clock: Any) -> datetime:
-    return datetime.fromtimestamp(clock.now_s(), UTC)
+def _refused(exc: OverrideRefused | CrewStatusRefused) -> HTTPException:
+    return HTTPException(404 if isinstance(exc, OutageMissing) else 409, exc.reason)
 
 
 async def _act(
-    db: Database, feed: Any, principal: Any, clock: Any, outage_id: int, action: str, reason: str
+    desk: OperatorDesk, feed: Any, principal: Any, command: LifecycleCommand
 ) -> ActionResult:
     try:
-        state = await q.apply_outage_action(
-            db, principal.actor, outage_id, action, reason, _now(clock)
-        )
-    except q.ActionRefused as exc:
+        state = await desk.change_state(command, principal.actor)
+    except ActionRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
     feed.generation += 1  # our own change: stale views now, not when the NOTIFY lands
-    return ActionResult(outage_id=outage_id, action=action, state=state)
+    return ActionResult(outage_id=command.outage_id, action=command.action, state=state)
 
 
-def _add_action_route(action: str, summary: str) -> None:
-    """confirm / cancel / restore differ only in the action they record."""
+def _add_action_route(command: type[LifecycleCommand], summary: str) -> None:
+    """confirm / cancel / restore differ only in the command they send."""
 
     async def endpoint(
-        db: DbDep,
+        desk: DeskDep,
         feed: FeedDep,
-        clock: ClockDep,
         principal: OperatorDep,
         outage_id: OutageIdPath,
         body: OutageActionBody,
     ) -> ActionResult:
-        return await _act(db, feed, principal, clock, outage_id, action, body.reason)
+        return await _act(desk, feed, principal, command(outage_id, body.reason))
 
-    endpoint.__name__ = f"{action}_outage"  # FastAPI derives the operation id from it
+    endpoint.__name__ = f"{command.action}_outage"  # FastAPI derives the operation id from it
     router.post(
-        f"/outages/{{outage_id}}/{action}",
+        f"/outages/{{outage_id}}/{command.action}",
         response_model=ActionResult,
         summary=summary,
         responses=ACTION_RESPONSES,
     )(endpoint)
 
 
-for _action, _summary in (
-    ("confirm", "Confirm a predicted outage"),
-    ("cancel", "Cancel an outage as a false positive"),
-    ("restore", "Mark an outage restored (every affected meter back)"),
+for _command, _summary in (
+    (ConfirmOutage, "Confirm a predicted outage"),
+    (CancelOutage, "Cancel an outage as a false positive"),
+    (RestoreOutage, "Mark an outage restored (every affected meter back)"),
 ):
-    _add_action_route(_action, _summary)
+    _add_action_route(_command, _summary)
 
 
 @router.post(
@@ -339,18 +342,15 @@ for _action, _summary in (
     responses=ACTION_RESPONSES,
 )
 async def merge_outage(
-    db: DbDep,
+    desk: DeskDep,
     feed: FeedDep,
-    clock: ClockDep,
     principal: OperatorDep,
     outage_id: OutageIdPath,
     body: MergeBody,
 ) -> ActionResult:
     try:
-        await q.merge_outages(
-            db, principal.actor, outage_id, body.into_outage_id, body.reason, _now(clock)
-        )
-    except q.ActionRefused as exc:
+        await desk.merge(MergeOutage(outage_id, body.into_outage_id, body.reason), principal.actor)
+    except ActionRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
     feed.generation += 1
     return ActionResult(outage_id=outage_id, action="merge", state="cancelled")
@@ -363,27 +363,17 @@ async def merge_outage(
     responses=ACTION_RESPONSES,
 )
 async def put_etr_override(
-    db: DbDep,
+    desk: DeskDep,
     feed: FeedDep,
-    clock: ClockDep,
     principal: OperatorDep,
     outage_id: OutageIdPath,
     body: EtrOverrideBody,
 ) -> EtrOverrideResult:
-    if await q.get_outage(db, outage_id) is None:
-        raise HTTPException(404, f"outage {outage_id} does not exist")
-    audit = AuditNote(
-        principal.actor,
-        "outage.etr_override.set",
-        body.reason,
-        {"etr_at": body.etr_at.isoformat()},
-    )
+    command = SetEtrOverride(outage_id, body.etr_at, body.reason, principal.name)
     try:
-        override_id = await set_override(
-            db, clock, outage_id, body.etr_at.timestamp(), body.reason, principal.name, audit=audit
-        )
+        override_id = await desk.set_etr_override(command, principal.actor)
     except OverrideRefused as exc:
-        raise HTTPException(409, exc.reason) from None
+        raise _refused(exc) from None
     feed.generation += 1
     return EtrOverrideResult(outage_id=outage_id, override_id=override_id)
 
@@ -395,24 +385,19 @@ async def put_etr_override(
     responses=ACTION_RESPONSES,
 )
 async def put_crew_status(
-    db: DbDep,
+    desk: DeskDep,
     feed: FeedDep,
-    clock: ClockDep,
     principal: OperatorDep,
     outage_id: OutageIdPath,
     body: CrewStatusBody,
 ) -> CrewStatusResult:
     # The ETR's crew queue takes outages with a crew as in work; a reported cause replaces
     # detection's provenance in the ETR class (docs/etr-model.md).
-    if await q.get_outage(db, outage_id) is None:
-        raise HTTPException(404, f"outage {outage_id} does not exist")
-    audit = AuditNote(principal.actor, "outage.crew.set", body.reason)
+    command = SetCrewStatus(outage_id, body.status, principal.name, body.cause, body.reason)
     try:
-        row = await set_crew_status(
-            db, clock, outage_id, body.status, principal.name, cause=body.cause, audit=audit
-        )
+        row = await desk.set_crew_status(command, principal.actor)
     except CrewStatusRefused as exc:
-        raise HTTPException(409, exc.reason) from None
+        raise _refused(exc) from None
     feed.generation += 1
     return CrewStatusResult(outage_id=outage_id, status=row.status, cause=row.cause)
 
@@ -424,20 +409,18 @@ async def put_crew_status(
     responses=ACTION_RESPONSES,
 )
 async def clear_etr_override(
-    db: DbDep,
+    desk: DeskDep,
     feed: FeedDep,
-    clock: ClockDep,
     principal: OperatorDep,
     outage_id: OutageIdPath,
     body: OutageActionBody,
 ) -> EtrOverrideResult:
-    if await q.get_outage(db, outage_id) is None:
-        raise HTTPException(404, f"outage {outage_id} does not exist")
-    audit = AuditNote(principal.actor, "outage.etr_override.clear", body.reason)
     try:
-        cleared = await clear_override(db, clock, outage_id, body.reason, audit)
+        cleared = await desk.clear_etr_override(
+            ClearEtrOverride(outage_id, body.reason), principal.actor
+        )
     except OverrideRefused as exc:
-        raise HTTPException(409, exc.reason) from None
+        raise _refused(exc) from None
     if not cleared:
         raise HTTPException(409, f"outage {outage_id} has no ETR override in force")
     feed.generation += 1

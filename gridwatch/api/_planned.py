@@ -28,7 +28,9 @@ from gridwatch.api._ops_models import (
     PlannedResult,
 )
 from gridwatch.api._outages import _invalid
-from gridwatch.store import _api_queries as q
+from gridwatch.store import outages as outage_store
+from gridwatch.store import planned as planned_store
+from gridwatch.store import topology as topology_store
 
 router = APIRouter(tags=["planned outages"])
 
@@ -108,14 +110,14 @@ async def create_planned(
 ) -> PlannedResult:
     now = datetime.fromtimestamp(clock.now_s(), UTC)
     _check_window(body.starts_at, body.ends_at, now)
-    zone = await q.device_zone(db, body.device_id)
+    zone = await topology_store.device_zone(db, body.device_id)
     if zone is None:
         raise HTTPException(404, f"device {body.device_id} does not exist")
     warnings = _refuse_or_warn(
         planned_work_problems(body.starts_at, body.ends_at, now, settings), body.override
     )
     try:
-        row = await q.create_planned(
+        row = await planned_store.create_planned(
             db,
             principal.actor,
             planned_id=body.planned_id,
@@ -128,7 +130,7 @@ async def create_planned(
             warnings=warnings,
             at=now,
         )
-    except q.ActionRefused as exc:
+    except outage_store.ActionRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
     return PlannedResult(planned=_view(row), warnings=warnings)
 
@@ -148,7 +150,7 @@ async def list_planned(
     limit: Annotated[int, Query(ge=1, description=f"Above {PLANNED_PAGE_MAX} is capped")] = 100,
 ) -> PlannedPage:
     applied = min(limit, PLANNED_PAGE_MAX)
-    rows = await q.list_planned(
+    rows = await planned_store.list_planned(
         db,
         ends_after=ends_after or datetime.fromtimestamp(clock.now_s(), UTC),
         zone=zone,
@@ -164,7 +166,7 @@ async def list_planned(
     responses=RESPONSES,
 )
 async def get_planned(db: DbDep, _: ViewerDep, planned_id: PlannedIdPath) -> PlannedOutageView:
-    row = await q.get_planned(db, planned_id)
+    row = await planned_store.get_planned(db, planned_id)
     if row is None:
         raise HTTPException(404, f"planned outage {planned_id} does not exist")
     return _view(row)
@@ -186,14 +188,14 @@ async def change_planned(
 ) -> PlannedResult:
     now = datetime.fromtimestamp(clock.now_s(), UTC)
     _check_window(body.starts_at, body.ends_at, now)
-    old = await q.get_planned(db, planned_id)
+    old = await planned_store.get_planned(db, planned_id)
     if old is None:
         raise HTTPException(404, f"planned outage {planned_id} does not exist")
     warnings = _refuse_or_warn(
         planned_work_problems(body.starts_at, body.ends_at, now, settings), body.override
     )
     try:
-        row = await q.change_planned(
+        row = await planned_store.change_planned(
             db,
             principal.actor,
             planned_id,
@@ -205,7 +207,7 @@ async def change_planned(
             warnings=warnings,
             at=now,
         )
-    except q.ActionRefused as exc:
+    except outage_store.ActionRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
     return PlannedResult(planned=_view(row), warnings=warnings)
 
@@ -224,9 +226,9 @@ async def cancel_planned(
     body: PlannedCancelBody,
 ) -> PlannedResult:
     try:
-        row = await q.cancel_planned(
+        row = await planned_store.cancel_planned(
             db, principal.actor, planned_id, body.reason, datetime.fromtimestamp(clock.now_s(), UTC)
         )
-    except q.ActionRefused as exc:
+    except outage_store.ActionRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
     return PlannedResult(planned=_view(row), warnings=[], cancelled=True)

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from gridwatch.api._deps import ClockDep, DbDep
 from gridwatch.api._errors import ERROR_RESPONSES
-from gridwatch.store import _api_queries as q
+from gridwatch.store import customers as customer_store
+from gridwatch.store import outage_queries
 
 router = APIRouter(tags=["public"])
 
@@ -42,10 +43,13 @@ async def public_summary(db: DbDep, clock: ClockDep, request: Request) -> Public
     state = request.app.state
     cached: tuple[float, dict[str, int]] | None = getattr(state, "served_by_zone", None)
     if cached is None or cached[0] < time.monotonic():
-        cached = (time.monotonic() + SERVED_CACHE_S, await q.customers_served_by_zone(db))
+        cached = (
+            time.monotonic() + SERVED_CACHE_S,
+            await customer_store.customers_served_by_zone(db),
+        )
         state.served_by_zone = cached
     served = cached[1]
-    rows = await q.customers_out_by_zone(db)
+    rows = await outage_queries.customers_out_by_zone(db)
     zones = [
         ZoneSummary(
             zone=r["zone"],

@@ -9,18 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from gridwatch._reliability import (
-    Indices,
-    MedThreshold,
-    major_event_threshold,
-    reliability_report,
-)
 from gridwatch.api._auth import ViewerDep
 from gridwatch.api._deps import ApiSettingsDep, ClockDep, DbDep
 from gridwatch.api._errors import ERROR_RESPONSES
 from gridwatch.api._ops_models import Id
 from gridwatch.api._outages import _invalid
-from gridwatch.store._reliability import customers_served, daily_interruption_sums
+from gridwatch.outages.reliability import (
+    Indices,
+    MedThreshold,
+    major_event_threshold,
+    reliability_report,
+)
+from gridwatch.store.reliability import customers_served, daily_interruption_sums
 
 router = APIRouter(tags=["reliability"])
 

@@ -10,7 +10,7 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
-from gridwatch._errors import ConfigError
+from gridwatch.core.errors import ConfigError
 
 
 class _EmbeddedUvicorn(uvicorn.Server):

@@ -26,13 +26,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from gridwatch._errors import StoreError
 from gridwatch.api._auth import Principal, ViewerDep, authenticate
 from gridwatch.api._deps import ApiSettingsDep, FeedDep
 from gridwatch.api._errors import ERROR_RESPONSES
 from gridwatch.api._feed import FeedFull, OutageFeed, Subscription
+from gridwatch.core.errors import StoreError
 from gridwatch.store import Database
-from gridwatch.store._auth import token_is_live
+from gridwatch.store.auth import token_is_live
 
 router = APIRouter(tags=["live stream"])
 TICKET_TTL_S = 60.0

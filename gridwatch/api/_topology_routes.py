@@ -13,7 +13,7 @@ from gridwatch.api._auth import ViewerDep
 from gridwatch.api._deps import DbDep
 from gridwatch.api._errors import ERROR_RESPONSES
 from gridwatch.api._ops_models import DeviceKind, Id, OutageState
-from gridwatch.store import _api_queries as q
+from gridwatch.store import topology as topology_store
 
 router = APIRouter(tags=["topology"])
 
@@ -69,7 +69,9 @@ async def roots(
     after: Annotated[Id | None, Query()] = None,
 ) -> DevicePage:
     applied = min(limit, CHILDREN_PAGE_MAX)
-    return _page(await q.device_children(db, None, limit=applied, after=after), applied)
+    return _page(
+        await topology_store.device_children(db, None, limit=applied, after=after), applied
+    )
 
 
 @router.get(
@@ -89,7 +91,7 @@ async def search(
     kind: Annotated[DeviceKind | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, description=f"Above {SEARCH_MAX} is capped")] = 20,
 ) -> list[DeviceView]:
-    rows = await q.search_devices(db, q_, kind=kind, limit=min(limit, SEARCH_MAX))
+    rows = await topology_store.search_devices(db, q_, kind=kind, limit=min(limit, SEARCH_MAX))
     return [DeviceView(**r) for r in rows]
 
 
@@ -100,7 +102,7 @@ async def search(
     responses={**ERROR_RESPONSES, 404: {"description": "No such device"}},
 )
 async def device(db: DbDep, _: ViewerDep, device_id: Annotated[Id, Path()]) -> DeviceDetail:
-    row = await q.get_device(db, device_id)
+    row = await topology_store.get_device(db, device_id)
     if row is None:
         raise HTTPException(404, f"device {device_id} does not exist")
     return DeviceDetail(**row)
@@ -119,10 +121,12 @@ async def children(
     limit: Annotated[int, Query(ge=1, description=f"Above {CHILDREN_PAGE_MAX} is capped")] = 100,
     after: Annotated[Id | None, Query()] = None,
 ) -> DevicePage:
-    if await q.device_zone(db, device_id) is None:
+    if await topology_store.device_zone(db, device_id) is None:
         raise HTTPException(404, f"device {device_id} does not exist")
     applied = min(limit, CHILDREN_PAGE_MAX)
-    return _page(await q.device_children(db, device_id, limit=applied, after=after), applied)
+    return _page(
+        await topology_store.device_children(db, device_id, limit=applied, after=after), applied
+    )
 
 
 class MapDevice(BaseModel):
@@ -155,7 +159,7 @@ def _invalid(fields: list[tuple[str, str]]) -> RequestValidationError:
 
 def _bbox(
     min_lat: float | None, max_lat: float | None, min_lon: float | None, max_lon: float | None
-) -> q.BoundingBox | None:
+) -> topology_store.BoundingBox | None:
     """All four bounds or none; each min strictly below its max (field errors otherwise)."""
     given = {"min_lat": min_lat, "max_lat": max_lat, "min_lon": min_lon, "max_lon": max_lon}
     if all(value is None for value in given.values()):
@@ -178,7 +182,7 @@ def _bbox(
     ]
     if wrong:
         raise _invalid(wrong)
-    return q.BoundingBox(min_lat, max_lat, min_lon, max_lon)
+    return topology_store.BoundingBox(min_lat, max_lat, min_lon, max_lon)
 
 
 def _degrees(low: float, high: float, what: str) -> Any:
@@ -210,7 +214,9 @@ async def device_map(
 ) -> DeviceMap:
     bbox = _bbox(min_lat, max_lat, min_lon, max_lon)
     applied = min(limit, MAP_PAGE_MAX)
-    rows, total, positioned = await q.device_map_page(db, bbox=bbox, limit=applied, after=after)
+    rows, total, positioned = await topology_store.device_map_page(
+        db, bbox=bbox, limit=applied, after=after
+    )
     truncated = len(rows) > applied
     items = [MapDevice(**r) for r in rows[:applied]]
     return DeviceMap(

@@ -8,11 +8,6 @@ from gridwatch.detection._pings import (
     ping_payload,
     ping_topic,
 )
-from gridwatch.detection._replay import (
-    LoopbackPings,
-    ReplayStats,
-    replay_through_runner,
-)
 from gridwatch.detection._runner import (
     DetectionRunner,
     DetectionSnapshot,
@@ -29,7 +24,6 @@ __all__ = [
     "Evidence",
     "EvidenceAdapter",
     "EvidenceReject",
-    "LoopbackPings",
     "MqttPingSender",
     "OnCommitted",
     "OnPersisted",
@@ -37,9 +31,7 @@ __all__ = [
     "OutgoingPing",
     "PersistedOutages",
     "PingSender",
-    "ReplayStats",
     "RunnerConfig",
     "ping_payload",
     "ping_topic",
-    "replay_through_runner",
 ]

@@ -1,93 +1,72 @@
 """Operator actions reach the detection engine.
 
-The control API confirms, cancels, restores and merges outages by writing the ``outages``
-table directly, with an ``audit_log`` row in the same transaction. The engine keeps its
-own lifecycle in memory and upserts it, so without this feed it would reverse those
-actions at its next step. ``OperatorActionFeed`` reads new audit rows by id at the start
-of every runner step and applies each through the engine's ``operator_*`` methods; the
-changes they return are persisted with that step.
+Operators confirm, cancel, restore and merge outages through the operator desk
+(``gridwatch.outages.commands``), which writes the ``outages`` row and its audit row in one
+transaction. The engine keeps its own lifecycle in memory and upserts it, so without the
+action it would reverse it at its next step. The desk hands each committed action to the
+runner (its ``EngineInbox``) under the runner's step lock; ``OperatorActionQueue`` keeps
+them until the start of the next step, which applies each through the engine's
+``operator_*`` methods and persists the changes they return with that step.
 
-Restart-safe without a stored cursor: ``start`` takes the newest audit id *before* the
-runner takes its open outages back from the store, and those rows already reflect every
-earlier action. An action committed in between is applied again, which is a no-op (the
-engine methods are idempotent).
+After a restart nothing is replayed: the open outages the runner takes back from the store
+already reflect every earlier action. An action handed over while the runner starts is
+applied after the reload, where it is a no-op if the reload saw it (the engine methods are
+idempotent).
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 
-from gridwatch._errors import StoreError
-from gridwatch.outages import OutageChange, OutageEngine
-from gridwatch.store import Database
-from gridwatch.store._detection_inputs import (
-    OperatorActionRow,
-    latest_operator_action_id,
-    operator_actions_after,
-)
-
-log = logging.getLogger(__name__)
+from gridwatch.outages import OperatorAction, OutageChange, OutageEngine
 
 
-def apply_operator_action(engine: OutageEngine, row: OperatorActionRow) -> list[OutageChange]:
-    """One audit row through the engine. Unknown outages (never made by this engine, e.g.
+def apply_operator_action(engine: OutageEngine, action: OperatorAction) -> list[OutageChange]:
+    """One action through the engine. Unknown outages (never made by this engine, e.g.
     planned work or rows of an engine key the engine has not taken back) are ignored."""
-    key = row.engine_key
+    key = action.engine_key
     if key is None or key not in engine.outages:
         return []
-    detail: dict[str, object] = {"audit_id": row.audit_id, "by": row.actor}
-    at = row.acted_s
-    if row.action == "confirm":
+    detail: dict[str, object] = {"audit_id": action.audit_id, "by": action.actor}
+    at = action.acted_s
+    if action.action == "confirm":
+        confirmed_s = action.confirmed_s
         return engine.operator_confirm(
-            key, at_s=row.confirmed_s if row.confirmed_s is not None else at, detail=detail
+            key, at_s=confirmed_s if confirmed_s is not None else at, detail=detail
         )
-    if row.action == "cancel":
+    if action.action == "cancel":
         return engine.operator_cancel(key, at_s=at, detail=detail)
-    if row.action == "restore":
+    if action.action == "restore":
+        restored_s = action.restored_s
         return engine.operator_restore(
-            key, at_s=row.restored_s if row.restored_s is not None else at, detail=detail
+            key, at_s=restored_s if restored_s is not None else at, detail=detail
         )
-    if row.action == "merge" and row.into_engine_key is not None:
-        return engine.operator_merge(key, row.into_engine_key, at_s=at, detail=detail)
+    if action.action == "merge" and action.into_engine_key is not None:
+        return engine.operator_merge(key, action.into_engine_key, at_s=at, detail=detail)
     return []
 
 
-class OperatorActionFeed:
-    """Picks up new operator actions from ``audit_log`` (since the last seen id)."""
+class OperatorActionQueue:
+    """Actions the operator desk handed over, waiting for the runner's next step."""
 
-    def __init__(self, db: Database, *, batch_max: int = 1000) -> None:
-        if batch_max < 1:
-            raise ValueError("batch_max must be >= 1")
-        self._db = db
-        self._batch_max = batch_max
-        self._after: int | None = None
+    def __init__(self) -> None:
+        self._pending: list[OperatorAction] = []
         self.counts: Counter[str] = Counter()
 
     @property
-    def last_seen_id(self) -> int | None:
-        return self._after
+    def pending(self) -> int:
+        return len(self._pending)
 
-    async def start(self) -> None:
-        """Call before the runner takes its open outages back from the store."""
-        self._after = await latest_operator_action_id(self._db)
+    def put(self, action: OperatorAction) -> None:
+        self._pending.append(action)
 
-    async def apply_new(self, engine: OutageEngine) -> list[OutageChange]:
-        """Apply every action newer than the last seen id (plus the engine's follow-ups of
-        earlier restores). A database that is away only delays them: the cursor stays."""
+    def apply_pending(self, engine: OutageEngine) -> list[OutageChange]:
+        """Apply every action handed over since the last step, in commit order (plus the
+        engine's follow-ups of earlier restores)."""
         changes = engine.operator_followups()
-        try:
-            if self._after is None:
-                await self.start()
-            assert self._after is not None
-            rows = await operator_actions_after(self._db, self._after, limit=self._batch_max)
-        except StoreError as exc:
-            self.counts["poll_errors"] += 1
-            log.warning("operator actions not read this step: %s", exc)
-            return changes
-        for row in rows:
-            got = apply_operator_action(engine, row)
-            self.counts[f"{row.action}:{'applied' if got else 'ignored'}"] += 1
+        actions, self._pending = self._pending, []
+        for action in actions:
+            got = apply_operator_action(engine, action)
+            self.counts[f"{action.action}:{'applied' if got else 'ignored'}"] += 1
             changes += got
-            self._after = row.audit_id
         return changes

@@ -16,7 +16,7 @@ from typing import NamedTuple, Protocol
 import aiomqtt
 import orjson
 
-from gridwatch._errors import BrokerUnavailable
+from gridwatch.core.errors import BrokerUnavailable
 from ingest import BrokerAddress
 
 log = logging.getLogger(__name__)

@@ -24,15 +24,15 @@ import numpy as np
 import numpy.typing as npt
 
 import detectors as det
-from gridwatch._errors import StoreError
+from gridwatch.core.errors import StoreError
 from gridwatch.outages import OutageChange, OutageEngine
 from gridwatch.store import Database
-from gridwatch.store._detection_inputs import (
+from gridwatch.store.customer_reports import (
     CustomerReportRow,
     customer_reports_after,
-    operator_refuted_at,
     report_cursor_since,
 )
+from gridwatch.store.outage_queries import operator_refuted_at
 
 log = logging.getLogger(__name__)
 

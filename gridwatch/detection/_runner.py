@@ -24,11 +24,10 @@ import numpy.typing as npt
 from psycopg import AsyncConnection
 
 import detectors as det
-from gridwatch._clock import Clock, LagWatch
-from gridwatch._errors import StoreError, StoreUnavailable, TopologyError
-from gridwatch._planned_windows import PlannedWindowSync
+from gridwatch.core.clock import Clock, LagWatch
+from gridwatch.core.errors import StoreError, StoreUnavailable, TopologyError
 from gridwatch.detection._evidence import EvidenceAdapter
-from gridwatch.detection._operator_actions import OperatorActionFeed
+from gridwatch.detection._operator_actions import OperatorActionQueue
 from gridwatch.detection._pings import OutgoingPing, PingSender, ping_payload, ping_topic
 from gridwatch.detection._reports import CustomerReportFeed
 from gridwatch.outages import (
@@ -37,23 +36,18 @@ from gridwatch.outages import (
     EngineConfig,
     Names,
     Network,
+    OperatorAction,
     Outage,
     OutageChange,
     OutageEngine,
     momentary_rows,
     rows_for_changes,
 )
+from gridwatch.outages.planned_windows import PlannedWindowSync
 from gridwatch.store import Database, set_devices_open
-from gridwatch.store._outages import (
-    MomentaryRow,
-    OutageMeterRow,
-    OutageRow,
-    TimelineRow,
-    load_open_outage_meters,
-    load_open_outages,
-    record_momentaries_in,
-    save_outages_in,
-)
+from gridwatch.store.outage_queries import load_open_outage_meters, load_open_outages
+from gridwatch.store.outages import OutageMeterRow, OutageRow, TimelineRow, save_outages_in
+from gridwatch.store.reliability import MomentaryRow, record_momentaries_in
 from gridwatch.topology import Topology
 from ingest import CommittedBatch
 
@@ -217,9 +211,9 @@ class DetectionRunner:
         self._retry: list[PersistedOutages] = []
         self._step_lock = asyncio.Lock()
         self._planned_windows = PlannedWindowSync(db)  # planned work suppresses detection
-        # Operator actions (audit_log) and customer reports (customer_reports) reach the
-        # engine at the start of each step, read by id cursor.
-        self.operator_actions = OperatorActionFeed(db)
+        # Operator actions (handed over by the operator desk) and customer reports
+        # (customer_reports, read by id cursor) reach the engine at the start of each step.
+        self.operator_actions = OperatorActionQueue()
         self.customer_reports = CustomerReportFeed(db, topology.meter_index)
         self._ready = asyncio.Event()
         self._snapshot = DetectionSnapshot(event_time_s=self.engine.now_s)
@@ -257,6 +251,16 @@ class DetectionRunner:
     def snapshot(self) -> DetectionSnapshot:
         return self._snapshot
 
+    def held(self) -> asyncio.Lock:
+        """The operator desk's hold (``EngineInbox``): the step lock, taken around an
+        action's commit and hand-over, so no step upserts the engine's view in between."""
+        return self._step_lock
+
+    def put(self, action: OperatorAction) -> None:
+        """A committed operator action, applied at the start of the next step (after the
+        reload of open outages, if the runner is still starting)."""
+        self.operator_actions.put(action)
+
     async def on_records(self, batch: CommittedBatch) -> None:
         """Ingest's ``on_records`` hook: queue the committed records. A full queue makes
         ingest wait (backpressure) rather than losing evidence."""
@@ -269,8 +273,8 @@ class DetectionRunner:
         t0 = time.perf_counter()
         await asyncio.to_thread(det.warm_up)
         log.info("detection kernels ready in %.2f s", time.perf_counter() - t0)
-        # Cursors first: the outages taken back already reflect every earlier action.
-        await self.operator_actions.start()
+        # Reports by cursor (from a lookback); operator actions handed over meanwhile wait
+        # in ``operator_actions`` and are applied after the reload, at the first step.
         await self.customer_reports.start(self._clock.now_s())
         await self._reload_open_outages()
         self._ready.set()
@@ -326,7 +330,7 @@ class DetectionRunner:
             )
             self._time_ping_answers(batches)
             now_s = self._event_time_s(self._hold_for_pings(horizon_s))
-            pre = await self.operator_actions.apply_new(self.engine)
+            pre = self.operator_actions.apply_pending(self.engine)
             pre += await self.customer_reports.apply_new(self.engine, now_s)
             out = await asyncio.to_thread(self._step_sync, batches, now_s, pre)
             self._snapshot = out.snapshot

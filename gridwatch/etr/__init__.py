@@ -42,7 +42,7 @@ from gridwatch.etr._policy import (
 from gridwatch.etr._service import (
     FileFit,
     LoadedModel,
-    clear_override,
+    check_crew_report,
     fit_history_file,
     fit_model,
     fit_records,
@@ -55,8 +55,6 @@ from gridwatch.etr._service import (
     repair_cause,
     run_etr_loop,
     save_fitted_model,
-    set_crew_status,
-    set_override,
     warm_up,
 )
 from gridwatch.etr._task import (
@@ -90,8 +88,8 @@ __all__ = [
     "UpdateDecision",
     "UpdatePolicy",
     "ZoneEtr",
+    "check_crew_report",
     "check_override",
-    "clear_override",
     "customer_window",
     "decide_update",
     "default_prior_model",
@@ -117,8 +115,6 @@ __all__ = [
     "repair_cause",
     "run_etr_loop",
     "save_fitted_model",
-    "set_crew_status",
     "set_model_thresholds",
-    "set_override",
     "warm_up",
 ]

@@ -28,21 +28,19 @@ from detectors.etr import (
     fit_survival_model,
 )
 from detectors.etr import warm_up as _warm_kernels
-from gridwatch._clock import Clock
-from gridwatch._pacing import EventPacer
+from gridwatch.core.clock import Clock
+from gridwatch.core.pacing import EventPacer
 from gridwatch.etr._calibration import calibrate_intervals, set_interval_scales
 from gridwatch.etr._errors import (
     CrewStatusRefused,
     HistoryRejected,
     ModelUnavailable,
-    OverrideRefused,
 )
 from gridwatch.etr._estimate import (
     EtrBatch,
     EtrConfig,
     OpenOutage,
     Override,
-    check_override,
     estimate_etrs,
     set_model_thresholds,
 )
@@ -53,9 +51,8 @@ from gridwatch.etr._history_import import (
     history_open_counts,
     read_history_records,
 )
-from gridwatch.store import _etr as store
-from gridwatch.store._audit import AuditNote
-from gridwatch.store._database import Database
+from gridwatch.store import etr as store
+from gridwatch.store.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -334,53 +331,6 @@ async def refresh_open_etrs(
     return batch
 
 
-async def set_override(
-    db: Database,
-    clock: Clock,
-    outage_id: int,
-    etr_at_s: float,
-    reason: str,
-    set_by: str,
-    *,
-    config: EtrConfig | None = None,
-    model_version_in_force: str | None = None,
-    audit: AuditNote | None = None,
-) -> int:
-    """Set an operator/crew ETR; it wins until cleared or passed. Raises OverrideRefused.
-    ``audit`` is written in the override's transaction."""
-    cfg = config or EtrConfig()
-    now_s = clock.now_s()
-    state = await store.outage_state(db, outage_id)
-    if state is None:
-        raise OverrideRefused(f"outage {outage_id} does not exist")
-    if state[0] in ("restored", "cancelled"):
-        raise OverrideRefused(f"outage {outage_id} is {state[0]}")
-    problem = check_override(etr_at_s, reason, set_by, now_s, state[1], cfg)
-    if problem is not None:
-        raise OverrideRefused(problem)
-    override_id = await store.insert_override(db, outage_id, etr_at_s, reason, set_by, now_s, audit)
-    inputs = {
-        "override": {"override_id": override_id, "reason": reason, "set_by": set_by},
-        "now_s": now_s,
-    }
-    await store.record_etrs(
-        db,
-        [
-            store.EtrRow(
-                outage_id,
-                now_s,
-                etr_at_s,
-                etr_at_s,
-                etr_at_s,
-                "override",
-                model_version_in_force,
-                inputs,
-            )
-        ],
-    )
-    return override_id
-
-
 CREW_STATUSES = ("dispatched", "on_site", "released")
 # A crew on its way or at work: the outage is in work, not waiting in the crew queue.
 # ``released``: the crew left it (called to a bigger job) and it waits again.
@@ -388,19 +338,10 @@ CREW_IN_WORK = frozenset({"dispatched", "on_site"})
 MAX_CAUSE_CHARS = 100
 
 
-async def set_crew_status(
-    db: Database,
-    clock: Clock,
-    outage_id: int,
-    status: str,
-    set_by: str,
-    *,
-    cause: str | None = None,
-    audit: AuditNote | None = None,
-) -> store.CrewStatusRow:
-    """Record that a crew is dispatched to / on site at an open outage (or released from
-    it), with the cause it found. The next ETR round uses both. Raises CrewStatusRefused.
-    ``audit`` is written in the same transaction."""
+def check_crew_report(status: str, cause: str | None, set_by: str) -> str | None:
+    """A crew report's status, cause and reporter checked (raises CrewStatusRefused);
+    returns the cause as stored (stripped). The operator desk
+    (``gridwatch.outages.commands``) then checks the outage is open and records it."""
     if status not in CREW_STATUSES:
         raise CrewStatusRefused(f"status must be one of {', '.join(CREW_STATUSES)}")
     if cause is not None:
@@ -411,26 +352,7 @@ async def set_crew_status(
             )
     if not set_by.strip() or len(set_by) > 200 or not set_by.isprintable():
         raise CrewStatusRefused("set_by must name who reported it (printable, at most 200)")
-    state = await store.outage_state(db, outage_id)
-    if state is None:
-        raise CrewStatusRefused(f"outage {outage_id} does not exist")
-    if state[0] in ("restored", "cancelled", "scheduled"):
-        raise CrewStatusRefused(f"outage {outage_id} is {state[0]}")
-    return await store.set_crew_status(db, outage_id, status, cause, set_by, clock.now_s(), audit)
-
-
-async def clear_override(
-    db: Database,
-    clock: Clock,
-    outage_id: int,
-    reason: str = "cleared",
-    audit: AuditNote | None = None,
-) -> bool:
-    """Clear the override in force (the next refresh gives a model ETR). False if none.
-    ``audit`` is written in the same transaction when one is cleared."""
-    return await store.clear_override(
-        db, outage_id, clock.now_s(), reason[:200] or "cleared", audit
-    )
+    return cause
 
 
 def next_refresh_delay_s(batch: EtrBatch, now_s: float, interval_s: float) -> float:

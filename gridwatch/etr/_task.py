@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.etr import FitConfig, prior_history
-from gridwatch._clock import Clock
-from gridwatch._errors import GridwatchError
-from gridwatch._pacing import EventPacer
+from gridwatch.core.clock import Clock
+from gridwatch.core.errors import GridwatchError
+from gridwatch.core.pacing import EventPacer
 from gridwatch.etr._errors import HistoryRejected, ModelUnavailable
 from gridwatch.etr._estimate import EtrBatch, EtrConfig, set_provenance
 from gridwatch.etr._history_import import HistoryColumns
@@ -41,8 +41,8 @@ from gridwatch.etr._service import (
     save_fitted_model,
     warm_up,
 )
-from gridwatch.store import _etr as store
-from gridwatch.store._database import Database
+from gridwatch.store import etr as store
+from gridwatch.store.database import Database
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The outage domain: the lifecycle engine over the detector kernels (no I/O)."""
+"""The outage domain: the lifecycle engine over the detector kernels (no I/O), and the
+operator desk that applies operators' commands to outages (``commands``)."""
 
 from gridwatch.outages._engine import OutageEngine
 from gridwatch.outages._network import Network
@@ -27,6 +28,22 @@ from gridwatch.outages._types import (
     PlannedOutage,
     TimelineEntry,
 )
+from gridwatch.outages.commands import (
+    CancelOutage,
+    ClearEtrOverride,
+    ConfirmOutage,
+    CrewStatusOnMissingOutage,
+    EngineInbox,
+    LifecycleCommand,
+    MergeOutage,
+    OperatorAction,
+    OperatorDesk,
+    OutageMissing,
+    OverrideOnMissingOutage,
+    RestoreOutage,
+    SetCrewStatus,
+    SetEtrOverride,
+)
 
 __all__ = [
     "METER_OUT",
@@ -35,18 +52,32 @@ __all__ = [
     "METER_TRANSFERRED",
     "METER_UNVERIFIED",
     "OPEN_STATES",
+    "CancelOutage",
+    "ClearEtrOverride",
+    "ConfirmOutage",
+    "CrewStatusOnMissingOutage",
     "EngineConfig",
+    "EngineInbox",
     "EvidenceReject",
+    "LifecycleCommand",
+    "MergeOutage",
     "Momentary",
     "Names",
     "Network",
+    "OperatorAction",
+    "OperatorDesk",
     "Outage",
     "OutageChange",
     "OutageEngine",
+    "OutageMissing",
     "OutageScope",
     "OutageState",
+    "OverrideOnMissingOutage",
     "PingRequest",
     "PlannedOutage",
+    "RestoreOutage",
+    "SetCrewStatus",
+    "SetEtrOverride",
     "TimelineEntry",
     "momentary_rows",
     "outage_meter_rows",

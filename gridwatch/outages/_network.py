@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors import TreeIndex, tree_index
-from gridwatch._errors import TopologyError
-from gridwatch.topology._model import Topology
+from gridwatch.core.errors import TopologyError
+from gridwatch.topology import Topology
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,7 +15,8 @@ from gridwatch.outages._types import (
     Outage,
     OutageChange,
 )
-from gridwatch.store._outages import MomentaryRow, OutageMeterRow, OutageRow, TimelineRow
+from gridwatch.store.outages import OutageMeterRow, OutageRow, TimelineRow
+from gridwatch.store.reliability import MomentaryRow
 
 Obj = npt.NDArray[np.object_]
 

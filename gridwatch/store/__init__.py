@@ -1,7 +1,7 @@
 """The store: every SQL statement gridwatch runs lives in this package."""
 
-from gridwatch.store._database import Database
-from gridwatch.store._migrations import (
+from gridwatch.store.database import Database
+from gridwatch.store.migrations import (
     available_migrations,
     drop_schema,
     migrate,
@@ -9,47 +9,36 @@ from gridwatch.store._migrations import (
     telemetry_storage,
     timescaledb_available,
 )
-from gridwatch.store._telemetry import (
-    TelemetryWriteResult,
-    apply_retention,
-    ensure_partitions,
-    event_key_us,
-    write_telemetry,
-)
-from gridwatch.store._telemetry_queries import (
+from gridwatch.store.telemetry import (
     DEAD_LETTER_PAGE_MAX,
     DeadLetterView,
+    PostgresTelemetrySink,
     TableSummary,
     TelemetrySummary,
+    apply_retention,
     dead_letters_page,
+    ensure_partitions,
     insert_dead_letter,
     telemetry_summary,
+    write_telemetry,
 )
-from gridwatch.store._topology import (
-    load_topology,
-    save_topology,
-    set_device_open,
-    set_devices_open,
-)
+from gridwatch.store.topology import set_device_open, set_devices_open
 
 __all__ = [
     "DEAD_LETTER_PAGE_MAX",
     "Database",
     "DeadLetterView",
+    "PostgresTelemetrySink",
     "TableSummary",
     "TelemetrySummary",
-    "TelemetryWriteResult",
     "apply_retention",
     "available_migrations",
     "dead_letters_page",
     "drop_schema",
     "ensure_partitions",
-    "event_key_us",
     "insert_dead_letter",
-    "load_topology",
     "migrate",
     "pending_migrations",
-    "save_topology",
     "set_device_open",
     "set_devices_open",
     "telemetry_storage",

@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch._errors import TopologyError
+from gridwatch.core.errors import TopologyError
 from gridwatch.topology._model import (
     CHAIN_SEPARATOR,
     CHANNELS,

@@ -19,7 +19,7 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
-from gridwatch._errors import TopologyError
+from gridwatch.core.errors import TopologyError
 from gridwatch.topology._build import (
     CUSTOMER_COLUMNS,
     DEVICE_COLUMNS,

@@ -34,8 +34,7 @@ async def import_topology_file(
 ) -> ImportSummary:
     """Validate the file (raising ``TopologyError`` with every problem) and replace the
     stored topology with it in one transaction."""
-    # Imported here: gridwatch.store imports this package's model, not the other way round.
-    from gridwatch.store._topology import save_topology
+    from gridwatch.topology._stored import save_topology
 
     # Parsing a million rows is CPU work: keep it off the event loop.
     topology = await asyncio.to_thread(read_topology_file, path, max_bytes=max_bytes)

@@ -16,7 +16,7 @@ async def apply_switching(
 ) -> Topology:
     """Validate the switching (radial, no loop, nothing fed twice), store the new
     open/closed state, and return the re-parented topology. Nothing is stored if invalid."""
-    from gridwatch.store._topology import set_devices_open
+    from gridwatch.store.topology import set_devices_open
 
     close, open = list(close), list(open)
     switched = topology.with_switching(close=close, open=open)

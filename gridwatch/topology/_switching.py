@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gridwatch._errors import TopologyError
+from gridwatch.core.errors import TopologyError
 from gridwatch.topology._tree import I32, Bool
 
 if TYPE_CHECKING:
