@@ -39,16 +39,18 @@ from psycopg import AsyncConnection
 from gridwatch.core.clock import Clock
 from gridwatch.core.errors import StoreError, StoreUnavailable
 from gridwatch.core.pacing import EventPacer
+from gridwatch.outages.planned_work import (
+    advance_planned_windows,
+    call_off_planned_outage,
+    move_planned_outage,
+    open_planned_outage,
+)
 from gridwatch.store import Database
 from gridwatch.store.database import translated_errors
 from gridwatch.store.notifications import PostgresOutbox
-from gridwatch.store.outages import advance_planned_windows
 from gridwatch.store.planned import (
     PlannedEvent,
-    cancel_planned_outage,
-    change_planned_outage,
     claim_next_event,
-    create_planned_outage,
     customers_told,
     lock_mapping,
     mark_event_handled,
@@ -173,7 +175,7 @@ class PlannedNoticeConsumer:
         if event.kind == "cancelled":
             if mapping is None:
                 return None, "stale", "cancelled before it was announced", 0
-            state = await cancel_planned_outage(conn, mapping, event, now_s=now_s)
+            state = await call_off_planned_outage(conn, mapping, event, now_s=now_s)
             told = await customers_told(conn, mapping.outage_id)
             result = await self._enqueue(
                 conn,
@@ -205,10 +207,10 @@ class PlannedNoticeConsumer:
             )
         scope = await device_scope(conn, event.device_id)
         if mapping is None:
-            outage_id = await create_planned_outage(conn, event, scope, now_s=now_s)
+            outage_id = await open_planned_outage(conn, event, scope, now_s=now_s)
         else:
             outage_id = mapping.outage_id
-            await change_planned_outage(conn, outage_id, event, scope, now_s=now_s)
+            await move_planned_outage(conn, outage_id, event, scope, now_s=now_s)
         lead_s = event.starts_at_s - now_s
         emergency = lead_s < self._policy.planned_min_notice_s
         if emergency and not event.short_notice:

@@ -1,5 +1,6 @@
-"""The outage domain: the lifecycle engine over the detector kernels (no I/O), and the
-operator desk that applies operators' commands to outages (``commands``)."""
+"""The outage domain: the lifecycle engine over the detector kernels (no I/O), the
+operator desk that applies operators' commands to outages (``commands``), and planned
+work's outages (``planned_work``)."""
 
 from gridwatch.outages._engine import OutageEngine
 from gridwatch.outages._network import Network

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from psycopg import AsyncConnection
+
 from gridwatch.store.database import Database, event_time
 
 
@@ -74,3 +76,24 @@ async def customer_reports_after(
         CustomerReportRow(int(r[0]), str(r[1]), r[2].timestamp(), tuple(str(m) for m in r[3]))
         for r in rows
     ]
+
+
+async def insert_customer_report(
+    conn: AsyncConnection,
+    *,
+    customer_id: str,
+    phone_e164: str,
+    body: str,
+    provider_id: str | None,
+    received_at_s: float,
+) -> bool:
+    """Store an inbound SMS outage report (evidence for the detectors). False if already
+    stored (a retried webhook)."""
+    cur = await conn.execute(
+        "INSERT INTO customer_reports"
+        " (customer_id, reported_at, kind, note, phone_e164, provider_id)"
+        " VALUES (%s, %s, 'out', %s, %s, %s)"
+        " ON CONFLICT (provider_id) WHERE provider_id IS NOT NULL DO NOTHING",
+        [customer_id, event_time(received_at_s), body[:2000], phone_e164, provider_id],
+    )
+    return cur.rowcount == 1

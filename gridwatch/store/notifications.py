@@ -17,6 +17,7 @@ from typing import Any, LiteralString
 
 from psycopg import AsyncConnection
 
+from gridwatch.store.customer_reports import insert_customer_report
 from gridwatch.store.database import Database
 from gridwatch.store.subscriptions import (
     clear_opt_out,
@@ -797,31 +798,6 @@ async def customers_told(conn: AsyncConnection, outage_id: int, kinds: Sequence[
         {"id": outage_id, "kinds": list(kinds)},
     )
     return {str(r[0]) for r in await cur.fetchall()}
-
-
-# --- inbound SMS reports -------------------------------------------------------------------------
-# (A row of ``customer_reports``, whose other SQL is in ``customer_reports``; kept here, with
-# the rest of the notifier's SQL, until that module takes it.)
-
-
-async def insert_customer_report(
-    conn: AsyncConnection,
-    *,
-    customer_id: str,
-    phone_e164: str,
-    body: str,
-    provider_id: str | None,
-    received_at_s: float,
-) -> bool:
-    """Store an outage report (evidence for the detectors). False if already stored (retry)."""
-    cur = await conn.execute(
-        "INSERT INTO customer_reports"
-        " (customer_id, reported_at, kind, note, phone_e164, provider_id)"
-        " VALUES (%s, %s, 'out', %s, %s, %s)"
-        " ON CONFLICT (provider_id) WHERE provider_id IS NOT NULL DO NOTHING",
-        [customer_id, _ts(received_at_s), body[:2000], phone_e164, provider_id],
-    )
-    return cur.rowcount == 1
 
 
 # --- the notifier's ports ----------------------------------------------------------------------

@@ -18,13 +18,7 @@ from psycopg import AsyncConnection
 
 from gridwatch.store.audit import Actor, record_audit_in
 from gridwatch.store.database import Database, Row, event_time, fetch_row, fetch_rows
-from gridwatch.store.outages import (
-    ActionRefused,
-    add_timeline_in,
-    close_planned_outage_in,
-    insert_planned_outage_in,
-    move_planned_outage_in,
-)
+from gridwatch.store.outages import ActionRefused
 
 
 def _ts(epoch_s: float) -> datetime:
@@ -368,19 +362,10 @@ async def lock_mapping(conn: AsyncConnection, planned_id: str) -> PlannedMapping
     return None if r is None else PlannedMapping(str(r[0]), int(r[1]), int(r[2]), bool(r[3]), r[4])
 
 
-async def create_planned_outage(
-    conn: AsyncConnection, event: PlannedEvent, scope: PlannedScope, *, now_s: float
-) -> int:
-    """The job's outages row ('scheduled', nobody out yet; the ETR is the announced end) and
-    its mapping. Returns the outage id."""
-    outage_id = await insert_planned_outage_in(
-        conn,
-        device_id=event.device_id,
-        zone=event.zone,
-        starts_at=_ts(event.starts_at_s),
-        ends_at=_ts(event.ends_at_s),
-        now=_ts(now_s),
-    )
+async def insert_planned_mapping_in(
+    conn: AsyncConnection, event: PlannedEvent, outage_id: int, scope: PlannedScope, *, now_s: float
+) -> None:
+    """The job's mapping to its outages row."""
     await conn.execute(
         "INSERT INTO planned_notice_outages"
         " (planned_id, outage_id, version, starts_at, ends_at, meters, customers, updated_at)"
@@ -396,27 +381,12 @@ async def create_planned_outage(
             _ts(now_s),
         ],
     )
-    await add_timeline_in(
-        conn,
-        outage_id,
-        _ts(now_s),
-        "planned_scheduled",
-        {"planned_id": event.planned_id, "version": event.version, "reason": event.reason[:500]},
-    )
-    return outage_id
 
 
-async def change_planned_outage(
+async def update_planned_mapping_in(
     conn: AsyncConnection, outage_id: int, event: PlannedEvent, scope: PlannedScope, *, now_s: float
 ) -> None:
-    """Move the job's window (a job not yet started stays 'scheduled')."""
-    await move_planned_outage_in(
-        conn,
-        outage_id,
-        starts_at=_ts(event.starts_at_s),
-        ends_at=_ts(event.ends_at_s),
-        now=_ts(now_s),
-    )
+    """The job's mapping follows its new version (window and scope)."""
     await conn.execute(
         "UPDATE planned_notice_outages SET version = %s, starts_at = %s, ends_at = %s,"
         " meters = %s, customers = %s, updated_at = %s WHERE outage_id = %s",
@@ -430,42 +400,17 @@ async def change_planned_outage(
             outage_id,
         ],
     )
-    await add_timeline_in(
-        conn,
-        outage_id,
-        _ts(now_s),
-        "planned_changed",
-        {
-            "planned_id": event.planned_id,
-            "version": event.version,
-            "starts_at": _ts(event.starts_at_s).isoformat(),
-            "ends_at": _ts(event.ends_at_s).isoformat(),
-        },
-    )
 
 
-async def cancel_planned_outage(
-    conn: AsyncConnection, mapping: PlannedMapping, event: PlannedEvent, *, now_s: float
-) -> str:
-    """Call the job off: 'cancelled' if it had not started; if customers were already out,
-    the interruption happened and ends now ('restored'). Returns the new state."""
-    state = "restored" if mapping.state in ("confirmed", "partially_restored") else "cancelled"
-    if mapping.state in ("restored", "cancelled"):
-        state = mapping.state
-    await close_planned_outage_in(conn, mapping.outage_id, state, now=_ts(now_s))
+async def cancel_planned_mapping_in(
+    conn: AsyncConnection, outage_id: int, event: PlannedEvent, *, now_s: float
+) -> None:
+    """The job's mapping marked called off (at the cancelling version)."""
     await conn.execute(
         "UPDATE planned_notice_outages SET version = %s, cancelled = true, updated_at = %s"
         " WHERE outage_id = %s",
-        [event.version, _ts(now_s), mapping.outage_id],
+        [event.version, _ts(now_s), outage_id],
     )
-    await add_timeline_in(
-        conn,
-        mapping.outage_id,
-        _ts(now_s),
-        "planned_cancelled",
-        {"planned_id": event.planned_id, "version": event.version},
-    )
-    return state
 
 
 async def customers_told(conn: AsyncConnection, outage_id: int) -> list[str]:

@@ -15,8 +15,11 @@ from gridwatch.detection import DetectionRunner
 from gridwatch.detection._reports import report_evidence
 from gridwatch.outages import EngineConfig, OperatorDesk
 from gridwatch.store import Database
-from gridwatch.store.customer_reports import CustomerReportRow, add_customer_report
-from gridwatch.store.notifications import insert_customer_report
+from gridwatch.store.customer_reports import (
+    CustomerReportRow,
+    add_customer_report,
+    insert_customer_report,
+)
 from gridwatch.topology import save_topology
 from ingest import CommittedBatch, MeterEvent, Reading
 from simulators import toy_grid
