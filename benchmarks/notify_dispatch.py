@@ -25,7 +25,7 @@ from benchmarks.notify_support import (
     start_standin,
     stop_when_sent,
 )
-from gridwatch.app.notify import Dispatcher, enqueue_for_outage_change
+from gridwatch.app.notify import enqueue_in, store_dispatcher
 from gridwatch.store import Database, drop_schema, migrate
 from notifier import DispatcherConfig
 
@@ -56,11 +56,11 @@ async def _ours(base_url: str, n: int, lanes: int, concurrency: int, batch: int)
         await migrate(db)
         ids, outage = await seed_outage(db, n)
         async with db.connection() as conn:
-            await enqueue_for_outage_change(conn, detected(outage, ids))
+            await enqueue_in(conn, detected(outage, ids))
         channel = sms_channel(
             base_url, status_callback_url="https://gw.example.vn/notify/twilio/status"
         )
-        dispatcher = Dispatcher(
+        dispatcher = store_dispatcher(
             db,
             {"sms": channel},
             config=DispatcherConfig(

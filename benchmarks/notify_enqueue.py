@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from gridwatch.app.notify import enqueue_for_outage_change
+from gridwatch.app.notify import enqueue_in
 from gridwatch.store import Database, drop_schema, migrate
 from notifier import OutageChange
 
@@ -63,7 +63,7 @@ async def _enqueue(db: Database, change: OutageChange) -> tuple[float, int]:
         await conn.execute(
             "UPDATE outages SET state = 'confirmed' WHERE outage_id = %s", [change.outage_id]
         )
-        result = await enqueue_for_outage_change(conn, change)
+        result = await enqueue_in(conn, change)
     return time.perf_counter() - started, result.inserted
 
 

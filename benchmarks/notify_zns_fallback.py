@@ -34,7 +34,7 @@ from benchmarks.notify_support import (
     start_standin,
     stop_when_sent,
 )
-from gridwatch.app.notify import Dispatcher, enqueue_for_outage_change
+from gridwatch.app.notify import enqueue_in, store_dispatcher
 from gridwatch.core.settings import Settings
 from gridwatch.store import Database, drop_schema, migrate
 from gridwatch.store.notification_costs import channel_days, outage_reach
@@ -79,7 +79,7 @@ async def _run(
         ids, outage = await seed_outage(db, n, channel="zns>sms" if mode == "zns>sms" else "sms")
         started = time.perf_counter()
         async with db.connection() as conn:
-            await enqueue_for_outage_change(conn, detected(outage, ids))
+            await enqueue_in(conn, detected(outage, ids))
         enqueue_s = time.perf_counter() - started
         channels["sms"] = sms_channel(sms_url)
         if mode == "zns>sms":
@@ -97,7 +97,7 @@ async def _run(
                     messages_per_s=100_000.0,
                 )
             )
-        dispatcher = Dispatcher(
+        dispatcher = store_dispatcher(
             db,
             channels,
             config=DispatcherConfig(

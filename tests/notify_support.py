@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandin
 
-from gridwatch.app.notify import Dispatcher, enqueue_for_outage_change
+from gridwatch.app.notify import enqueue_in, store_dispatcher
 from gridwatch.core.clock import ManualClock
 from gridwatch.store import Database
 from notifier import (
     Channel,
+    Dispatcher,
     DispatcherConfig,
     EnqueueResult,
     NotifyPolicy,
@@ -82,7 +83,7 @@ async def new_outage(db: Database, *, planned: bool = False, started_s: float = 
 async def enqueue(db: Database, change: OutageChange, **kw: Any) -> EnqueueResult:
     """Enqueue ``change`` in a transaction of its own, committed on return."""
     async with db.connection() as conn:
-        return await enqueue_for_outage_change(conn, change, **kw)
+        return await enqueue_in(conn, change, **kw)
 
 
 async def enqueue_detected(db: Database, customer_ids: Sequence[str], **fields: Any) -> int:
@@ -125,7 +126,7 @@ def make_dispatcher(
     **config: Any,
 ) -> Dispatcher:
     """A dispatcher on a manual clock (default one second after ``DAY_S``), worker ``w``."""
-    return Dispatcher(
+    return store_dispatcher(
         db,
         channels,
         clock=clock or ManualClock(DAY_S + 1),

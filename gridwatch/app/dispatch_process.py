@@ -12,7 +12,7 @@ import asyncio
 import signal
 import sys
 
-from gridwatch.app.notify import Dispatcher, zns_channel_from_settings
+from gridwatch.app.notify import store_dispatcher, store_zns_channel
 from gridwatch.core.errors import GridwatchError
 from gridwatch.core.settings import Settings, load_settings
 from gridwatch.store import Database
@@ -47,7 +47,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         if args.fallback_receipt_timeout_s is not None
         else settings.notify_fallback_receipt_timeout_s
     )
-    dispatcher = Dispatcher(
+    dispatcher = store_dispatcher(
         db,
         channels,
         config=DispatcherConfig(
@@ -76,7 +76,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
 def _zns_channel(args: argparse.Namespace, settings: Settings, db: Database) -> ZnsChannel | None:
     """The ZNS channel when configured (options over GRIDWATCH_ZNS_* settings), else None."""
-    return zns_channel_from_settings(
+    return store_zns_channel(
         settings,
         db,
         timeout_s=args.timeout_s,

@@ -1,9 +1,9 @@
 """The notifier plugged into the PostgreSQL store.
 
-``notifier`` knows its store only through ports (``notifier._ports``); these are its entry
-points with ``gridwatch.store``'s implementations filled in, under the notifier's own names,
-for the service, the dispatcher process, the demo, the tests and the benchmarks: each takes
-the ``Database`` (or, to enqueue, a connection inside the caller's open transaction).
+``notifier`` knows its store only through ports (``notifier._ports``); these build its parts
+with ``gridwatch.store``'s implementations filled in, for the service, the dispatcher
+process, the demo, the tests and the benchmarks: each takes the ``Database`` (or, to
+enqueue, a connection inside the caller's open transaction).
 """
 
 from __future__ import annotations
@@ -22,47 +22,41 @@ from gridwatch.store.notifications import PostgresOutbox, PostgresOutboxStore
 from gridwatch.store.zns_tokens import PostgresZnsTokenStore
 
 
-class Dispatcher(notifier.Dispatcher):
-    """``notifier.Dispatcher`` on the database's outbox."""
-
-    def __init__(
-        self,
-        db: Database,
-        channels: Mapping[str, notifier.Channel],
-        *,
-        config: notifier.DispatcherConfig | None = None,
-        policy: notifier.NotifyPolicy | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(
-            PostgresOutboxStore(db), channels, config=config, policy=policy, clock=clock
-        )
+def store_dispatcher(
+    db: Database,
+    channels: Mapping[str, notifier.Channel],
+    *,
+    config: notifier.DispatcherConfig | None = None,
+    policy: notifier.NotifyPolicy | None = None,
+    clock: Clock | None = None,
+) -> notifier.Dispatcher:
+    """A ``notifier.Dispatcher`` on the database's outbox."""
+    return notifier.Dispatcher(
+        PostgresOutboxStore(db), channels, config=config, policy=policy, clock=clock
+    )
 
 
-class WebPushChannel(notifier.WebPushChannel):
-    """``notifier.WebPushChannel`` with the database's push subscriptions."""
-
-    def __init__(
-        self,
-        db: Database,
-        vapid_private_key_path: Path | str,
-        *,
-        subject: str,
-        ttl_s: int = 24 * 3600,
-        timeout_s: float = 10.0,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(
-            PostgresOutboxStore(db),
-            vapid_private_key_path,
-            subject=subject,
-            ttl_s=ttl_s,
-            timeout_s=timeout_s,
-            clock=clock,
-        )
+def store_web_push_channel(
+    db: Database,
+    vapid_private_key_path: Path | str,
+    *,
+    subject: str,
+    ttl_s: int = 24 * 3600,
+    timeout_s: float = 10.0,
+    clock: Clock | None = None,
+) -> notifier.WebPushChannel:
+    """A ``notifier.WebPushChannel`` with the database's push subscriptions."""
+    return notifier.WebPushChannel(
+        PostgresOutboxStore(db),
+        vapid_private_key_path,
+        subject=subject,
+        ttl_s=ttl_s,
+        timeout_s=timeout_s,
+        clock=clock,
+    )
 
 
-async def enqueue_for_outage_change(
+async def enqueue_in(
     conn: AsyncConnection,
     change: notifier.OutageChange,
     *,
@@ -75,19 +69,19 @@ async def enqueue_for_outage_change(
     )
 
 
-def create_webhooks_router(
+def store_webhooks_router(
     db: Database, config: notifier.WebhooksConfig, *, clock: Clock | None = None
 ) -> APIRouter:
     return notifier.create_webhooks_router(PostgresOutboxStore(db), config, clock=clock)
 
 
-def create_zns_webhook_router(
+def store_zns_webhook_router(
     db: Database, config: notifier.ZnsWebhookConfig, *, clock: Clock | None = None
 ) -> APIRouter:
     return notifier.create_zns_webhook_router(PostgresOutboxStore(db), config, clock=clock)
 
 
-def zns_channel_from_settings(
+def store_zns_channel(
     settings: Settings, db: Database, *, timeout_s: float = 10.0, **given: str | float | None
 ) -> notifier.ZnsChannel | None:
     """``notifier.zns_channel_from_settings`` with the OA's token pair in the database
@@ -98,10 +92,10 @@ def zns_channel_from_settings(
 
 
 __all__ = [
-    "Dispatcher",
-    "WebPushChannel",
-    "create_webhooks_router",
-    "create_zns_webhook_router",
-    "enqueue_for_outage_change",
-    "zns_channel_from_settings",
+    "enqueue_in",
+    "store_dispatcher",
+    "store_web_push_channel",
+    "store_webhooks_router",
+    "store_zns_channel",
+    "store_zns_webhook_router",
 ]

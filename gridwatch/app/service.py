@@ -17,11 +17,11 @@ from psycopg import AsyncConnection
 from gridwatch.api import ApiServer, ServiceReadiness, create_app
 from gridwatch.app.ingest_process import ingest_config
 from gridwatch.app.notify import (
-    Dispatcher,
-    WebPushChannel,
-    create_webhooks_router,
-    create_zns_webhook_router,
-    zns_channel_from_settings,
+    store_dispatcher,
+    store_web_push_channel,
+    store_webhooks_router,
+    store_zns_channel,
+    store_zns_webhook_router,
 )
 from gridwatch.core.clock import Clock, ReplayClock, SystemClock
 from gridwatch.core.errors import ConfigError, StoreError
@@ -36,6 +36,7 @@ from gridwatch.topology import Topology, load_topology
 from ingest import CommittedBatch, IngestService, KnownIds, OnRecords
 from notifier import (
     Channel,
+    Dispatcher,
     DispatcherConfig,
     NotifierError,
     NotifyPolicy,
@@ -155,10 +156,10 @@ def channels_from_settings(
                 f"GRIDWATCH_VAPID_PRIVATE_KEY_PATH: no key at {settings.vapid_private_key_path}"
                 " (create one with `gridwatch notify vapid-keys PATH`)"
             )
-        channels["push"] = WebPushChannel(
+        channels["push"] = store_web_push_channel(
             db, settings.vapid_private_key_path, subject=settings.vapid_subject, clock=clock
         )
-    zns = zns_channel_from_settings(settings, db)
+    zns = store_zns_channel(settings, db)
     if zns is not None:
         channels["zns"] = zns  # customers' channel order (e.g. zns>sms) picks it
     if settings.utility_webhook_url:
@@ -310,14 +311,14 @@ async def running_service(
             templates=bridge.templates if bridge is not None else None,
             policy=notify.policy,
         )
-        app.include_router(create_webhooks_router(db, webhooks, clock=clock), prefix=NOTIFY_PREFIX)
+        app.include_router(store_webhooks_router(db, webhooks, clock=clock), prefix=NOTIFY_PREFIX)
         if settings.zns_app_id and settings.zns_oa_secret_key.get_secret_value():
             # ZNS delivery receipts: signature-checked by the router (the OA's secret key).
             zns_hooks = ZnsWebhookConfig(
                 settings.zns_app_id, settings.zns_oa_secret_key.get_secret_value()
             )
             app.include_router(
-                create_zns_webhook_router(db, zns_hooks, clock=clock), prefix=NOTIFY_PREFIX
+                store_zns_webhook_router(db, zns_hooks, clock=clock), prefix=NOTIFY_PREFIX
             )
     dispatcher: Dispatcher | None = None
     if channels:
@@ -325,7 +326,9 @@ async def running_service(
         # A fallback waits this long for a first channel's receipt (0: only on failure).
         receipt_s = settings.notify_fallback_receipt_timeout_s or None
         config = notify.dispatcher or DispatcherConfig(fallback_receipt_timeout_s=receipt_s)
-        dispatcher = Dispatcher(db, channels, config=config, policy=notify.policy, clock=clock)
+        dispatcher = store_dispatcher(
+            db, channels, config=config, policy=notify.policy, clock=clock
+        )
     stop = asyncio.Event()
     port = settings.api_port if api_port is None else api_port
     async with ApiServer(app, settings.api_host, port) as api:

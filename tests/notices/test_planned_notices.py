@@ -16,11 +16,11 @@ import pytest
 from api_support import NOW, NOW_S, Tokens, client_for, make_app, make_tokens, seed_network
 from twilio_standin import TwilioStandin
 
-from gridwatch.app.notify import Dispatcher
 from gridwatch.core.clock import ManualClock
 from gridwatch.notices.planned_notices import PlannedNoticeConsumer, notice_text
 from gridwatch.store import Database
 from gridwatch.store.planned import PlannedEvent
+from notifier import Dispatcher
 from tests.notify_support import make_dispatcher, sms_channel, standin
 
 __all__ = ["standin"]

@@ -16,7 +16,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gridwatch.app.notify import WebPushChannel
+from gridwatch.app.notify import store_web_push_channel
 from gridwatch.core.clock import ManualClock
 from gridwatch.store import Database
 from gridwatch.store.subscriptions import upsert_push_subscription
@@ -117,7 +117,7 @@ async def test_push_reaches_live_subscriptions_and_prunes_dead_ones(
             assert i >= 0
     receiver.status_by_path = {"/gone": 410, "/missing": 404}
     await enqueue_detected(db, ids)
-    channel = WebPushChannel(
+    channel = store_web_push_channel(
         db, keys.private_key_path, subject="mailto:ops@example.vn", clock=ManualClock(DAY_S + 60)
     )
     async with aclosing(channel):
@@ -165,7 +165,7 @@ async def test_push_5xx_is_retried_later(db: Database, receiver: Receiver, tmp_p
         )
     receiver.status_by_path = {"/busy": 503}
     await enqueue_detected(db, ids)
-    channel = WebPushChannel(db, keys.private_key_path, subject="mailto:ops@example.vn")
+    channel = store_web_push_channel(db, keys.private_key_path, subject="mailto:ops@example.vn")
     async with aclosing(channel):
         stats = await make_dispatcher(db, {"push": channel}).drain()
     assert stats.retried == 1

@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 from twilio_standin import TwilioStandin
 
-from gridwatch.app.notify import Dispatcher
 from gridwatch.core.clock import ManualClock
 from gridwatch.store import Database
 from gridwatch.store.subscriptions import set_opt_out
-from notifier import Notice, NotifyPolicy
+from notifier import Dispatcher, Notice, NotifyPolicy
 from tests.notify_support import (
     DAY_S,
     enqueue,

@@ -8,7 +8,7 @@ import asyncio
 
 from twilio_standin import TwilioStandin
 
-from gridwatch.app.notify import Dispatcher
+from gridwatch.app.notify import store_dispatcher
 from gridwatch.core.clock import ManualClock, ReplayClock
 from gridwatch.store import Database
 from gridwatch.store.notifications import claim_due
@@ -34,7 +34,7 @@ async def test_replay_speed_event_clock_does_not_resend_slow_sends(
     # lease. On the event clock every in-flight notice would be "lost" and resent.
     clock = ReplayClock(DAY_S + 10, speed=200.0)
     standin.response_delay_s = 1.0
-    dispatcher = Dispatcher(
+    dispatcher = store_dispatcher(
         db,
         {"sms": sms_channel(standin)},
         clock=clock,

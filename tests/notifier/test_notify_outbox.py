@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from gridwatch.app.notify import enqueue_for_outage_change
+from gridwatch.app.notify import enqueue_in
 from gridwatch.core.errors import StoreError
 from gridwatch.store import Database
 from gridwatch.store.subscriptions import set_opt_out, set_preferences
@@ -47,7 +47,7 @@ async def test_enqueue_commits_with_the_callers_transaction(db: Database) -> Non
     ids = await seed_customers(db, 5)
     outage = await new_outage(db)
     async with db.connection() as conn:
-        result = await enqueue_for_outage_change(conn, detected(outage, ids))
+        result = await enqueue_in(conn, detected(outage, ids))
         # Nothing is visible to others before the caller commits.
         async with db.connection() as other:
             cur = await other.execute("SELECT count(*) FROM notifications")
@@ -66,7 +66,7 @@ async def test_rolled_back_change_leaves_no_notices(db: Database) -> None:
             await conn.execute(
                 "UPDATE outages SET state = 'confirmed' WHERE outage_id = %s", [outage]
             )
-            await enqueue_for_outage_change(conn, detected(outage, ids))
+            await enqueue_in(conn, detected(outage, ids))
             await conn.execute("SELECT 1/0")  # the outage change fails after enqueue
 
     with pytest.raises(StoreError):
@@ -142,7 +142,7 @@ async def test_language_preference_and_ascii_sms_cut_segments(db: Database) -> N
         await set_preferences(conn, ids[1], language="en", now_s=DAY_S)
         await set_preferences(conn, ids[2], ascii_sms=True, now_s=DAY_S)
     async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, detected(outage, ids))
+        await enqueue_in(conn, detected(outage, ids))
         cur = await conn.execute(
             "SELECT customer_id, language, body, segments FROM notifications ORDER BY customer_id"
         )
@@ -176,8 +176,8 @@ async def test_quiet_hours_hold_non_urgent_until_morning(db: Database) -> None:
         where="Q1",
     )
     async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, detected(outage, ids, at_s=NIGHT_S))
-        await enqueue_for_outage_change(conn, etr)
+        await enqueue_in(conn, detected(outage, ids, at_s=NIGHT_S))
+        await enqueue_in(conn, etr)
         cur = await conn.execute(
             "SELECT kind, min(not_before), max(not_before) FROM notifications GROUP BY kind"
         )
@@ -204,7 +204,7 @@ async def test_quiet_hours_are_configurable_per_kind_and_customer(db: Database) 
         etr_p50_s=NIGHT_S + 7200,
     )
     async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, change, policy=policy)
+        await enqueue_in(conn, change, policy=policy)
         cur = await conn.execute("SELECT customer_id, not_before FROM notifications ORDER BY 1")
         rows = await cur.fetchall()
     assert rows[0][1] > datetime.fromtimestamp(NIGHT_S, UTC)
@@ -245,8 +245,8 @@ async def test_restored_supersedes_pending_and_partial_restoration_tells_only_re
     ids = await seed_customers(db, 4)
     outage = await new_outage(db, started_s=NIGHT_S)
     async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, detected(outage, ids, at_s=NIGHT_S))
-        await enqueue_for_outage_change(
+        await enqueue_in(conn, detected(outage, ids, at_s=NIGHT_S))
+        await enqueue_in(
             conn,
             OutageChange(
                 outage_id=outage,
@@ -266,7 +266,7 @@ async def test_restored_supersedes_pending_and_partial_restoration_tells_only_re
         where="Q1",
     )
     async with db.connection() as conn:
-        result = await enqueue_for_outage_change(conn, restored)
+        result = await enqueue_in(conn, restored)
         cur = await conn.execute(
             "SELECT customer_id, kind, status, not_before FROM notifications"
             " ORDER BY customer_id, kind"
@@ -307,9 +307,9 @@ async def test_planned_notice_needs_five_days_unless_emergency(db: Database) -> 
 
     async with db.connection() as conn:
         with pytest.raises(EventError, match="5"):
-            await enqueue_for_outage_change(conn, planned(3))
+            await enqueue_in(conn, planned(3))
     async with db.connection() as conn:
-        result = await enqueue_for_outage_change(conn, planned(6))
+        result = await enqueue_in(conn, planned(6))
         cur = await conn.execute("SELECT kind, not_before, body FROM notifications ORDER BY kind")
         rows = await cur.fetchall()
     assert result.inserted == 4  # notice + day-before reminder for each customer
@@ -337,8 +337,8 @@ async def test_cancellation_supersedes_the_pending_reminder(db: Database) -> Non
         ends_at_s=start + 3600,
     )
     async with db.connection() as conn:
-        await enqueue_for_outage_change(conn, notice)
-        await enqueue_for_outage_change(conn, cancel)
+        await enqueue_in(conn, notice)
+        await enqueue_in(conn, cancel)
         cur = await conn.execute("SELECT kind, status FROM notifications ORDER BY kind")
         rows = dict(await cur.fetchall())
     assert rows == {
@@ -374,7 +374,7 @@ async def test_malformed_change_is_refused_naming_the_field(
     args[field] = value
     async with db.connection() as conn:
         with pytest.raises(EventError, match=field.split("_s")[0] if field != "kind" else "kind"):
-            await enqueue_for_outage_change(conn, OutageChange(**args))  # type: ignore[arg-type]
+            await enqueue_in(conn, OutageChange(**args))  # type: ignore[arg-type]
 
 
 async def test_etr_quantiles_out_of_order_are_refused(db: Database) -> None:
@@ -388,7 +388,7 @@ async def test_etr_quantiles_out_of_order_are_refused(db: Database) -> None:
     )
     async with db.connection() as conn:
         with pytest.raises(EventError, match="p10 <= p50"):
-            await enqueue_for_outage_change(conn, change)
+            await enqueue_in(conn, change)
 
 
 async def test_concurrent_enqueues_of_one_change_insert_once(db: Database) -> None:
@@ -397,7 +397,7 @@ async def test_concurrent_enqueues_of_one_change_insert_once(db: Database) -> No
 
     async def enqueue() -> int:
         async with db.connection() as conn:
-            result = await enqueue_for_outage_change(conn, detected(outage, ids))
+            result = await enqueue_in(conn, detected(outage, ids))
             await asyncio.sleep(0.05)  # hold the transaction open while the other one runs
             return result.inserted
 
@@ -420,7 +420,7 @@ async def test_each_channel_gets_its_own_notice_and_unknown_ids_are_ignored(db: 
     ids = await seed_customers(db, 2, channels=("sms", "push", "carrier-pigeon"))
     outage = await new_outage(db)
     async with db.connection() as conn:
-        result = await enqueue_for_outage_change(conn, detected(outage, [*ids, "NOPE", "C9" * 30]))
+        result = await enqueue_in(conn, detected(outage, [*ids, "NOPE", "C9" * 30]))
         cur = await conn.execute(
             "SELECT channel, count(*) FROM notifications GROUP BY 1 ORDER BY 1"
         )

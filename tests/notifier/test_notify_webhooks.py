@@ -18,7 +18,7 @@ from twilio_standin import AUTH_TOKEN, TwilioStandin
 __all__ = ["standin"]
 from twilio.request_validator import RequestValidator
 
-from gridwatch.app.notify import create_webhooks_router
+from gridwatch.app.notify import store_webhooks_router
 from gridwatch.core.clock import ManualClock
 from gridwatch.store import Database
 from notifier import (
@@ -53,7 +53,7 @@ async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
         allow_http_push_endpoints=True,
     )
     app.include_router(
-        create_webhooks_router(db, config, clock=ManualClock(DAY_S)), prefix="/notify"
+        store_webhooks_router(db, config, clock=ManualClock(DAY_S)), prefix="/notify"
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         yield http
@@ -287,7 +287,7 @@ async def test_status_callbacks_from_the_standin_reach_the_router_over_http(
     config = WebhooksConfig(
         public_base_url=PUBLIC, twilio_auth_token=AUTH_TOKEN, link_secret=SECRET
     )
-    app.include_router(create_webhooks_router(db, config), prefix="/notify")
+    app.include_router(store_webhooks_router(db, config), prefix="/notify")
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )

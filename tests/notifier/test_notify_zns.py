@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from zns_standin import APP_ID, OA_ID, OA_SECRET_KEY, ZnsStandin, event_signature
 from zns_support import TEMPLATES, zns, zns_channel
 
-from gridwatch.app.notify import create_zns_webhook_router
+from gridwatch.app.notify import store_zns_webhook_router
 from gridwatch.core.clock import ManualClock
 from gridwatch.store import Database
 from gridwatch.store.zns_tokens import PostgresZnsTokenStore as DbTokenStore
@@ -251,7 +251,7 @@ async def test_enqueue_fills_zns_rows_from_the_notice_data(db: Database) -> None
 async def events(db: Database) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.include_router(
-        create_zns_webhook_router(
+        store_zns_webhook_router(
             db, ZnsWebhookConfig(APP_ID, OA_SECRET_KEY), clock=ManualClock(DAY_S)
         ),
         prefix="/notify",
@@ -371,7 +371,7 @@ async def test_receipts_over_http_from_the_standin_end_to_end(
     await enqueue_detected(db, ids)
     app = FastAPI()
     app.include_router(
-        create_zns_webhook_router(db, ZnsWebhookConfig(APP_ID, OA_SECRET_KEY)), prefix="/notify"
+        store_zns_webhook_router(db, ZnsWebhookConfig(APP_ID, OA_SECRET_KEY)), prefix="/notify"
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
