@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 from gridwatch.core import metrics
 
 log = logging.getLogger(__name__)
+
+
+def utc_datetime(epoch_s: float) -> datetime:
+    """Epoch seconds (service-clock time) as an aware UTC datetime, as the database stores it."""
+    return datetime.fromtimestamp(epoch_s, UTC)
 
 
 class Clock(Protocol):

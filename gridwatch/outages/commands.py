@@ -22,10 +22,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import ClassVar, Literal, Protocol
 
-from gridwatch.core.clock import Clock
+from gridwatch.core.clock import Clock, utc_datetime
 from gridwatch.core.errors import StoreUnavailable
 from gridwatch.etr import (
     CrewStatusRefused,
@@ -181,10 +181,6 @@ _ALLOWED_FROM: dict[str, tuple[str, ...]] = {
 _NEW_STATE = {"confirm": "confirmed", "cancel": "cancelled", "restore": "restored"}
 
 
-def _ts(s: float) -> datetime:
-    return datetime.fromtimestamp(s, UTC)
-
-
 class OperatorDesk:
     """Applies operators' commands to outages, each in one transaction with its audit row
     (``by``; the lifecycle commands always have one, the ETR and crew commands of a
@@ -208,7 +204,7 @@ class OperatorDesk:
         self._inbox = inbox
 
     def _now(self) -> datetime:
-        return _ts(self._clock.now_s())
+        return utc_datetime(self._clock.now_s())
 
     @contextlib.asynccontextmanager
     async def _handing_over(self) -> AsyncIterator[list[OperatorAction]]:
@@ -360,7 +356,9 @@ class OperatorDesk:
                 note = AuditNote(
                     by, "outage.etr_override.set", reason, {"etr_at": command.etr_at.isoformat()}
                 )
-                await record_note_in(conn, note, outage_id, _ts(now_s), override_id=override_id)
+                await record_note_in(
+                    conn, note, outage_id, utc_datetime(now_s), override_id=override_id
+                )
             inputs = {
                 "override": {"override_id": override_id, "reason": reason, "set_by": set_by},
                 "now_s": now_s,
@@ -382,7 +380,7 @@ class OperatorDesk:
             )
             if cleared and by is not None:
                 note = AuditNote(by, "outage.etr_override.clear", command.reason)
-                await record_note_in(conn, note, outage_id, _ts(now_s))
+                await record_note_in(conn, note, outage_id, utc_datetime(now_s))
         return cleared
 
     async def set_crew_status(
@@ -405,6 +403,6 @@ class OperatorDesk:
             if by is not None:
                 note = AuditNote(by, "outage.crew.set", command.reason)
                 await record_note_in(
-                    conn, note, outage_id, _ts(now_s), status=crew.status, cause=crew.cause
+                    conn, note, outage_id, utc_datetime(now_s), status=crew.status, cause=crew.cause
                 )
         return crew

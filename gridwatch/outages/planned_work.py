@@ -9,10 +9,9 @@ these in its transaction, beside the notices it enqueues; the statements are the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from psycopg import AsyncConnection
 
+from gridwatch.core.clock import utc_datetime
 from gridwatch.store import Database
 from gridwatch.store import outages as store
 from gridwatch.store.planned import (
@@ -25,10 +24,6 @@ from gridwatch.store.planned import (
 )
 
 
-def _ts(epoch_s: float) -> datetime:
-    return datetime.fromtimestamp(epoch_s, UTC)
-
-
 async def open_planned_outage(
     conn: AsyncConnection, event: PlannedEvent, scope: PlannedScope, *, now_s: float
 ) -> int:
@@ -38,15 +33,15 @@ async def open_planned_outage(
         conn,
         device_id=event.device_id,
         zone=event.zone,
-        starts_at=_ts(event.starts_at_s),
-        ends_at=_ts(event.ends_at_s),
-        now=_ts(now_s),
+        starts_at=utc_datetime(event.starts_at_s),
+        ends_at=utc_datetime(event.ends_at_s),
+        now=utc_datetime(now_s),
     )
     await insert_planned_mapping_in(conn, event, outage_id, scope, now_s=now_s)
     await store.add_timeline_in(
         conn,
         outage_id,
-        _ts(now_s),
+        utc_datetime(now_s),
         "planned_scheduled",
         {"planned_id": event.planned_id, "version": event.version, "reason": event.reason[:500]},
     )
@@ -60,21 +55,21 @@ async def move_planned_outage(
     await store.move_planned_outage_in(
         conn,
         outage_id,
-        starts_at=_ts(event.starts_at_s),
-        ends_at=_ts(event.ends_at_s),
-        now=_ts(now_s),
+        starts_at=utc_datetime(event.starts_at_s),
+        ends_at=utc_datetime(event.ends_at_s),
+        now=utc_datetime(now_s),
     )
     await update_planned_mapping_in(conn, outage_id, event, scope, now_s=now_s)
     await store.add_timeline_in(
         conn,
         outage_id,
-        _ts(now_s),
+        utc_datetime(now_s),
         "planned_changed",
         {
             "planned_id": event.planned_id,
             "version": event.version,
-            "starts_at": _ts(event.starts_at_s).isoformat(),
-            "ends_at": _ts(event.ends_at_s).isoformat(),
+            "starts_at": utc_datetime(event.starts_at_s).isoformat(),
+            "ends_at": utc_datetime(event.ends_at_s).isoformat(),
         },
     )
 
@@ -87,12 +82,12 @@ async def call_off_planned_outage(
     state = "restored" if mapping.state in ("confirmed", "partially_restored") else "cancelled"
     if mapping.state in ("restored", "cancelled"):
         state = mapping.state
-    await store.close_planned_outage_in(conn, mapping.outage_id, state, now=_ts(now_s))
+    await store.close_planned_outage_in(conn, mapping.outage_id, state, now=utc_datetime(now_s))
     await cancel_planned_mapping_in(conn, mapping.outage_id, event, now_s=now_s)
     await store.add_timeline_in(
         conn,
         mapping.outage_id,
-        _ts(now_s),
+        utc_datetime(now_s),
         "planned_cancelled",
         {"planned_id": event.planned_id, "version": event.version},
     )

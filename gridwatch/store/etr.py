@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from gridwatch.core.clock import utc_datetime
 from gridwatch.core.errors import StoreError
 from gridwatch.store.database import Database, Row
 from gridwatch.store.outages import CurrentEtr, add_timeline_in, set_current_etrs_in
-
-
-def _ts(s: float) -> datetime:
-    return datetime.fromtimestamp(s, UTC)
 
 
 def _s(value: datetime | None) -> float | None:
@@ -107,13 +104,13 @@ async def save_model(
             " params, active, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 version,
-                _ts(fitted_at_s),
-                None if history_from_s is None else _ts(history_from_s),
-                None if history_to_s is None else _ts(history_to_s),
+                utc_datetime(fitted_at_s),
+                None if history_from_s is None else utc_datetime(history_from_s),
+                None if history_to_s is None else utc_datetime(history_to_s),
                 n_outages,
                 Jsonb(params),
                 activate,
-                _ts(fitted_at_s),
+                utc_datetime(fitted_at_s),
             ],
         )
 
@@ -153,7 +150,7 @@ async def fetch_history(db: Database, since_s: float, as_of_s: float) -> list[Hi
             " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
             " WHERE o.state NOT IN ('scheduled', 'cancelled') AND NOT o.planned"
             "   AND o.started_at >= %s AND o.started_at < %s",
-            [_ts(as_of_s), _ts(since_s), _ts(as_of_s)],
+            [utc_datetime(as_of_s), utc_datetime(since_s), utc_datetime(as_of_s)],
         )
         rows = await cur.fetchall()
     return [HistoryRow(r[0].timestamp(), _s(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
@@ -208,7 +205,7 @@ async def set_crew_status_in(
         " cause = COALESCE(EXCLUDED.cause, etr_crew_status.cause),"
         " set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at"
         " RETURNING outage_id, status, cause, set_by, set_at",
-        [outage_id, status, cause, set_by, _ts(at_s)],
+        [outage_id, status, cause, set_by, utc_datetime(at_s)],
     )
     r = await cur.fetchone()
     if r is None:  # pragma: no cover - RETURNING always yields a row
@@ -218,7 +215,7 @@ async def set_crew_status_in(
     await add_timeline_in(
         conn,
         outage_id,
-        _ts(at_s),
+        utc_datetime(at_s),
         "crew_status",
         {"status": r[1], "cause": r[2], "set_by": r[3]},
     )
@@ -267,7 +264,7 @@ async def fetch_outage_intervals(db: Database, since_s: float) -> list[tuple[flo
             "SELECT started_at, restored_at FROM outages"
             " WHERE state NOT IN ('scheduled', 'cancelled')"
             " AND (restored_at IS NULL OR restored_at >= %s)",
-            [_ts(since_s)],
+            [utc_datetime(since_s)],
         )
         rows = await cur.fetchall()
     return [(r[0].timestamp(), _s(r[1])) for r in rows]
@@ -307,10 +304,10 @@ async def record_etrs_in(conn: AsyncConnection, rows: Sequence[EtrRow]) -> None:
             [
                 (
                     r.outage_id,
-                    _ts(r.computed_at_s),
-                    _ts(r.p10_s),
-                    _ts(r.p50_s),
-                    _ts(r.p90_s),
+                    utc_datetime(r.computed_at_s),
+                    utc_datetime(r.p10_s),
+                    utc_datetime(r.p50_s),
+                    utc_datetime(r.p90_s),
                     r.source,
                     r.model_version,
                     Jsonb(r.inputs),
@@ -323,11 +320,11 @@ async def record_etrs_in(conn: AsyncConnection, rows: Sequence[EtrRow]) -> None:
         [
             CurrentEtr(
                 r.outage_id,
-                _ts(r.p10_s),
-                _ts(r.p50_s),
-                _ts(r.p90_s),
+                utc_datetime(r.p10_s),
+                utc_datetime(r.p50_s),
+                utc_datetime(r.p90_s),
                 r.model_version,
-                _ts(r.computed_at_s),  # the ETR's service-clock time
+                utc_datetime(r.computed_at_s),  # the ETR's service-clock time
             )
             for r in rows
         ],
@@ -383,7 +380,7 @@ async def clear_override_in(
     cur = await conn.execute(
         "UPDATE etr_overrides SET cleared_at = %s, cleared_reason = %s"
         " WHERE outage_id = %s AND cleared_at IS NULL RETURNING override_id, etr_at, set_by",
-        [_ts(at_s), reason, outage_id],
+        [utc_datetime(at_s), reason, outage_id],
     )
     rows = await cur.fetchall()
     for override_id, etr_at, set_by in rows:  # at most one (etr_overrides_active_idx)
@@ -393,7 +390,7 @@ async def clear_override_in(
             "set_by": str(set_by),
             "cleared_reason": reason,
         }
-        await add_timeline_in(conn, outage_id, _ts(at_s), "etr_override_cleared", detail)
+        await add_timeline_in(conn, outage_id, utc_datetime(at_s), "etr_override_cleared", detail)
     return bool(rows)
 
 
@@ -412,18 +409,18 @@ async def insert_override_in(
     cur = await conn.execute(
         "INSERT INTO etr_overrides (outage_id, etr_at, reason, set_by, set_at)"
         " VALUES (%s, %s, %s, %s, %s) RETURNING override_id",
-        [outage_id, _ts(etr_at_s), reason, set_by, _ts(set_at_s)],
+        [outage_id, utc_datetime(etr_at_s), reason, set_by, utc_datetime(set_at_s)],
     )
     row = await cur.fetchone()
     if row is None:  # pragma: no cover - RETURNING always yields a row
         raise StoreError("override insert returned nothing")
     detail = {
         "override_id": int(row[0]),
-        "etr_at": _ts(etr_at_s).isoformat(),
+        "etr_at": utc_datetime(etr_at_s).isoformat(),
         "reason": reason,
         "set_by": set_by,
     }
-    await add_timeline_in(conn, outage_id, _ts(set_at_s), "etr_override_set", detail)
+    await add_timeline_in(conn, outage_id, utc_datetime(set_at_s), "etr_override_set", detail)
     return int(row[0])
 
 
@@ -499,11 +496,11 @@ async def save_notice(conn: AsyncConnection, notice: NoticeRow) -> None:
         " p50 = EXCLUDED.p50, updates_sent = EXCLUDED.updates_sent",
         [
             notice.outage_id,
-            _ts(notice.first_at_s),
-            _ts(notice.last_at_s),
-            _ts(notice.window_start_s),
-            _ts(notice.window_end_s),
-            _ts(notice.p50_s),
+            utc_datetime(notice.first_at_s),
+            utc_datetime(notice.last_at_s),
+            utc_datetime(notice.window_start_s),
+            utc_datetime(notice.window_end_s),
+            utc_datetime(notice.p50_s),
             notice.updates_sent,
         ],
     )

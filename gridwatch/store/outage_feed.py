@@ -37,12 +37,3 @@ async def listen_outage_changes(db: Database) -> AsyncIterator[dict[str, Any]]:
             if isinstance(payload, dict) and payload.get("schema") == db.schema:
                 payload.pop("schema", None)
                 yield payload
-
-
-async def notify_outage_test_event(db: Database, payload: dict[str, Any]) -> None:
-    """Send a change on the channel by hand (benchmarks and tests of the fan-out)."""
-    async with db.connection() as conn:
-        await conn.execute(
-            "SELECT pg_notify(%s, %s)",
-            [OUTAGE_CHANNEL, orjson.dumps({**payload, "schema": db.schema}).decode()],
-        )

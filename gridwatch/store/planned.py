@@ -11,19 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import LiteralString, NamedTuple
 
 from psycopg import AsyncConnection
 
+from gridwatch.core.clock import utc_datetime
 from gridwatch.store.audit import Actor, record_audit_in
 from gridwatch.store.database import Database, Row, event_time, fetch_row, fetch_rows
 from gridwatch.store.outages import ActionRefused
-
-
-def _ts(epoch_s: float) -> datetime:
-    return datetime.fromtimestamp(epoch_s, UTC)
-
 
 # --- jobs, as operators schedule them ------------------------------------------------------
 
@@ -329,12 +325,6 @@ async def claim_next_event(conn: AsyncConnection) -> PlannedEvent | None:
     )  # fmt: skip
 
 
-async def unhandled_events(conn: AsyncConnection) -> int:
-    cur = await conn.execute("SELECT count(*) FROM planned_outage_events WHERE handled_at IS NULL")
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
-
-
 async def mark_event_handled(
     conn: AsyncConnection,
     event_id: int,
@@ -347,7 +337,7 @@ async def mark_event_handled(
     await conn.execute(
         "UPDATE planned_outage_events SET handled_at = %s, outage_id = %s, outcome = %s,"
         " detail = %s WHERE event_id = %s",
-        [_ts(now_s), outage_id, outcome, detail[:2000], event_id],
+        [utc_datetime(now_s), outage_id, outcome, detail[:2000], event_id],
     )
 
 
@@ -374,11 +364,11 @@ async def insert_planned_mapping_in(
             event.planned_id,
             outage_id,
             event.version,
-            _ts(event.starts_at_s),
-            _ts(event.ends_at_s),
+            utc_datetime(event.starts_at_s),
+            utc_datetime(event.ends_at_s),
             scope.meters,
             len(scope.customer_ids),
-            _ts(now_s),
+            utc_datetime(now_s),
         ],
     )
 
@@ -392,11 +382,11 @@ async def update_planned_mapping_in(
         " meters = %s, customers = %s, updated_at = %s WHERE outage_id = %s",
         [
             event.version,
-            _ts(event.starts_at_s),
-            _ts(event.ends_at_s),
+            utc_datetime(event.starts_at_s),
+            utc_datetime(event.ends_at_s),
             scope.meters,
             len(scope.customer_ids),
-            _ts(now_s),
+            utc_datetime(now_s),
             outage_id,
         ],
     )
@@ -409,7 +399,7 @@ async def cancel_planned_mapping_in(
     await conn.execute(
         "UPDATE planned_notice_outages SET version = %s, cancelled = true, updated_at = %s"
         " WHERE outage_id = %s",
-        [event.version, _ts(now_s), outage_id],
+        [event.version, utc_datetime(now_s), outage_id],
     )
 
 

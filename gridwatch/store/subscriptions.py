@@ -7,14 +7,11 @@ Functions taking ``conn`` run inside the caller's transaction; the caller commit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, time
+from datetime import time
 
 from psycopg import AsyncConnection
 
-
-def _ts(epoch_s: float) -> datetime:
-    return datetime.fromtimestamp(epoch_s, UTC)
-
+from gridwatch.core.clock import utc_datetime
 
 # --- opt-outs and customers (inbound SMS) -------------------------------------------------
 
@@ -25,7 +22,7 @@ async def set_opt_out(
     await conn.execute(
         "INSERT INTO notify_opt_outs (channel, address, source, opted_out_at)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT (channel, address) DO NOTHING",
-        [channel, address, source, _ts(now_s)],
+        [channel, address, source, utc_datetime(now_s)],
     )
 
 
@@ -33,13 +30,6 @@ async def clear_opt_out(conn: AsyncConnection, *, channel: str, address: str) ->
     await conn.execute(
         "DELETE FROM notify_opt_outs WHERE channel = %s AND address = %s", [channel, address]
     )
-
-
-async def is_opted_out(conn: AsyncConnection, *, channel: str, address: str) -> bool:
-    cur = await conn.execute(
-        "SELECT 1 FROM notify_opt_outs WHERE channel = %s AND address = %s", [channel, address]
-    )
-    return await cur.fetchone() is not None
 
 
 async def customer_by_phone(conn: AsyncConnection, phone_e164: str) -> tuple[str, str] | None:
@@ -88,7 +78,7 @@ async def set_preferences(
             quiet_start,
             quiet_end,
             timezone,
-            _ts(now_s),
+            utc_datetime(now_s),
         ],
     )
 
@@ -107,7 +97,7 @@ async def upsert_push_subscription(
         " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (endpoint) DO UPDATE SET"
         " customer_id = EXCLUDED.customer_id, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth"
         " RETURNING subscription_id",
-        [customer_id, endpoint, p256dh, auth, _ts(now_s)],
+        [customer_id, endpoint, p256dh, auth, utc_datetime(now_s)],
     )
     row = await cur.fetchone()
     assert row is not None
@@ -135,5 +125,5 @@ async def delete_push_subscription(conn: AsyncConnection, subscription_id: int) 
 async def mark_push_ok(conn: AsyncConnection, subscription_id: int, *, now_s: float) -> None:
     await conn.execute(
         "UPDATE notify_push_subscriptions SET last_ok_at = %s WHERE subscription_id = %s",
-        [_ts(now_s), subscription_id],
+        [utc_datetime(now_s), subscription_id],
     )

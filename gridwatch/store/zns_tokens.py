@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 from psycopg import AsyncConnection
 
+from gridwatch.core.clock import utc_datetime
 from gridwatch.store.database import Database
 from notifier import ZnsToken
-
-
-def _ts(epoch_s: float) -> datetime:
-    return datetime.fromtimestamp(epoch_s, UTC)
 
 
 async def lock_zns_token(conn: AsyncConnection, oa_id: str) -> ZnsToken | None:
@@ -40,7 +36,13 @@ async def save_zns_token(
         " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (oa_id) DO UPDATE SET"
         " access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token,"
         " expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at",
-        [oa_id, token.access_token, token.refresh_token, _ts(token.expires_at_s), _ts(now_s)],
+        [
+            oa_id,
+            token.access_token,
+            token.refresh_token,
+            utc_datetime(token.expires_at_s),
+            utc_datetime(now_s),
+        ],
     )
 
 
