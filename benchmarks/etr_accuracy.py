@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+import gridwatch.etr._estimate as etr_estimate
 from detectors.etr import (
     FitConfig,
     StormThresholds,
@@ -64,6 +65,7 @@ from gridwatch.etr import (
 from gridwatch.etr._calibration import calibrate_intervals as calibrate_intervals_fn
 from gridwatch.etr._calibration import set_interval_scales
 from gridwatch.etr._estimate import set_provenance
+from gridwatch.etr._prior import kind_root_for
 from simulators import load_scenario, simulate_world
 from simulators._history import HistoryParams, generate_history, median_duration_s
 from simulators._restoration import restoration_quantiles_s
@@ -286,7 +288,7 @@ def fit_for_scenario(
     cfg = EtrConfig(**(settings | (config_overrides or {})))
     cols = history_from_records(records, as_of_s=scenario.start_s, thresholds=thresholds)
     fit_cfg = FitConfig(min_holdout=10)
-    model = fit_model(cols, fit_cfg)
+    model = fit_model(cols, fit_cfg, root=kind_root_for(cfg))  # as fit_records does
     set_model_thresholds(model, thresholds)
     if calibrate_intervals:
         scales = calibrate_intervals_fn(
@@ -318,6 +320,7 @@ def _open_outages(
     cause_at_notice: bool,
     assigned_s: np.ndarray,
     recorded_start_s: np.ndarray,
+    seen_s: np.ndarray,
 ) -> list[OpenOutage]:
     return [
         OpenOutage(
@@ -330,6 +333,8 @@ def _open_outages(
             customers_affected=int(outs[i].meters.size),
             open_at_start=int(open_at_start[i]),
             crew_assigned=bool(assigned_s[i] <= t_s),
+            # Recorded from an earlier start (found later): the service knows the sighting.
+            seen_at_s=float(seen_s[i]) if seen_s[i] > recorded_start_s[i] else None,
         )
         for i in known
     ]
@@ -394,7 +399,9 @@ def evaluate_seed(
             batch = estimate_etrs(
                 fitted.model,
                 fitted.version,
-                _open_outages(outs, known, t_s, open_at_start, cause_at_notice, assigned, recorded),
+                _open_outages(
+                    outs, known, t_s, open_at_start, cause_at_notice, assigned, recorded, found
+                ),
                 t_s,
                 config=fitted.config,
             )
@@ -653,6 +660,7 @@ def run_cross_grid(
     *,
     max_test: int = CROSS_MAX_TEST,
     models: Sequence[str] = ("local", "prior", "foreign"),
+    config_overrides: dict[str, Any] | None = None,
 ) -> list[CrossScore]:
     """Every grid's test outages scored by its local fit, the bundled prior and every other
     grid's fit (marked as fitted elsewhere)."""
@@ -661,7 +669,7 @@ def run_cross_grid(
 
     end_s = load_scenario("quiet_day").start_s
     crews = load_scenario("quiet_day").world.crew.crews
-    config = EtrConfig(shared_crews=crews)
+    config = EtrConfig(**({"shared_crews": crews} | (config_overrides or {})))
     prior = default_prior_model()[1]
     set_provenance(prior, "prior", fitted_on="bundled prior")
     local: dict[str, Any] = {}
@@ -787,7 +795,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--max-test", type=int, default=CROSS_MAX_TEST, help="test outages a grid")
     ap.add_argument("--models", default="local,prior,foreign", help="--cross-grid models")
     ap.add_argument("--json", type=Path, default=None, help="write the summaries here")
+    ap.add_argument(
+        "--widening",
+        action="append",
+        default=[],
+        metavar="SOURCE=LOG_SD",
+        help="override a provenance's widening (development runs), e.g. foreign=0.2",
+    )
     args = ap.parse_args(argv)
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key.strip()] = float(value)
+    for item in args.widening:
+        # A development knob: the provenance allowances are module constants of the service.
+        source, _, value = item.partition("=")
+        etr_estimate.FOREIGN_LOG_SD = {**etr_estimate.FOREIGN_LOG_SD, source: float(value)}
     if args.cross_grid:
         base = CROSS_EVAL_SEED if args.seed_set == "eval" else CROSS_TUNE_SEED
         print(
@@ -796,7 +819,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         t0 = time.perf_counter()
         grids = [g.strip() for g in args.grids.split(",") if g.strip()]
-        scores = run_cross_grid(grids, base, max_test=args.max_test, models=args.models.split(","))
+        scores = run_cross_grid(
+            grids,
+            base,
+            max_test=args.max_test,
+            models=args.models.split(","),
+            config_overrides=overrides,
+        )
         table = cross_summary(scores)
         print(orjson.dumps(table, option=orjson.OPT_INDENT_2).decode())
         print(f"# wall {time.perf_counter() - t0:.0f} s")
@@ -822,10 +851,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             ]
             args.json.write_bytes(orjson.dumps({"summary": table, "outages": raw}))
         return
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key.strip()] = float(value)
     quiet_seeds = 600 if args.quick else args.quiet_seeds
     storm_seeds = 10 if args.quick else args.storm_seeds
     print(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import heapq
 import io
 import math
@@ -380,9 +381,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         " the grid sweep's service runs)",
     )
     ap.add_argument("--json", type=Path, default=None, help="per-outage rows + summary")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an EtrConfig number or flag (development runs), e.g. repair_from_sighting=0",
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     settings = load_settings()
+    options = EtrTaskOptions.from_settings(settings)
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key.strip() not in {f.name for f in dataclasses.fields(options.etr)}:
+            ap.error(f"--set: EtrConfig has no field {key.strip()!r}")
+        try:
+            overrides[key.strip()] = float(value)
+        except ValueError:
+            ap.error(f"--set {key.strip()}: not a number: {value!r}")
+    options = dataclasses.replace(options, etr=dataclasses.replace(options.etr, **overrides))
     first = load_scenario(args.scenario).seed if args.seed is None else args.seed
     report = asyncio.run(
         run(
@@ -390,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             range(first, first + args.seeds),
             database_url=settings.database_url.get_secret_value(),
             years=args.years,
-            options=EtrTaskOptions.from_settings(settings),
+            options=options,
             poll_s=args.poll_s,
             crew_reports=not args.no_crew_reports,
             commit_s=args.commit_s,

@@ -29,7 +29,7 @@ from detectors.etr._conditional import (
     conditional_duration_quantiles,
     conditional_etr,
 )
-from detectors.etr._fit import FitConfig, fit_survival_model
+from detectors.etr._fit import FitConfig, KindRoot, fit_survival_model, kind_root
 from detectors.etr._history import HistoryError, PreparedHistory, class_histograms, prepare_history
 from detectors.etr._model import FAMILY_NAMES, KM, LOGNORMAL, WEIBULL, LogGrid, SurvivalModel
 from detectors.etr._synthetic import SyntheticHistory, prior_history, synthetic_history
@@ -80,6 +80,7 @@ __all__ = [
     "BacklogResult",
     "FitConfig",
     "HistoryError",
+    "KindRoot",
     "LogGrid",
     "PreparedHistory",
     "StormThresholds",
@@ -96,6 +97,7 @@ __all__ = [
     "encode_classes",
     "fit_survival_model",
     "kind_code",
+    "kind_root",
     "parent_codes",
     "prepare_history",
     "prior_history",

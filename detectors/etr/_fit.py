@@ -4,7 +4,11 @@
 2. Reduce the rows to event/censoring counts per (full class, log-duration bin): one pass.
 3. For each family (lognormal, Weibull, grouped Kaplan–Meier) fit the hierarchy from the
    top: level 0 (all outages) by plain ML; each class of level l shrunk toward its parent
-   in level l-1 by ``shrink_pseudo_count`` pseudo-outages (see ``_fit_kernels``). The
+   in level l-1 by ``shrink_pseudo_count`` pseudo-outages (see ``_fit_kernels``). Given a
+   ``KindRoot`` (another history's device-kind classes, e.g. the bundled prior's), the
+   device kinds shrink toward its kinds instead of this history's pooled outages, and a
+   kind the history has no row of takes the root's full classes: it is then the root's
+   kind (with its storm, time-of-day and cause effects), not every other kind pooled. The
    cause level (4) is shrunk toward its parent *shifted in log time by the cause's effect
    pooled over storm levels and times of day* (``cause_log_shift``): a cause class has few
    outages of its own, and shrinking it to a parent pooled over causes threw the cause
@@ -41,7 +45,7 @@ from detectors.etr._fit_kernels import (
     _fit_parametric_kernel,
     _holdout_loglik_kernel,
 )
-from detectors.etr._history import class_histograms, prepare_history
+from detectors.etr._history import HistoryError, class_histograms, prepare_history
 from detectors.etr._model import FAMILY_NAMES, KM, LOGNORMAL, WEIBULL, LogGrid, SurvivalModel
 
 F64 = npt.NDArray[np.float64]
@@ -77,6 +81,24 @@ class _Hierarchy:
     p2: list[F64]
     cumhaz: list[F64]
     tail: list[F64]
+    km_q: list[F64] = field(default_factory=list)  # KM: hazard per bin (the children's parent)
+    km_r: list[F64] = field(default_factory=list)  # KM: at-risk fraction per bin
+
+
+@dataclass(frozen=True)
+class KindRoot:
+    """Every family's device-kind classes fitted on another history: the parents a fit's
+    kinds shrink toward in place of its own pooled root (``kind_root``)."""
+
+    lognormal: tuple[F64, F64]  # (p1, p2) per kind
+    weibull: tuple[F64, F64]
+    km_q: F64  # (kind, bin)
+    km_r: F64
+    source: str  # what it was fitted on (the model's info names it)
+    model: SurvivalModel  # its full classes: a kind the fitted history has no row of
+
+    def parametric(self, family: int) -> tuple[F64, F64]:
+        return self.lognormal if family == LOGNORMAL else self.weibull
 
 
 def _level(h: F64, level: int) -> F64:
@@ -141,7 +163,7 @@ def _shift_bins(q: F64, r: F64, bins: npt.NDArray[np.int64]) -> tuple[F64, F64]:
 
 
 def _fit_parametric(
-    family: int, ev: list[F64], ce: list[F64], cfg: FitConfig, shift4: F64
+    family: int, ev: list[F64], ce: list[F64], cfg: FitConfig, shift4: F64, root: KindRoot | None
 ) -> _Hierarchy:
     grid = cfg.grid
     x = grid.log_mids()
@@ -163,6 +185,8 @@ def _fit_parametric(
         else:
             parent = parent_codes(level)
             pa, pb = out1[-1][parent], out2[-1][parent]
+            if level == 1 and root is not None:
+                pa, pb = root.parametric(family)
             if level == 4:
                 pa = pa + shift4  # both families' p1 is a log-time location
             w = cfg.shrink_pseudo_count
@@ -175,11 +199,15 @@ def _fit_parametric(
     return _Hierarchy(out1, out2, empty, [np.ones(LEVEL_SIZES[lv]) for lv in range(5)])
 
 
-def _fit_km(ev: list[F64], ce: list[F64], cfg: FitConfig, shift4: F64) -> _Hierarchy:
+def _fit_km(
+    ev: list[F64], ce: list[F64], cfg: FitConfig, shift4: F64, root: KindRoot | None
+) -> _Hierarchy:
     edges_s = np.exp(cfg.grid.log_edges())
     n_bins = cfg.grid.n_bins
     cum: list[F64] = []
     tails: list[F64] = []
+    qs: list[F64] = []
+    rs: list[F64] = []
     q_prev = np.zeros((1, n_bins))
     r_prev = np.zeros((1, n_bins))
     for level in range(5):
@@ -189,29 +217,64 @@ def _fit_km(ev: list[F64], ce: list[F64], cfg: FitConfig, shift4: F64) -> _Hiera
         else:
             parent = parent_codes(level)
             pq, pr, w = q_prev[parent], r_prev[parent], cfg.shrink_pseudo_count
+            if level == 1 and root is not None:
+                pq, pr = root.km_q, root.km_r
             if level == 4:
                 bins = np.rint(shift4 / cfg.grid.width).astype(np.int64)
                 pq, pr = _shift_bins(pq, pr, bins)
         q, r, cumhaz, tail = _fit_km_kernel(ev[level], ce[level], pq, pr, w, edges_s)
         assert q.shape[0] == n_lv
         q_prev, r_prev = q, r
+        qs.append(q)
+        rs.append(r)
         cum.append(cumhaz)
         tails.append(tail)
     zeros = [np.zeros(LEVEL_SIZES[lv]) for lv in range(5)]
-    return _Hierarchy(zeros, [np.ones(LEVEL_SIZES[lv]) for lv in range(5)], cum, tails)
+    ones = [np.ones(LEVEL_SIZES[lv]) for lv in range(5)]
+    return _Hierarchy(zeros, ones, cum, tails, qs, rs)
 
 
-def _fit_all(ev_full: F64, ce_full: F64, cfg: FitConfig) -> tuple[list[_Hierarchy], F64]:
+def _fit_all(
+    ev_full: F64, ce_full: F64, cfg: FitConfig, root: KindRoot | None = None
+) -> tuple[list[_Hierarchy], F64]:
     """The three families' hierarchies and the pooled cause shift they were shrunk with."""
     ev = [_level(ev_full, lv) for lv in range(5)]
     ce = [_level(ce_full, lv) for lv in range(5)]
     shift4 = cause_log_shift(ev, cfg)
     families = [
-        _fit_parametric(LOGNORMAL, ev, ce, cfg, shift4),
-        _fit_parametric(WEIBULL, ev, ce, cfg, shift4),
-        _fit_km(ev, ce, cfg, shift4),
+        _fit_parametric(LOGNORMAL, ev, ce, cfg, shift4, root),
+        _fit_parametric(WEIBULL, ev, ce, cfg, shift4, root),
+        _fit_km(ev, ce, cfg, shift4, root),
     ]
     return families, shift4
+
+
+def kind_root(
+    duration_s: npt.NDArray[np.float64],
+    censored: npt.NDArray[np.bool_],
+    class_code: npt.NDArray[np.int64],
+    source: str,
+    config: FitConfig | None = None,
+) -> KindRoot:
+    """The device-kind classes of every family fitted on this history (all of it, no
+    held-out split), for other fits to shrink their kinds toward. Raises HistoryError
+    as ``fit_survival_model`` does."""
+    cfg = config or FitConfig()
+    prep = prepare_history(duration_s, censored, class_code, cfg.grid, min_events=cfg.min_events)
+    none_held = np.zeros(prep.duration_s.shape[0], dtype=np.bool_)
+    ev, ce, _, _ = class_histograms(
+        prep.duration_s, prep.censored, prep.class_code, none_held, cfg.grid
+    )
+    fams, _ = _fit_all(ev, ce, cfg)
+    model = fit_survival_model(duration_s, censored, class_code, cfg)
+    return KindRoot(
+        lognormal=(fams[LOGNORMAL].p1[1], fams[LOGNORMAL].p2[1]),
+        weibull=(fams[WEIBULL].p1[1], fams[WEIBULL].p2[1]),
+        km_q=fams[KM].km_q[1],
+        km_r=fams[KM].km_r[1],
+        source=source,
+        model=model,
+    )
 
 
 def fit_survival_model(
@@ -219,10 +282,13 @@ def fit_survival_model(
     censored: npt.NDArray[np.bool_],
     class_code: npt.NDArray[np.int64],
     config: FitConfig | None = None,
+    *,
+    root: KindRoot | None = None,
 ) -> SurvivalModel:
     """Fit the per-class model. Columns: float64 durations (s), bool censored (still open
     when the history was taken), int64 full class codes. Raises HistoryError (a ValueError)
-    when the history is unusable; rejected and capped rows are counted in ``model.info``."""
+    when the history is unusable; rejected and capped rows are counted in ``model.info``.
+    With ``root`` the device kinds shrink toward its kinds (module docstring, step 3)."""
     cfg = config or FitConfig()
     grid = cfg.grid
     prep = prepare_history(duration_s, censored, class_code, grid, min_events=cfg.min_events)
@@ -234,7 +300,7 @@ def fit_survival_model(
         prep.duration_s, prep.censored, prep.class_code, holdout, grid
     )
 
-    trained, _ = _fit_all(tr_ev, tr_ce, cfg)
+    trained, _ = _fit_all(tr_ev, tr_ce, cfg, root)
     log_edges = grid.log_edges()
     choice: list[npt.NDArray[np.int64]] = []
     holdout_ll_full = np.zeros(3)
@@ -267,7 +333,7 @@ def fit_survival_model(
             holdout_ll_full = lls.sum(axis=0)
             selected_ll = float(lls[np.arange(lls.shape[0]), chosen].sum())
 
-    final, shift4 = _fit_all(tr_ev + ho_ev, tr_ce + ho_ce, cfg)
+    final, shift4 = _fit_all(tr_ev + ho_ev, tr_ce + ho_ce, cfg, root)
     fam = choice[4]
     p1 = np.zeros(N_CLASSES)
     p2 = np.ones(N_CLASSES)
@@ -275,6 +341,23 @@ def fit_survival_model(
         sel = fam == f
         p1[sel] = final[f].p1[4][sel]
         p2[sel] = final[f].p2[4][sel]
+    km_cumhaz = np.where((fam == KM)[:, None], final[KM].cumhaz[4], 0.0)
+    tail_rate = np.where(fam == KM, final[KM].tail[4], 1.0)
+    all_ev = tr_ev + ho_ev
+    all_ce = tr_ce + ho_ce
+    from_root: list[str] = []
+    if root is not None:
+        if root.model.grid != grid:
+            raise HistoryError("the kind root was fitted on another duration grid")
+        rows = (all_ev + all_ce).sum(axis=1).reshape(N_KIND, -1).sum(axis=1)
+        from_root = [DEVICE_KINDS[k] for k in np.flatnonzero(rows == 0)]
+        absent = np.repeat(rows == 0, N_CLASSES // N_KIND)
+        m = root.model
+        fam = np.where(absent, m.family, fam)
+        p1 = np.where(absent, m.p1, p1)
+        p2 = np.where(absent, m.p2, p2)
+        km_cumhaz = np.where(absent[:, None], m.km_cumhaz, km_cumhaz)
+        tail_rate = np.where(absent, m.tail_rate, tail_rate)
     n_hold_total = float((ho_ev + ho_ce).sum())
     info: dict[str, Any] = {
         "n_rows": int(duration_s.shape[0]),
@@ -299,15 +382,16 @@ def fit_survival_model(
     }
     if cfg.pooled_cause_effect:
         info["cause_log_shift"] = _shift_table(shift4)
-    all_ev = tr_ev + ho_ev
-    all_ce = tr_ce + ho_ce
+    if root is not None:
+        info["kind_root"] = root.source
+        info["kinds_from_root"] = from_root
     return SurvivalModel(
         grid=grid,
         family=fam,
         p1=p1,
         p2=p2,
-        km_cumhaz=np.where((fam == KM)[:, None], final[KM].cumhaz[4], 0.0),
-        tail_rate=np.where(fam == KM, final[KM].tail[4], 1.0),
+        km_cumhaz=km_cumhaz,
+        tail_rate=tail_rate,
         n_events=all_ev.sum(axis=1).astype(np.int64),
         n_censored=all_ce.sum(axis=1).astype(np.int64),
         info=info,

@@ -17,6 +17,7 @@ from gridwatch.app.cli_args import (
     epoch_s,
     existing_file,
     existing_path,
+    history_source,
     mark_leaves,
     network_name,
     output_path,
@@ -402,6 +403,7 @@ async def _cmd_etr_fit(args: argparse.Namespace, settings: Settings) -> int:
             as_of_s=time.time(),
             activate=not args.no_activate,
             config=EtrTaskOptions.from_settings(settings).etr,
+            from_grid=args.from_grid,
         )
     finally:
         await db.close()
@@ -419,6 +421,12 @@ async def _cmd_etr_fit(args: argparse.Namespace, settings: Settings) -> int:
         + (
             f" (the file's storm_level on {fit.storm_levels_ignored:,} rows not used)"
             if fit.storm_levels_ignored
+            else ""
+        )
+        + f"; provenance {info['provenance']['source']}"
+        + (
+            f"; kinds it lacks, from the prior: {', '.join(info['kinds_from_root'])}"
+            if info.get("kinds_from_root")
             else ""
         )
     )
@@ -575,6 +583,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = etr.add_parser("fit", help="fit the ETR model on a history CSV and make it active")
     t.add_argument("history", type=existing_file, help="CSV (docs/etr-model.md lists columns)")
     t.add_argument("--no-activate", action="store_true", help="store it without using it")
+    t.add_argument(
+        "--from-grid",
+        type=history_source,
+        metavar="NAME",
+        help="the history is another grid's (a neighbour's, a vendor's): its intervals"
+        " widen until this grid's own outages come in",
+    )
     t.set_defaults(handler=_cmd_etr_fit)
 
     p = sub.add_parser("token", help="API tokens")

@@ -206,6 +206,17 @@ def token_name(text: str) -> str:
     return name
 
 
+def history_source(text: str) -> str:
+    """``etr fit --from-grid``: whose history it is (printable, 1 to 200 characters)."""
+    name = text.strip()
+    if not 1 <= len(name) <= 200 or not name.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"name the grid the history comes from (1 to 200 printable characters),"
+            f" got {shown(text)}"
+        )
+    return name
+
+
 def network_name(text: str) -> str:
     """A published network's name (the importer says which exist): plain characters only."""
     if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,100}", text):

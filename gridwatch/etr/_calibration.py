@@ -39,6 +39,7 @@ from gridwatch.etr._estimate import (
     set_model_thresholds,
 )
 from gridwatch.etr._history_import import HistoryRecord, history_from_records, reject_reason
+from gridwatch.etr._prior import kind_root_for
 
 
 @dataclass(frozen=True)
@@ -192,13 +193,16 @@ def calibrate_intervals(
             )
         )
     pooled: Scores = {"model": ([], []), "backlog": ([], [])}
+    root = kind_root_for(config)
     for k in range(folds):
         train = [r for r, b in zip(usable, block, strict=True) if b != k]
         cols = history_from_records(
             train, as_of_s=as_of_s, thresholds=thresholds, utc_offset_s=config.utc_offset_s
         )
         try:
-            model = fit_survival_model(cols.duration_s, cols.censored, cols.class_code, fit_config)
+            model = fit_survival_model(
+                cols.duration_s, cols.censored, cols.class_code, fit_config, root=root
+            )
         except HistoryError:
             continue
         set_model_thresholds(model, thresholds)

@@ -87,6 +87,15 @@ class EtrConfig:
     calibrate_thresholds: bool = True
     # Refits measure interval scales on a held-out backtest (``_calibration``).
     calibrate_intervals: bool = True
+    # A fit's device kinds shrink toward the bundled prior's kinds rather than the history's
+    # own outages pooled over kinds (gridwatch.etr._prior; docs/etr-model.md, "Provenance
+    # and unfamiliar grids"). False: the pooled root, as before 2026-12-08.
+    prior_root: bool = True
+    # An outage seen later than it started (``OpenOutage.seen_at_s``) is a repair from its
+    # sighting: its age, time of day and place in the crew queue count from then, not from
+    # the start of the outage above it (docs/etr-model.md, "Outages found later"). False:
+    # from its recorded start, as before 2026-12-08.
+    repair_from_sighting: bool = True
 
     def crews(self, zone: str) -> int:
         if self.shared_crews is not None:
@@ -113,6 +122,10 @@ class OpenOutage:
     open_at_start: int | None = None  # outages open when it started (storm level); None = now
     # A crew is dispatched to it or on site: it is in work, not waiting in the crew queue.
     crew_assigned: bool = False
+    # When its fault could first be seen, for an outage recorded from an earlier start: a
+    # fault on a line already dark (under an outage above) is found when that line is
+    # re-energised, and only then is a crew asked for. None: at its start.
+    seen_at_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -206,8 +219,13 @@ PROVENANCES = ("local", "prior", "foreign")
 # The log-time standard deviation of a class's location on a grid its model was not fitted
 # on, added in quadrature to the P10 / P90 half-widths (times z90). Calibrated on the
 # cross-grid tuning seeds (``python -m benchmarks.etr_accuracy --cross-grid --seed-set
-# dev``): the value that puts 80% of the pooled tuning outages inside P10-P90.
-FOREIGN_LOG_SD: Mapping[str, float] = {"prior": 0.22, "foreign": 0.30}
+# dev``): the value that puts 80% of the pooled tuning outages inside P10-P90. Another
+# grid's fit was 0.30 while the kinds its history lacked took its other kinds pooled. With
+# them taken from the prior (``EtrConfig.prior_root``, widened as the prior) 0 already
+# gives 80.3% and 0.10 80.9%: kept at 0.10, an allowance, because those grids share one
+# simulated world's crews and repair laws and so understate how far two real utilities
+# differ (docs/accuracy-etr.md, "Fifth session").
+FOREIGN_LOG_SD: Mapping[str, float] = {"prior": 0.22, "foreign": 0.10}
 # A class backed by n restored local outages keeps n0 / (n0 + n) of the widening in variance
 # (the fit's own shrinkage pseudo-count): it fades as the local history grows.
 LOCAL_PSEUDO_COUNT = 20.0
@@ -249,15 +267,19 @@ def local_restored_by_kind(model: SurvivalModel) -> np.ndarray:
     return np.asarray(events.sum(axis=1), dtype=np.float64)
 
 
-def widening_log_sd(provenance: Provenance, local_restored: float, calibrated: bool) -> float:
+def widening_log_sd(
+    provenance: Provenance, local_restored: float, calibrated: bool, *, rooted: bool = False
+) -> float:
     """The log-time sd added to an interval: the cross-grid allowance of the model's source,
     faded by the local outages behind the class. A local model whose intervals were
     calibrated on its own held-out outages needs none; an uncalibrated local model (a short
-    history) carries the foreign allowance faded by its own outages."""
+    history) carries an allowance faded by its own outages: the prior's when its kinds are
+    rooted in the prior's (``rooted``: they are mostly the prior's until its outages come
+    in), else another grid's."""
     if provenance.source == "local":
         if calibrated:
             return 0.0
-        tau = FOREIGN_LOG_SD["foreign"]
+        tau = FOREIGN_LOG_SD["prior" if rooted else "foreign"]
     else:
         tau = FOREIGN_LOG_SD[provenance.source]
     return tau * math.sqrt(LOCAL_PSEUDO_COUNT / (LOCAL_PSEUDO_COUNT + max(local_restored, 0.0)))
@@ -445,6 +467,11 @@ def estimate_etrs(
     if n == 0:
         return EtrBatch([], [], [])
     started = np.array([o.started_at_s for o in outages], dtype=np.float64)
+    # The repair's clock: from the start, or from the sighting of a fault found later.
+    repair_from = started.copy()
+    if cfg.repair_from_sighting:
+        seen = np.array([o.seen_at_s or -np.inf for o in outages], dtype=np.float64)
+        repair_from = np.minimum(np.maximum(started, seen), now_s)
     open_now = np.array(
         [o.open_at_start if o.open_at_start is not None else n for o in outages], dtype=np.int64
     )
@@ -452,17 +479,19 @@ def estimate_etrs(
     scales = interval_scales(model)
     provenance = model_provenance(model)
     local_by_kind = local_restored_by_kind(model)
+    rooted = "kind_root" in model.info
+    from_root = frozenset(model.info.get("kinds_from_root") or ())
     storm = thresholds.level(open_now)
     codes = encode_classes(
         np.array([kind_code(o.device_kind) for o in outages], dtype=np.int64),
         storm,
         np.array([cause_code(o.cause) for o in outages], dtype=np.int64),
-        tod_band(started, cfg.utc_offset_s),
+        tod_band(repair_from, cfg.utc_offset_s),
     )
     model_etr = conditional_etr(
-        model, codes, started, now_s, DEFAULT_PROBS, min_remaining_s=cfg.min_remaining_s
+        model, codes, repair_from, now_s, DEFAULT_PROBS, min_remaining_s=cfg.min_remaining_s
     )
-    elapsed = np.maximum(now_s - started, 0.0)
+    elapsed = np.maximum(now_s - repair_from, 0.0)
 
     zone_names = sorted({cfg.queue_of(o.zone) for o in outages})
     zone_idx = {z: i for i, z in enumerate(zone_names)}
@@ -477,7 +506,7 @@ def estimate_etrs(
         dtype=np.float64,
     )
     in_work = np.array([o.crew_assigned for o in outages], dtype=np.bool_)
-    oldest_in_work = _oldest_in_work(in_work, started, zone_index, crews)
+    oldest_in_work = _oldest_in_work(in_work, repair_from, zone_index, crews)
     hypotheses = [in_work]
     if cfg.unknown_crews_mix and not np.array_equal(oldest_in_work, in_work):
         hypotheses.append(oldest_in_work)
@@ -534,6 +563,8 @@ def estimate_etrs(
             "model_p50_s": float(model_etr[i, 1]),
             "crew_assigned": o.crew_assigned,
         }
+        if repair_from[i] != started[i]:
+            inputs["repair_from_s"] = float(repair_from[i])  # found later: timed from then
         ov = overrides.get(o.outage_id)
         if ov is not None and ov.etr_at_s > now_s:
             inputs["override"] = {
@@ -589,7 +620,12 @@ def estimate_etrs(
             inputs["interval_scale"] = scale.to_list()
         local_n = float(local_by_kind[kind_code(o.device_kind)])
         calibrated = scale is not None and scale.n >= CALIBRATED_MIN_ITEMS
-        log_sd = widening_log_sd(provenance, local_n, calibrated)
+        kind = DEVICE_KINDS[kind_code(o.device_kind)]
+        if kind in from_root:
+            # The prior's own classes (the history had no outage of this kind): its allowance.
+            log_sd = widening_log_sd(Provenance("prior"), 0.0, False)
+        else:
+            log_sd = widening_log_sd(provenance, local_n, calibrated, rooted=rooted)
         # A crew queue run on no local history: the queue's own allowance on top.
         unfamiliar_queue = source == "backlog" and not calibrated and provenance.source != "local"
         queue_sd = cfg.queue_log_sd if unfamiliar_queue else 0.0
@@ -598,6 +634,7 @@ def estimate_etrs(
             q = _widened(now_s, q, log_sd, cfg.min_remaining_s)
         inputs["provenance"] = provenance.to_dict() | {
             "local_restored_of_kind": int(local_n),
+            "kind_from_prior": kind in from_root,
             "widening_log_sd": round(log_sd, 4),
             "queue_log_sd": queue_sd,
         }

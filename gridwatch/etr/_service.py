@@ -22,6 +22,7 @@ import orjson
 from detectors.etr import (
     FitConfig,
     HistoryError,
+    KindRoot,
     SurvivalModel,
     calibrate_storm_thresholds,
     concurrent_open_counts,
@@ -43,6 +44,7 @@ from gridwatch.etr._estimate import (
     Override,
     estimate_etrs,
     set_model_thresholds,
+    set_provenance,
 )
 from gridwatch.etr._history_import import (
     HistoryColumns,
@@ -51,6 +53,7 @@ from gridwatch.etr._history_import import (
     history_open_counts,
     read_history_records,
 )
+from gridwatch.etr._prior import kind_root_for
 from gridwatch.store import etr as store
 from gridwatch.store.database import Database
 
@@ -85,10 +88,14 @@ def warm_up() -> None:
     _warm_kernels()
 
 
-def fit_model(columns: HistoryColumns, config: FitConfig | None = None) -> SurvivalModel:
+def fit_model(
+    columns: HistoryColumns, config: FitConfig | None = None, *, root: KindRoot | None = None
+) -> SurvivalModel:
     """Fit from model columns, translating the detectors' HistoryError."""
     try:
-        return fit_survival_model(columns.duration_s, columns.censored, columns.class_code, config)
+        return fit_survival_model(
+            columns.duration_s, columns.censored, columns.class_code, config, root=root
+        )
     except HistoryError as exc:
         raise HistoryRejected(str(exc)) from None
 
@@ -147,7 +154,7 @@ def fit_records(
     columns = history_from_records(
         records, as_of_s=as_of_s, thresholds=thresholds, utc_offset_s=config.utc_offset_s
     )
-    model = fit_model(columns, fit_config)
+    model = fit_model(columns, fit_config, root=kind_root_for(config))
     set_model_thresholds(model, thresholds)
     if config.calibrate_intervals:
         scales = calibrate_intervals(
@@ -177,9 +184,12 @@ async def fit_history_file(
     activate: bool = True,
     config: EtrConfig | None = None,
     fit_config: FitConfig | None = None,
+    from_grid: str | None = None,
 ) -> FileFit:
     """``gridwatch etr fit``: fit on a history CSV exactly as a refit fits the database's
-    outages, store the model (active by default).
+    outages, store the model (active by default). ``from_grid`` names the grid a history
+    from elsewhere was recorded on: the model is ``foreign`` and its intervals widen
+    (docs/etr-model.md, "Provenance and unfamiliar grids"); otherwise it is ``local``.
 
     A file's own ``storm_level`` (say, a weather rating) is not what the service can know
     about an open outage: it counts the outages open when it started. The model's storm
@@ -192,6 +202,10 @@ async def fit_history_file(
     model, cols = await asyncio.to_thread(
         partial(fit_records, usable, as_of_s=as_of_s, config=cfg, fit_config=fit_config)
     )
+    if from_grid is None:
+        set_provenance(model, "local", fitted_on=f"history file {Path(path).name}")
+    else:
+        set_provenance(model, "foreign", fitted_on=from_grid)
     columns = HistoryColumns(
         cols.duration_s, cols.censored, cols.class_code, cols.started_at_s, rejects + cols.rejects
     )
@@ -279,6 +293,7 @@ async def open_outages(
             critical_customers=critical.get(r.outage_id, 0),
             open_at_start=int(c),
             crew_assigned=r.crew_status in CREW_IN_WORK,
+            seen_at_s=r.nested_at_s,
         )
         for r, c in zip(rows, counts, strict=True)
     ]

@@ -24,13 +24,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.etr import FitConfig, prior_history
+from detectors.etr import FitConfig
 from gridwatch.core.clock import Clock
 from gridwatch.core.errors import GridwatchError
 from gridwatch.core.pacing import EventPacer
 from gridwatch.etr._errors import HistoryRejected, ModelUnavailable
 from gridwatch.etr._estimate import EtrBatch, EtrConfig, set_provenance
 from gridwatch.etr._history_import import HistoryColumns
+from gridwatch.etr._prior import PRIOR_NAME, PRIOR_SEED, prior_columns
 from gridwatch.etr._service import (
     LoadedModel,
     fit_model,
@@ -47,11 +48,6 @@ from gridwatch.store.database import Database
 log = logging.getLogger(__name__)
 
 PRIOR_PREFIX = "etr-prior"
-# The prior: the synthetic process with medians measured on published grids (fuse 2.2 h,
-# transformer 4.75 h, ...: detectors.etr._synthetic.PRIOR_KIND_MEDIAN_S),
-# 20,000 outages, seed 0: deterministic, so every installation starts from the same model.
-_PRIOR_ROWS = 20_000
-_PRIOR_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -115,17 +111,16 @@ class EtrTaskOptions:
 
 def default_prior_model() -> tuple[HistoryColumns, Any]:
     """The bundled prior's columns and fitted model (no I/O; about 50 ms)."""
-    h = prior_history(_PRIOR_ROWS, seed=_PRIOR_SEED)
-    cols = HistoryColumns(h.duration_s, h.censored, h.class_code, h.started_at_s)
-    model = fit_model(cols, FitConfig(seed=_PRIOR_SEED))
-    set_provenance(model, "prior", fitted_on=f"prior_history({_PRIOR_ROWS}, seed={_PRIOR_SEED})")
+    cols = prior_columns()
+    model = fit_model(cols, FitConfig(seed=PRIOR_SEED))  # the root itself: no kind root
+    set_provenance(model, "prior", fitted_on=PRIOR_NAME)
     return cols, model
 
 
 async def _store_prior(db: Database, now_s: float) -> LoadedModel:
     cols, model = await asyncio.to_thread(default_prior_model)
     model.info["prior"] = (
-        f"bundled default: prior_history({_PRIOR_ROWS}, seed={_PRIOR_SEED});"
+        f"bundled default: {PRIOR_NAME};"
         " replaced by the first refit the database's outages can support"
     )
     loaded = await save_fitted_model(db, model, now_s, cols, version_prefix=PRIOR_PREFIX)

@@ -48,6 +48,9 @@ class OpenOutageRow:
     meters_affected: int
     crew_status: str | None = None  # dispatched | on_site | released (etr_crew_status)
     crew_cause: str | None = None  # the cause the crew reported
+    # When detection found it still dark under an outage above that came back (timeline
+    # "nested" / "nested_linked"): it is recorded from that outage's start.
+    nested_at_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,9 @@ async def fetch_open_outages(db: Database) -> list[OpenOutageRow]:
             # start, so customers registered since then would be missed for priority.
             "SELECT o.outage_id, o.device_id, o.zone, d.kind, o.cause, o.started_at,"
             " GREATEST(o.customers_affected, COALESCE(om.customers, 0)),"
-            " o.meters_affected, c.status, c.cause"
+            " o.meters_affected, c.status, c.cause,"
+            " (SELECT min(t.at) FROM outage_timeline t WHERE t.outage_id = o.outage_id"
+            "   AND t.kind IN ('nested', 'nested_linked'))"
             " FROM outages o LEFT JOIN devices d ON d.device_id = o.device_id"
             " LEFT JOIN etr_crew_status c ON c.outage_id = o.outage_id"
             " LEFT JOIN LATERAL (SELECT count(DISTINCT COALESCE(x.customer_id, m.customer_id))"
@@ -174,7 +179,19 @@ async def fetch_open_outages(db: Database) -> list[OpenOutageRow]:
         )
         rows = await cur.fetchall()
     return [
-        OpenOutageRow(r[0], r[1], r[2], r[3], r[4], r[5].timestamp(), r[6], r[7], r[8], r[9])
+        OpenOutageRow(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5].timestamp(),
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            nested_at_s=None if r[10] is None else r[10].timestamp(),
+        )
         for r in rows
     ]
 

@@ -21,6 +21,7 @@ from gridwatch.core.errors import ConfigError
 from gridwatch.core.settings import load_settings
 from gridwatch.etr import (
     CrewStatusRefused,
+    EtrConfig,
     EtrRounds,
     EtrTaskOptions,
     LoadedModel,
@@ -214,6 +215,64 @@ async def test_etr_fit_classes_storms_as_the_service_does(
     assert model.info["storm_thresholds"] == [want.elevated, want.storm, want.major]
     assert set(model.info["interval_scale"]) >= {"model"}
     assert f"{rows.size - unplanned.size:,} planned left out" in out
+
+
+async def test_an_outage_found_under_a_restored_one_is_a_repair_from_its_sighting(
+    db: Database,
+) -> None:
+    """A fault on a line that was already dark is found when the line above comes back:
+    detection records the outage left dark from the outage above's start (timeline
+    "nested"), hours before anyone could see the fault or ask a crew for it. Aged from that
+    start it looked nearly repaired; its ETR counts from the sighting."""
+    await _devices(db)
+    plain, found_later = await _open(db, [("F1", "north", "inferred"), ("F1", "north", "nested")])
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE outages SET started_at = to_timestamp(%s) WHERE outage_id IN (%s, %s)",
+            [NOW - 4 * 3600.0, plain, found_later],
+        )
+        await conn.execute(
+            "INSERT INTO outage_timeline (outage_id, at, kind, detail)"
+            " VALUES (%s, to_timestamp(%s), 'nested', '{}')",
+            [found_later, NOW - 60.0],
+        )
+    batch = await refresh_open_etrs(db, ManualClock(NOW), _prior())
+    got = {e.outage_id: e for e in batch.estimates}
+    assert got[found_later].inputs["repair_from_s"] == pytest.approx(NOW - 60.0)
+    assert got[found_later].inputs["elapsed_s"] == pytest.approx(60.0)
+    assert "repair_from_s" not in got[plain].inputs
+    assert got[plain].inputs["elapsed_s"] == pytest.approx(4 * 3600.0)
+    # A fresh fuse repair outlasts what is left of one four hours old.
+    assert got[found_later].p50_s > got[plain].p50_s
+    before = await refresh_open_etrs(
+        db, ManualClock(NOW), _prior(), config=EtrConfig(repair_from_sighting=False)
+    )
+    old = {e.outage_id: e for e in before.estimates}
+    assert old[found_later].inputs["elapsed_s"] == pytest.approx(4 * 3600.0)
+
+
+async def test_etr_fit_from_another_grid_is_foreign_and_takes_the_kinds_it_lacks_from_the_prior(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """A neighbour's history: the model says it is another grid's (its intervals widen until
+    local outages come in) and the device kinds that history has no row of are the bundled
+    prior's, not its other kinds pooled. Without ``--from-grid`` the file is local."""
+    path = tmp_path / "history.csv"
+    cmd_history(path, scenario="storm", years=3.0, out=io.StringIO())
+    code, out, err = await _cli(
+        "etr", "fit", str(path), "--from-grid", "Dong Nai MV", url=database_url, schema=db.schema
+    )
+    assert code == 0, err
+    info = (await load_active_model(db)).model.info
+    assert info["provenance"] == {"source": "foreign", "fitted_on": "Dong Nai MV"}
+    assert info["kind_root"].startswith("bundled prior_history(")
+    assert "transformer" not in info["kinds_from_root"]  # the storm grid has transformers
+    assert "substation" in info["kinds_from_root"]  # and no substation outage
+    assert "; provenance foreign; kinds it lacks, from the prior: " in out
+    code, out, err = await _cli("etr", "fit", str(path), url=database_url, schema=db.schema)
+    assert code == 0, err
+    info = (await load_active_model(db)).model.info
+    assert info["provenance"] == {"source": "local", "fitted_on": "history file history.csv"}
 
 
 async def test_crew_status_puts_an_outage_in_work_and_its_cause_in_the_class(

@@ -37,6 +37,33 @@ def test_default_is_the_scenario_grid_with_a_fitted_history(
     assert (got["network"], got["prior"]) == (None, False)
 
 
+def test_set_reaches_the_services_etr_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    got = _capture_run(monkeypatch)
+    argv = ["--seed", "31", "--set", "repair_from_sighting=0", "--set", "queue_log_sd=0.3"]
+    assert _replay.main(argv) == 0
+    etr = got["options"].etr
+    assert (bool(etr.repair_from_sighting), etr.queue_log_sd) == (False, 0.3)
+
+
+@pytest.mark.parametrize(
+    ("item", "why"),
+    [
+        ("nosuch=1", "EtrConfig has no field 'nosuch'"),
+        ("queue_log_sd=wide", "--set queue_log_sd: not a number: 'wide'"),
+        ("=1", "EtrConfig has no field ''"),
+    ],
+)
+def test_bad_set_exits_2_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], item: str, why: str
+) -> None:
+    got = _capture_run(monkeypatch)
+    with pytest.raises(SystemExit) as exc:
+        _replay.main(["--seed", "31", "--set", item])
+    assert exc.value.code == 2
+    assert why in capsys.readouterr().err
+    assert got == {}  # nothing ran
+
+
 def test_network_runs_the_scenario_on_the_published_grid() -> None:
     own = _replay._simulation("storm", 31, None)
     sim = _replay._simulation("storm", 31, "mv_oberrhein")
