@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 import orjson
 
-import gridwatch.etr._estimate as etr_estimate
 from detectors.etr import (
     FitConfig,
     StormThresholds,
@@ -795,22 +794,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--max-test", type=int, default=CROSS_MAX_TEST, help="test outages a grid")
     ap.add_argument("--models", default="local,prior,foreign", help="--cross-grid models")
     ap.add_argument("--json", type=Path, default=None, help="write the summaries here")
-    ap.add_argument(
-        "--widening",
-        action="append",
-        default=[],
-        metavar="SOURCE=LOG_SD",
-        help="override a provenance's widening (development runs), e.g. foreign=0.2",
-    )
     args = ap.parse_args(argv)
     overrides: dict[str, Any] = {}
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key.strip()] = float(value)
-    for item in args.widening:
-        # A development knob: the provenance allowances are module constants of the service.
-        source, _, value = item.partition("=")
-        etr_estimate.FOREIGN_LOG_SD = {**etr_estimate.FOREIGN_LOG_SD, source: float(value)}
     if args.cross_grid:
         base = CROSS_EVAL_SEED if args.seed_set == "eval" else CROSS_TUNE_SEED
         print(

@@ -96,6 +96,8 @@ class EtrConfig:
     # the start of the outage above it (docs/etr-model.md, "Outages found later"). False:
     # from its recorded start, as before 2026-12-08.
     repair_from_sighting: bool = True
+    # Another grid's fit's widening (log-time sd); None: the calibrated FOREIGN_LOG_SD.
+    foreign_log_sd: float | None = None
 
     def crews(self, zone: str) -> int:
         if self.shared_crews is not None:
@@ -268,7 +270,12 @@ def local_restored_by_kind(model: SurvivalModel) -> np.ndarray:
 
 
 def widening_log_sd(
-    provenance: Provenance, local_restored: float, calibrated: bool, *, rooted: bool = False
+    provenance: Provenance,
+    local_restored: float,
+    calibrated: bool,
+    *,
+    rooted: bool = False,
+    allowances: Mapping[str, float] = FOREIGN_LOG_SD,
 ) -> float:
     """The log-time sd added to an interval: the cross-grid allowance of the model's source,
     faded by the local outages behind the class. A local model whose intervals were
@@ -279,9 +286,9 @@ def widening_log_sd(
     if provenance.source == "local":
         if calibrated:
             return 0.0
-        tau = FOREIGN_LOG_SD["prior" if rooted else "foreign"]
+        tau = allowances["prior" if rooted else "foreign"]
     else:
-        tau = FOREIGN_LOG_SD[provenance.source]
+        tau = allowances[provenance.source]
     return tau * math.sqrt(LOCAL_PSEUDO_COUNT / (LOCAL_PSEUDO_COUNT + max(local_restored, 0.0)))
 
 
@@ -481,6 +488,9 @@ def estimate_etrs(
     local_by_kind = local_restored_by_kind(model)
     rooted = "kind_root" in model.info
     from_root = frozenset(model.info.get("kinds_from_root") or ())
+    allowances = dict(FOREIGN_LOG_SD)
+    if cfg.foreign_log_sd is not None:
+        allowances["foreign"] = cfg.foreign_log_sd
     storm = thresholds.level(open_now)
     codes = encode_classes(
         np.array([kind_code(o.device_kind) for o in outages], dtype=np.int64),
@@ -623,9 +633,11 @@ def estimate_etrs(
         kind = DEVICE_KINDS[kind_code(o.device_kind)]
         if kind in from_root:
             # The prior's own classes (the history had no outage of this kind): its allowance.
-            log_sd = widening_log_sd(Provenance("prior"), 0.0, False)
+            log_sd = widening_log_sd(Provenance("prior"), 0.0, False, allowances=allowances)
         else:
-            log_sd = widening_log_sd(provenance, local_n, calibrated, rooted=rooted)
+            log_sd = widening_log_sd(
+                provenance, local_n, calibrated, rooted=rooted, allowances=allowances
+            )
         # A crew queue run on no local history: the queue's own allowance on top.
         unfamiliar_queue = source == "backlog" and not calibrated and provenance.source != "local"
         queue_sd = cfg.queue_log_sd if unfamiliar_queue else 0.0
